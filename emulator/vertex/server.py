@@ -1,0 +1,242 @@
+"""A gRPC stand-in for Vertex AI's PredictionService and LlmUtilityService, plus an admin HTTP API.
+
+It speaks the real protocol (the SDK's own proto types serialize every message), so the unmodified
+``aiplatform_v1`` client works against it. Answers are deterministic; timing follows a latency model
+(time to first token, then tokens per second); every call is counted per model and method so tests
+can prove what reached the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from emulator.vertex import textgen
+from shared.llm import sdk
+
+PREDICTION = "google.cloud.aiplatform.v1.PredictionService"
+LLM_UTILITY = "google.cloud.aiplatform.v1.LlmUtilityService"
+DEFAULT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash-001")
+
+
+@dataclass
+class LatencyModel:
+    """How long answers take: a fixed time to first token, then a steady token rate."""
+
+    ttft_ms: float = 150.0
+    tokens_per_second: float = 200.0
+    chunk_tokens: int = 4
+
+    def chunk_delay(self, tokens: int) -> float:
+        return tokens / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
+
+
+@dataclass
+class EmulatorState:
+    """Configuration and the call ledger that the admin API reports."""
+
+    latency: LatencyModel = field(default_factory=LatencyModel)
+    answer_tokens: int = 48
+    models: tuple[str, ...] = DEFAULT_MODELS
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    cancelled: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def report(self) -> dict[str, Any]:
+        by_model: dict[str, dict[str, int]] = {}
+        for (model, method), count in sorted(self.calls.items()):
+            by_model.setdefault(model, {})[method] = count
+        cancelled: dict[str, dict[str, int]] = {}
+        for (model, method), count in sorted(self.cancelled.items()):
+            cancelled.setdefault(model, {})[method] = count
+        return {"calls": by_model, "total": sum(self.calls.values()), "cancelled": cancelled}
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.cancelled.clear()
+
+
+def model_id(resource: str) -> str:
+    """``projects/p/locations/l/publishers/google/models/NAME`` → ``NAME``."""
+    return resource.rsplit("/models/", 1)[-1] if "/models/" in resource else resource
+
+
+class VertexEmulator:
+    """The servicer: one object serves both gRPC services."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+        self.types = sdk.prediction_types()
+        self.content = sdk.content_types()
+
+    async def _check_model(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> str:
+        name = model_id(request.model)
+        self.state.calls[(name, method)] += 1
+        if name not in self.state.models:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"Publisher Model `{request.model}` was not found or your project does not have "
+                "access to it.",
+            )
+        return name
+
+    def _prompt(self, request: Any) -> tuple[str, str, int]:
+        """Request identity key, last user text and prompt token count."""
+        texts = [p.text for c in request.contents for p in c.parts]
+        system = [p.text for p in request.system_instruction.parts]
+        last_user = next(
+            (
+                "".join(p.text for p in c.parts)
+                for c in reversed(request.contents)
+                if c.role in ("user", "")
+            ),
+            "",
+        )
+        config = request.generation_config
+        key_material = "\x1e".join(
+            [model_id(request.model), *system, "\x1f"]
+            + [f"{c.role}:{''.join(p.text for p in c.parts)}" for c in request.contents]
+            + [f"{config.temperature:.3f}"]
+        )
+        key = hashlib.sha256(key_material.encode()).hexdigest()
+        return key, last_user, textgen.count_tokens(texts + system)
+
+    def _plan(self, request: Any) -> tuple[list[str], str, int]:
+        key, last_user, prompt_tokens = self._prompt(request)
+        words = textgen.answer_words(key, last_user, self.state.answer_tokens)
+        limit = request.generation_config.max_output_tokens
+        finish = "STOP"
+        if limit and len(words) > limit:
+            words, finish = words[:limit], "MAX_TOKENS"
+        return words, finish, prompt_tokens
+
+    def _response(self, text: str, finish: str | None, prompt: int, output: int | None) -> Any:
+        content = self.content
+        candidate = content.Candidate(
+            index=0, content=content.Content(role="model", parts=[content.Part(text=text)])
+        )
+        if finish:
+            candidate.finish_reason = content.Candidate.FinishReason[finish]
+        response = self.types.GenerateContentResponse(candidates=[candidate], model_version="emu-1")
+        if output is not None:
+            response.usage_metadata = self.types.GenerateContentResponse.UsageMetadata(
+                prompt_token_count=prompt,
+                candidates_token_count=output,
+                total_token_count=prompt + output,
+            )
+        return response
+
+    async def generate_content(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._check_model(request, context, "GenerateContent")
+        words, finish, prompt = self._plan(request)
+        latency = self.state.latency
+        await asyncio.sleep(latency.ttft_ms / 1000 + latency.chunk_delay(len(words)))
+        return self._response(" ".join(words), finish, prompt, len(words))
+
+    async def stream_generate_content(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        name = await self._check_model(request, context, "StreamGenerateContent")
+        words, finish, prompt = self._plan(request)
+        latency = self.state.latency
+        size = max(1, latency.chunk_tokens)
+        try:
+            await asyncio.sleep(latency.ttft_ms / 1000)
+            for start in range(0, max(len(words), 1), size):
+                piece = words[start : start + size]
+                if start:
+                    await asyncio.sleep(latency.chunk_delay(len(piece)))
+                last = start + size >= len(words)
+                text = (" " if start else "") + " ".join(piece)
+                yield self._response(
+                    text, finish if last else None, prompt, len(words) if last else None
+                )
+        except asyncio.CancelledError:
+            self.state.cancelled[(name, "StreamGenerateContent")] += 1
+            raise
+
+    async def count_tokens(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._check_model(request, context, "CountTokens")
+        texts = [p.text for c in request.contents for p in c.parts]
+        texts += [p.text for p in request.system_instruction.parts]
+        total = textgen.count_tokens(texts)
+        return self.types.CountTokensResponse(
+            total_tokens=total, total_billable_characters=sum(len(t) for t in texts)
+        )
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        t = self.types
+        prediction = grpc.method_handlers_generic_handler(
+            PREDICTION,
+            {
+                "GenerateContent": grpc.unary_unary_rpc_method_handler(
+                    self.generate_content,
+                    request_deserializer=t.GenerateContentRequest.deserialize,
+                    response_serializer=t.GenerateContentResponse.serialize,
+                ),
+                "StreamGenerateContent": grpc.unary_stream_rpc_method_handler(
+                    self.stream_generate_content,
+                    request_deserializer=t.GenerateContentRequest.deserialize,
+                    response_serializer=t.GenerateContentResponse.serialize,
+                ),
+            },
+        )
+        utility = grpc.method_handlers_generic_handler(
+            LLM_UTILITY,
+            {
+                "CountTokens": grpc.unary_unary_rpc_method_handler(
+                    self.count_tokens,
+                    request_deserializer=t.CountTokensRequest.deserialize,
+                    response_serializer=t.CountTokensResponse.serialize,
+                )
+            },
+        )
+        return [prediction, utility]
+
+
+def admin_app(state: EmulatorState) -> Starlette:
+    """``GET /calls`` reports calls per model and method; ``POST /reset`` clears them."""
+
+    async def calls(_: Request) -> JSONResponse:
+        return JSONResponse(state.report())
+
+    async def reset(_: Request) -> JSONResponse:
+        state.reset()
+        return JSONResponse(state.report())
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "models": list(state.models)})
+
+    return Starlette(
+        routes=[
+            Route("/calls", calls, methods=["GET"]),
+            Route("/reset", reset, methods=["POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ]
+    )
+
+
+async def serve(state: EmulatorState, host: str, port: int, admin_port: int) -> None:
+    """Run the gRPC server and the admin API until cancelled."""
+    import uvicorn
+
+    server = grpc.aio.server()
+    for handler in VertexEmulator(state).handlers():
+        server.add_generic_rpc_handlers((handler,))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC port {host}:{port}")
+    await server.start()
+    admin = uvicorn.Server(
+        uvicorn.Config(admin_app(state), host=host, port=admin_port, log_level="warning")
+    )
+    try:
+        await admin.serve()
+    finally:
+        await server.stop(grace=0.5)

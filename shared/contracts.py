@@ -1,0 +1,105 @@
+"""The public API contract (v1) as pydantic models; the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChatRequest(_Contract):
+    """Body of `POST /v1/chat` and `POST /v1/chat:stream`."""
+
+    message: str = Field(description="The user's message; must not be blank.")
+    conversation_id: str | None = Field(
+        None, pattern=ID_PATTERN, description="Continue this conversation; omit to start one."
+    )
+    request_id: str | None = Field(
+        None, pattern=ID_PATTERN, description="Client idempotency key (same as Idempotency-Key)."
+    )
+    tier: Literal["fast", "quality"] = Field("fast", description="Which model tier answers.")
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class Usage(_Contract):
+    """Token accounting for one answer; a cached answer costs no tokens and says so."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str
+    cached: bool = False
+
+
+class ToolCall(_Contract):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Source(_Contract):
+    title: str | None = None
+    uri: str
+
+
+class ChatResponse(_Contract):
+    """Body of a successful `POST /v1/chat`."""
+
+    conversation_id: str
+    message_id: str
+    text: str
+    finish_reason: str = "STOP"
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    usage: Usage
+    request_id: str
+
+
+class ErrorBody(_Contract):
+    code: str
+    message: str
+    details: list[dict[str, Any]] = Field(default_factory=list)
+    request_id: str
+
+
+class ErrorEnvelope(_Contract):
+    """Every error response body, on every route."""
+
+    error: ErrorBody
+
+
+# --- Server-Sent Events of `POST /v1/chat:stream` (event name → data model) ---
+
+
+class MetaEvent(_Contract):
+    conversation_id: str
+    message_id: str
+    model: str
+    request_id: str
+
+
+class DeltaEvent(_Contract):
+    text: str
+
+
+class DoneEvent(_Contract):
+    finish_reason: str = "STOP"
+
+
+STREAM_EVENTS: dict[str, type[BaseModel]] = {
+    "meta": MetaEvent,
+    "delta": DeltaEvent,
+    "usage": Usage,
+    "done": DoneEvent,
+    "error": ErrorEnvelope,
+}

@@ -1,0 +1,98 @@
+"""The error hierarchy and, in one place, how each error maps to an HTTP status and code.
+
+Handlers raise these; `shared.web` turns any of them into the standard envelope
+``{"error": {"code", "message", "details", "request_id"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SettingsError(RuntimeError):
+    """A setting failed validation at start-up; the message names it."""
+
+
+class AppError(Exception):
+    """Base of every error a caller may see; subclasses fix the status and code."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.retry_after = retry_after
+
+
+class InvalidJson(AppError):
+    status, code = 400, "invalid_json"
+
+
+class BadRequest(AppError):
+    status, code = 400, "bad_request"
+
+
+class Unauthenticated(AppError):
+    status, code = 401, "unauthenticated"
+
+
+class PermissionDenied(AppError):
+    status, code = 403, "permission_denied"
+
+
+class NotFound(AppError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(AppError):
+    status, code = 405, "method_not_allowed"
+
+
+class Conflict(AppError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status, code = 415, "unsupported_media_type"
+
+
+class ValidationFailed(AppError):
+    status, code = 422, "validation_failed"
+
+
+class RateLimited(AppError):
+    status, code = 429, "rate_limited"
+
+
+class UpstreamError(AppError):
+    """The model answered with an error we cannot retry or hide."""
+
+    status, code = 502, "upstream_error"
+
+
+class ModelUnavailable(AppError):
+    """No model could serve the request right now; retry after the hinted delay."""
+
+    status, code = 503, "model_unavailable"
+
+
+class UpstreamTimeout(AppError):
+    status, code = 504, "upstream_timeout"
+
+
+class ModelNotFound(AppError):
+    """The configured model does not exist for this project and region."""
+
+    status, code = 502, "model_not_found"

@@ -1,0 +1,104 @@
+"""One validated settings object for every function, the CLI and the local stack.
+
+Every knob has a default that works with the local stack (`agentctl stack up`); production sets them
+through Cloud Run environment variables and Secret Manager. Variables are prefixed ``NGX_``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import SettingsError
+
+LOCAL_HOST = "127.0.0.1"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, read once per process from the environment and `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NGX_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # Identity of the deployment.
+    project_id: str = Field("ngx-local", min_length=1)
+    environment: Literal["local", "test", "staging", "prod"] = "local"
+    service_name: str = "ngx"
+
+    # Vertex AI.
+    vertex_location: str = "us-central1"
+    vertex_endpoint: str | None = Field(
+        f"{LOCAL_HOST}:8790",
+        description="host:port of an insecure gRPC endpoint (the local emulator); unset in production",
+    )
+    default_model: str = "gemini-2.5-flash"
+    max_output_tokens: int = Field(1024, ge=1, le=65536)
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    system_instruction: str = "You are a concise, helpful assistant."
+    vertex_timeout_s: float = Field(30.0, gt=0)
+
+    # Firestore: the official emulator locally (the client reads FIRESTORE_EMULATOR_HOST itself).
+    firestore_database: str = "(default)"
+    firestore_emulator_host: str | None = Field(
+        f"{LOCAL_HOST}:8686",
+        validation_alias=AliasChoices("FIRESTORE_EMULATOR_HOST", "NGX_FIRESTORE_EMULATOR_HOST"),
+    )
+
+    # Memorystore (Redis protocol).
+    redis_url: str = f"redis://{LOCAL_HOST}:6390/0"
+
+    # Request limits.
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_message_chars: int = Field(16_000, ge=1)
+    history_messages: int = Field(20, ge=0, le=200)
+
+    # Logging: prompt and answer text stay out of logs unless this is set.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_prompts: bool = False
+
+    # Ports of the local stack (`agentctl stack up`).
+    stack_firestore_port: int = Field(8686, ge=1, le=65535)
+    stack_redis_port: int = Field(6390, ge=1, le=65535)
+    stack_vertex_port: int = Field(8790, ge=1, le=65535)
+    stack_vertex_admin_port: int = Field(8791, ge=1, le=65535)
+    stack_chat_port: int = Field(8081, ge=1, le=65535)
+    stack_stream_port: int = Field(8082, ge=1, le=65535)
+    stack_cache_maintenance_port: int = Field(8083, ge=1, le=65535)
+    stack_backup_port: int = Field(8084, ge=1, le=65535)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def vertex_model_prefix(self) -> str:
+        """Resource prefix for publisher models in this project and region."""
+        return (
+            f"projects/{self.project_id}/locations/{self.vertex_location}/publishers/google/models/"
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation failure into one line that names the bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            env = f"NGX_{field.upper()}"
+            problems.append(f"{env}={err.get('input')!r}: {err['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, validated on first use."""
+    return load_settings()

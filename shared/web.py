@@ -1,0 +1,159 @@
+"""HTTP plumbing shared by every function: routing, request ids, body parsing and the error envelope.
+
+functions-framework hands each function every path; `Router` dispatches by method and path so a
+function's `main.py` stays a table of thin handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from shared import errors
+from shared.contracts import ErrorBody, ErrorEnvelope
+from shared.logs import parse_trace_headers, request_id_var, trace_var
+
+log = logging.getLogger("ngx.http")
+
+Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method and path template (``/v1/conversations/{id}``) bound to a handler."""
+
+    method: str
+    template: str
+    handler: Handler
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return _compile(self.template)
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)
+    regex = "".join(
+        f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)
+    )
+    return re.compile(f"^{regex}$")
+
+
+def request_id_of(request: Request) -> str:
+    """The caller's ``X-Request-Id`` when well formed, otherwise a fresh one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def error_response(exc: errors.AppError, request_id: str) -> JSONResponse:
+    """The standard envelope for an error, with ``Retry-After`` when the error carries one."""
+    body = ErrorEnvelope(
+        error=ErrorBody(
+            code=exc.code, message=exc.message, details=exc.details, request_id=request_id
+        )
+    )
+    headers = {REQUEST_ID_HEADER: request_id}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, exc.retry_after))
+    return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
+
+
+class Router:
+    """Dispatches a request to its route, answering every failure in the error envelope."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self._routes = [(route, route.pattern) for route in routes]
+
+    def _match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        allowed: list[str] = []
+        for route, pattern in self._routes:
+            found = pattern.match(path)
+            if found is None:
+                continue
+            if route.method == method:
+                return route.handler, found.groupdict()
+            allowed.append(route.method)
+        if allowed:
+            raise errors.MethodNotAllowed(
+                f"{method} is not allowed on {path}", details=[{"allow": sorted(set(allowed))}]
+            )
+        raise errors.NotFound(f"no route for {path}")
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = request_id_of(request)
+        rid_token = request_id_var.set(request_id)
+        trace_token = trace_var.set(
+            parse_trace_headers(
+                request.headers.get("traceparent"), request.headers.get("x-cloud-trace-context")
+            )
+        )
+        started = time.perf_counter()
+        try:
+            try:
+                handler, params = self._match(request.method, request.url.path)
+                response = await handler(request, params)
+            except errors.AppError as exc:
+                response = error_response(exc, request_id)
+            except Exception:
+                log.exception("unhandled error")
+                response = error_response(errors.AppError("internal error"), request_id)
+            response.headers[REQUEST_ID_HEADER] = request_id
+            log.info(
+                "request",
+                extra={
+                    "httpRequest": {
+                        "requestMethod": request.method,
+                        "requestUrl": request.url.path,
+                        "status": response.status_code,
+                        "latency": f"{time.perf_counter() - started:.6f}s",
+                    }
+                },
+            )
+            return response
+        finally:
+            trace_var.reset(trace_token)
+            request_id_var.reset(rid_token)
+
+
+async def read_json(request: Request, model: type[ModelT], max_bytes: int) -> ModelT:
+    """Parse and validate a JSON body: 415 wrong type, 413 too big, 400 bad JSON, 422 bad fields."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise errors.UnsupportedMediaType(
+            f"Content-Type must be application/json, got {content_type or 'none'!r}"
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise errors.PayloadTooLarge(f"body exceeds {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise errors.PayloadTooLarge(f"body exceeds {max_bytes} bytes")
+    try:
+        data: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.InvalidJson(f"body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "issue": err["msg"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{d['field']}: {d['issue']}" for d in details)
+        raise errors.ValidationFailed(f"invalid request: {summary}", details=details) from None
