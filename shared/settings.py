@@ -7,14 +7,16 @@ through Cloud Run environment variables and Secret Manager. Variables are prefix
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import SettingsError
 
 LOCAL_HOST = "127.0.0.1"
+# Settings whose defaults point at the local stack; deployed environments must set them explicitly.
+LOCAL_ONLY = ("vertex_endpoint", "firestore_emulator_host")
 
 
 class Settings(BaseSettings):
@@ -69,6 +71,25 @@ class Settings(BaseSettings):
     stack_stream_port: int = Field(8082, ge=1, le=65535)
     stack_cache_maintenance_port: int = Field(8083, ge=1, le=65535)
     stack_backup_port: int = Field(8084, ge=1, le=65535)
+
+    # The Vertex emulator's behaviour in the local stack.
+    emulator_ttft_ms: float = Field(150.0, ge=0)
+    emulator_tokens_per_second: float = Field(200.0, ge=0)
+    emulator_answer_tokens: int = Field(48, ge=1, le=8192)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_local_defaults_when_deployed(cls, data: Any) -> Any:
+        """In staging and prod, emulator addresses are never taken from local defaults."""
+        if isinstance(data, dict) and data.get("environment") in ("staging", "prod"):
+            for name in LOCAL_ONLY:
+                data.setdefault(name, None)
+        return data
+
+    @field_validator("vertex_endpoint", "firestore_emulator_host")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("redis_url")
     @classmethod

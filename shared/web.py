@@ -59,6 +59,11 @@ def request_id_of(request: Request) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
+def current_request_id() -> str:
+    """The id of the request being handled (set by `Router`)."""
+    return request_id_var.get() or uuid.uuid4().hex
+
+
 def error_response(exc: errors.AppError, request_id: str) -> JSONResponse:
     """The standard envelope for an error, with ``Retry-After`` when the error carries one."""
     body = ErrorEnvelope(

@@ -1,0 +1,341 @@
+"""The local stack: emulators and the four functions as separate processes on 127.0.0.1.
+
+``agentctl stack up`` runs `main`: it checks prerequisites, refuses to start twice, starts every
+process in its own process group, waits until each answers, prints the URLs and a working curl, and
+on Ctrl-C (or SIGTERM) stops every process group it started, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.errors import SettingsError
+from shared.settings import LOCAL_HOST, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ("chat", "stream", "cache_maintenance", "backup")
+
+
+class StackError(RuntimeError):
+    """A problem the developer can fix; the message says how."""
+
+
+@dataclass
+class Component:
+    """One process of the stack and how to tell that it is ready."""
+
+    name: str
+    argv: list[str]
+    port: int
+    ready_path: str | None = None  # HTTP path answering 200 when ready; None: TCP connect
+    env: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+
+def check_prerequisites() -> None:
+    """Fail with one line per missing tool, naming how to install it."""
+    missing: list[str] = []
+    if shutil.which("redis-server") is None:
+        missing.append("redis-server not found: install it with `sudo apt-get install -y redis-server`")
+    if shutil.which("java") is None:
+        missing.append(
+            "java not found (the Firestore emulator needs Java 17+): "
+            "`sudo apt-get install -y openjdk-17-jre-headless`"
+        )
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        missing.append("gcloud not found: install the Google Cloud CLI (package google-cloud-cli)")
+    elif not (Path(gcloud).resolve().parent.parent / "platform" / "cloud-firestore-emulator").is_dir():
+        missing.append(
+            "Firestore emulator not installed: `sudo apt-get install -y "
+            "google-cloud-cli-firestore-emulator` or `gcloud components install "
+            "cloud-firestore-emulator`"
+        )
+    if missing:
+        raise StackError("missing prerequisite: " + "\n".join(missing))
+
+
+def function_env(settings: Settings) -> dict[str, str]:
+    """Environment shared by every function process: where the emulators are."""
+    return {
+        "PYTHONPATH": str(ROOT),
+        "NGX_PROJECT_ID": settings.project_id,
+        "NGX_ENVIRONMENT": settings.environment,
+        "NGX_VERTEX_ENDPOINT": f"{LOCAL_HOST}:{settings.stack_vertex_port}",
+        "FIRESTORE_EMULATOR_HOST": f"{LOCAL_HOST}:{settings.stack_firestore_port}",
+        "NGX_REDIS_URL": f"redis://{LOCAL_HOST}:{settings.stack_redis_port}/0",
+    }
+
+
+def function_port(settings: Settings, name: str) -> int:
+    port: int = getattr(settings, f"stack_{name}_port")
+    return port
+
+
+def components(settings: Settings, state_dir: Path) -> list[Component]:
+    """Every process of the stack, in start order."""
+    python = sys.executable
+    gcloud_config = state_dir / "gcloud"
+    gcloud_config.mkdir(parents=True, exist_ok=True)
+    fs_port = settings.stack_firestore_port
+    items = [
+        Component(
+            "firestore",
+            ["gcloud", "emulators", "firestore", "start", f"--host-port={LOCAL_HOST}:{fs_port}"],
+            fs_port,
+            ready_path="/",
+            env={"CLOUDSDK_CONFIG": str(gcloud_config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
+            url=f"http://{LOCAL_HOST}:{fs_port}",
+        ),
+        Component(
+            "redis",
+            ["redis-server", "--port", str(settings.stack_redis_port), "--bind", LOCAL_HOST,
+             "--save", "", "--appendonly", "no"],
+            settings.stack_redis_port,
+            url=f"redis://{LOCAL_HOST}:{settings.stack_redis_port}",
+        ),
+        Component(
+            "vertex",
+            [python, "-m", "emulator.vertex", "--host", LOCAL_HOST,
+             "--port", str(settings.stack_vertex_port),
+             "--admin-port", str(settings.stack_vertex_admin_port),
+             "--ttft-ms", str(settings.emulator_ttft_ms),
+             "--tokens-per-second", str(settings.emulator_tokens_per_second),
+             "--answer-tokens", str(settings.emulator_answer_tokens)],
+            settings.stack_vertex_admin_port,
+            ready_path="/healthz",
+            env={"PYTHONPATH": str(ROOT)},
+            url=f"grpc://{LOCAL_HOST}:{settings.stack_vertex_port} "
+            f"(admin http://{LOCAL_HOST}:{settings.stack_vertex_admin_port}/calls)",
+        ),
+    ]
+    for name in FUNCTIONS:
+        port = function_port(settings, name)
+        items.append(
+            Component(
+                name.replace("_", "-"),
+                [python, "-m", "functions_framework", "--target", name,
+                 "--source", str(ROOT / "functions" / name / "main.py"),
+                 "--asgi", "--host", LOCAL_HOST, "--port", str(port)],
+                port,
+                ready_path="/healthz",
+                env=function_env(settings),
+                url=f"http://{LOCAL_HOST}:{port}",
+            )
+        )
+    return items
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((LOCAL_HOST, port)) == 0
+
+
+def is_ready(component: Component) -> bool:
+    if component.ready_path is None:
+        return port_in_use(component.port)
+    url = f"http://{LOCAL_HOST}:{component.port}{component.ready_path}"
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310 - loopback only
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def single_instance(state_dir: Path) -> Iterator[None]:
+    """Hold a lock for the stack's lifetime; a second `stack up` says one is already running."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = state_dir / "stack.lock"
+    handle = lock_path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise StackError(
+            f"a local stack is already running (pid {owner}); stop it with Ctrl-C in its "
+            "terminal, or `agentctl stack down`"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+        lock_path.unlink(missing_ok=True)
+
+
+class Stack:
+    """Starts, watches and stops the stack's processes."""
+
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        self.settings = settings
+        self.state_dir = state_dir
+        self.components = components(settings, state_dir)
+
+    def start(self, timeout: float = 60.0) -> None:
+        busy = [c for c in self.components if port_in_use(c.port)]
+        if busy:
+            names = ", ".join(f"{c.port} ({c.name})" for c in busy)
+            raise StackError(
+                f"ports already in use: {names}; stop what holds them or change the "
+                "NGX_STACK_*_PORT settings"
+            )
+        logs = self.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for component in self.components:
+            log = (logs / f"{component.name}.log").open("wb")
+            component.process = subprocess.Popen(
+                component.argv,
+                env={**os.environ, **component.env},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: stop() reaches its children too
+            )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.components)
+        while pending:
+            for component in list(pending):
+                assert component.process is not None
+                if component.process.poll() is not None:
+                    raise StackError(
+                        f"{component.name} exited with code {component.process.returncode}; "
+                        f"see {self.state_dir / 'logs' / (component.name + '.log')}"
+                    )
+                if is_ready(component):
+                    pending.remove(component)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(c.name for c in pending)
+                raise StackError(f"not ready after {timeout:.0f}s: {names}")
+            time.sleep(0.1)
+
+    def first_exit(self) -> Component | None:
+        """A component that has stopped on its own, if any."""
+        for component in self.components:
+            if component.process is not None and component.process.poll() is not None:
+                return component
+        return None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM every process group, then SIGKILL what is left after the grace period."""
+        started = [c.process for c in self.components if c.process is not None]
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in started:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, deadline - time.monotonic()))
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(1)
+
+
+def curl_example(settings: Settings) -> str:
+    port = settings.stack_chat_port
+    return (
+        f"curl -s -X POST http://{LOCAL_HOST}:{port}/v1/chat "
+        "-H 'Content-Type: application/json' -d '{\"message\": \"Hello!\"}'"
+    )
+
+
+def banner(stack: Stack) -> str:
+    width = max(len(c.name) for c in stack.components)
+    lines = ["NGX Agent Functions: local stack is up", ""]
+    lines += [f"  {c.name.ljust(width)}  {c.url}" for c in stack.components]
+    lines += [
+        "",
+        "Try it:",
+        f"  {curl_example(stack.settings)}",
+        "",
+        f"Logs: {stack.state_dir / 'logs'}/    Stop: Ctrl-C",
+    ]
+    return "\n".join(lines)
+
+
+def up(settings: Settings, state_dir: Path) -> int:
+    """Run the stack in the foreground until Ctrl-C or SIGTERM."""
+    check_prerequisites()
+    with single_instance(state_dir):
+        stack = Stack(settings, state_dir)
+        stopping = False
+
+        def request_stop(signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        try:
+            print("Starting the local stack…", flush=True)
+            stack.start()
+            print(banner(stack), flush=True)
+            while not stopping:
+                exited = stack.first_exit()
+                if exited is not None:
+                    raise StackError(f"{exited.name} stopped unexpectedly; see its log")
+                time.sleep(0.2)
+            print("\nStopping…", flush=True)
+        finally:
+            stack.stop()
+    print("Stopped.", flush=True)
+    return 0
+
+
+def down(state_dir: Path) -> int:
+    """Ask a running stack (by the pid in its lock file) to stop."""
+    lock_path = state_dir / "stack.lock"
+    pid = lock_path.read_text().strip() if lock_path.exists() else ""
+    if not pid.isdigit():
+        print("no local stack is running")
+        return 0
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(pid), signal.SIGTERM)
+    print(f"asked the local stack (pid {pid}) to stop")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    state_dir = Path(os.environ.get("NGX_STACK_DIR", ROOT / ".stack"))
+    try:
+        settings = load_settings()
+        if args[:1] == ["up"]:
+            return up(settings, state_dir)
+        if args[:1] == ["down"]:
+            return down(state_dir)
+        print("usage: python -m emulator.stack up|down", file=sys.stderr)
+        return 2
+    except (StackError, SettingsError) as exc:
+        print(f"agentctl stack: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

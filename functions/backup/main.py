@@ -1,0 +1,19 @@
+"""The backup function, triggered by Cloud Scheduler (its actions arrive with the maintenance work)."""
+
+from __future__ import annotations
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared import runtime, web
+from shared.health import healthz
+
+settings = runtime.init_process()
+
+router = web.Router([web.Route("GET", "/healthz", healthz)])
+
+
+@functions_framework.aio.http
+async def backup(request: Request) -> Response:
+    return await router(request)

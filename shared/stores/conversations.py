@@ -1,0 +1,122 @@
+"""Conversations and their messages in Firestore.
+
+``conversations/{cid}`` holds the owner, title and counters; ``conversations/{cid}/messages/{mid}``
+holds one message each, so no document grows with the conversation. An exchange (the user's message
+and the model's answer) is written in one batch: both land or neither does.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import errors
+from shared.llm.types import LlmResult, Turn
+
+CONVERSATIONS = "conversations"
+MESSAGES = "messages"
+TITLE_CHARS = 80
+
+
+def new_id() -> str:
+    """A time-ordered id (milliseconds, then randomness): newer ids sort after older ones."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """Where a stored exchange landed."""
+
+    conversation_id: str
+    message_id: str
+
+
+class ConversationStore:
+    """Reads and writes conversations for one owner at a time."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def _conversation(self, conversation_id: str) -> Any:
+        return self._db.collection(CONVERSATIONS).document(conversation_id)
+
+    async def require_owned(self, conversation_id: str, owner: str) -> dict[str, Any]:
+        """The conversation's data; someone else's conversation is reported as not found."""
+        snapshot = await self._conversation(conversation_id).get()
+        data = snapshot.to_dict() if snapshot.exists else None
+        if data is None or data.get("owner") != owner:
+            raise errors.NotFound(f"conversation {conversation_id} not found")
+        return dict(data)
+
+    async def history(self, conversation_id: str, limit: int) -> list[Turn]:
+        """The last ``limit`` messages, oldest first, as model turns."""
+        if limit <= 0:
+            return []
+        query = (
+            self._conversation(conversation_id)
+            .collection(MESSAGES)
+            .order_by("created_at", direction="DESCENDING")
+            .limit(limit)
+        )
+        turns = [
+            Turn(role=doc.get("role"), text=doc.get("text")) async for doc in query.stream()
+        ]
+        turns.reverse()
+        return turns
+
+    async def append_exchange(
+        self,
+        *,
+        owner: str,
+        conversation_id: str,
+        new_conversation: bool,
+        message_id: str,
+        user_text: str,
+        answer: LlmResult,
+        request_id: str,
+        retention_days: int | None = None,
+    ) -> Exchange:
+        """Store the user's message and the answer atomically, creating the conversation if new.
+
+        The answer is stored as ``message_id`` and the question beside it as ``{message_id}-q``,
+        so ids can be handed to the client before the model has answered.
+        """
+        from google.cloud.firestore_v1.transforms import Increment
+
+        now = datetime.now(UTC)
+        conversation = self._conversation(conversation_id)
+        batch = self._db.batch()
+        header: dict[str, Any] = {
+            "owner": owner,
+            "updated_at": now,
+            "message_count": Increment(2),
+        }
+        if new_conversation:
+            header |= {"created_at": now, "title": user_text.strip()[:TITLE_CHARS], "summary": ""}
+        if retention_days:
+            header["expire_at"] = now + timedelta(days=retention_days)
+        batch.set(conversation, header, merge=True)
+        messages = conversation.collection(MESSAGES)
+        batch.set(
+            messages.document(f"{message_id}-q"),
+            {"role": "user", "text": user_text, "created_at": now, "request_id": request_id},
+        )
+        batch.set(
+            messages.document(message_id),
+            {
+                "role": "model",
+                "text": answer.text,
+                "created_at": now + timedelta(microseconds=1),
+                "model": answer.model,
+                "finish_reason": answer.finish_reason,
+                "input_tokens": answer.input_tokens,
+                "output_tokens": answer.output_tokens,
+                "cached": answer.cached,
+                "request_id": request_id,
+            },
+        )
+        await batch.commit()
+        return Exchange(conversation_id=conversation_id, message_id=message_id)
