@@ -187,10 +187,18 @@ def single_instance(state_dir: Path) -> Iterator[None]:
 class Stack:
     """Starts, watches and stops the stack's processes."""
 
-    def __init__(self, settings: Settings, state_dir: Path) -> None:
+    def __init__(
+        self, settings: Settings, state_dir: Path, only: tuple[str, ...] | None = None
+    ) -> None:
         self.settings = settings
         self.state_dir = state_dir
-        self.components = components(settings, state_dir)
+        self.components = [
+            c for c in components(settings, state_dir) if only is None or c.name in only
+        ]
+
+    def url(self, name: str) -> str:
+        """Base URL of a started component, by name."""
+        return next(c.url for c in self.components if c.name == name)
 
     def start(self, timeout: float = 60.0) -> None:
         busy = [c for c in self.components if port_in_use(c.port)]

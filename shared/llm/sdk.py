@@ -4,7 +4,9 @@
 has (about 0.6 s with compiled bytecode on a 2-core VM, more without). We need the prediction and
 LLM-utility services only, so the two package ``__init__`` modules are registered without running
 them, and just the submodules we use are imported (about 0.25 s). Cold start is a product metric on
-serverless; the public classes are the SDK's own, unmodified.
+serverless; the public classes are the SDK's own, unmodified. Any later use of the package's full
+surface (``aiplatform_v1.SomeClient``) runs the real ``__init__`` on first access, so other code that
+imports the whole package keeps working.
 """
 
 from __future__ import annotations
@@ -28,14 +30,31 @@ def _register_without_init(name: str) -> None:
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
-    if spec is None:  # pragma: no cover - the dependency is pinned
+    if spec is None or spec.loader is None:  # pragma: no cover - the dependency is pinned
         raise ImportError(f"{name} is not installed")
-    sys.modules[name] = importlib.util.module_from_spec(spec)
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def complete(attr: str) -> Any:
+        """Submodules load alone; anything else runs the package's real ``__init__`` once."""
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if importlib.util.find_spec(f"{name}.{attr}") is not None:
+            return importlib.import_module(f"{name}.{attr}")
+        module.__dict__.pop("__getattr__", None)
+        loader.exec_module(module)
+        return getattr(module, attr)
+
+    module.__getattr__ = complete  # type: ignore[method-assign]
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    setattr(sys.modules[parent], child, module)  # as the import system does for a loaded submodule
 
 
 def load(module: str) -> ModuleType:
     """Import ``google.cloud.aiplatform_v1.<module>`` without the package's eager ``__init__``."""
     with _lock:
+        importlib.import_module("google.cloud")
         for package in _PACKAGES:
             _register_without_init(package)
         return importlib.import_module(f"google.cloud.aiplatform_v1.{module}")

@@ -1,0 +1,164 @@
+"""`POST /v1/chat` and `POST /v1/chat:stream` on their functions-framework processes, end to end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.contracts import ChatResponse
+from tests.conftest import LocalStack
+
+JSON = {"Content-Type": "application/json"}
+
+
+def parse_sse(body: str) -> list[dict[str, Any]]:
+    """Events of a text/event-stream body as dicts with id, event and parsed data."""
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(": ")
+            fields[key] = json.loads(value) if key == "data" else value
+        if fields:
+            events.append(fields)
+    return events
+
+
+async def stored(db: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every conversation with its messages, as plain dicts."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    async for conversation in db.collection("conversations").stream():
+        messages = conversation.reference.collection("messages").order_by("created_at")
+        result[conversation.id] = [m.to_dict() | {"id": m.id} async for m in messages.stream()]
+    return result
+
+
+async def test_chat_answers_in_contract_shape_and_stores_the_exchange(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    response = httpx.post(
+        f"{stack.url('chat')}/v1/chat",
+        json={"message": "Hello there"},
+        headers={"X-Request-Id": "req-123"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    answer = ChatResponse.model_validate(response.json())
+    assert answer.request_id == response.headers["X-Request-Id"] == "req-123"
+    assert answer.usage.model == "gemini-2.5-flash"
+    assert answer.usage.output_tokens == len(answer.text.split())
+    assert answer.usage.cached is False
+    assert stack.model_calls()["total"] == 1
+    conversations = await stored(firestore_db)
+    assert list(conversations) == [answer.conversation_id]
+    user, model = conversations[answer.conversation_id]
+    assert (user["role"], user["text"]) == ("user", "Hello there")
+    assert (model["role"], model["text"], model["id"]) == ("model", answer.text, answer.message_id)
+    header = (await firestore_db.collection("conversations").document(answer.conversation_id).get()).to_dict()
+    assert header["owner"] == "anonymous"
+    assert header["message_count"] == 2
+    assert header["title"] == "Hello there"
+
+
+async def test_follow_up_sends_history_to_the_model(stack: LocalStack, firestore_db: Any) -> None:
+    url = f"{stack.url('chat')}/v1/chat"
+    first = httpx.post(url, json={"message": "echo: alpha beta"}, timeout=30).json()
+    second = httpx.post(
+        url, json={"message": "echo: gamma", "conversation_id": first["conversation_id"]}, timeout=30
+    ).json()
+    assert second["conversation_id"] == first["conversation_id"]
+    assert second["text"] == "gamma"
+    # The second prompt adds the first answer (2 words) and the new message (2 words) to the first.
+    assert second["usage"]["input_tokens"] == first["usage"]["input_tokens"] + 4
+    assert len((await stored(firestore_db))[first["conversation_id"]]) == 4
+
+
+async def test_unknown_conversation_is_404(stack: LocalStack, firestore_db: Any) -> None:
+    response = httpx.post(
+        f"{stack.url('chat')}/v1/chat",
+        json={"message": "hi", "conversation_id": "doesnotexist"},
+        timeout=30,
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert await stored(firestore_db) == {}
+    assert stack.model_calls()["total"] == 0
+
+
+BAD_INPUTS = [
+    pytest.param(b'{"message": ', JSON, 400, "invalid_json", None, id="invalid-json"),
+    pytest.param(b"{}", JSON, 422, "validation_failed", "message", id="missing-message"),
+    pytest.param(b'{"message": "   "}', JSON, 422, "validation_failed", "message", id="empty-message"),
+    pytest.param(b'{"message": 5}', JSON, 422, "validation_failed", "message", id="wrong-type"),
+    pytest.param(b'{"message": "hi", "extra": 1}', JSON, 422, "validation_failed", "extra", id="unknown-field"),
+    pytest.param(b"[1, 2]", JSON, 422, "validation_failed", "body", id="not-an-object"),
+    pytest.param(
+        json.dumps({"message": "x" * 16_001}).encode(), JSON, 413, "payload_too_large", None,
+        id="message-over-limit",
+    ),
+    pytest.param(b"x" * 70_000, JSON, 413, "payload_too_large", None, id="body-over-limit"),
+    pytest.param(b'{"message": "hi"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type", None, id="text-plain"),
+    pytest.param(b'{"message": "hi"}', {}, 415, "unsupported_media_type", None, id="no-content-type"),
+]
+
+
+@pytest.mark.parametrize("function,path", [("chat", "/v1/chat"), ("stream", "/v1/chat:stream")])
+@pytest.mark.parametrize("body,headers,status,code,field", BAD_INPUTS)
+async def test_bad_input_is_rejected_in_the_envelope_and_nothing_is_written(
+    stack: LocalStack, firestore_db: Any, function: str, path: str,
+    body: bytes, headers: dict[str, str], status: int, code: str, field: str | None,
+) -> None:
+    response = httpx.post(f"{stack.url(function)}{path}", content=body, headers=headers, timeout=30)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["request_id"] == response.headers["X-Request-Id"]
+    if field is not None:
+        assert field in error["message"]
+        assert field in {d["field"] for d in error["details"]}
+    assert await stored(firestore_db) == {}
+    assert stack.model_calls()["total"] == 0
+
+
+@pytest.mark.parametrize("method,path,status", [("GET", "/v1/chat", 405), ("GET", "/v2/x", 404)])
+def test_unknown_route_and_method(stack: LocalStack, method: str, path: str, status: int) -> None:
+    response = httpx.request(method, f"{stack.url('chat')}{path}", timeout=10)
+    assert response.status_code == status
+    assert response.json()["error"]["request_id"] == response.headers["X-Request-Id"]
+
+
+async def test_stream_sends_events_and_stores_as_chat_does(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    with httpx.stream(
+        "POST", f"{stack.url('stream')}/v1/chat:stream", json={"message": "Stream me"}, timeout=30
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = response.read().decode()
+    events = parse_sse(body)
+    names = [e["event"] for e in events]
+    assert names[0] == "meta" and names[-2:] == ["usage", "done"]
+    assert set(names[1:-2]) == {"delta"} and len(names) > 4
+    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+    meta = events[0]["data"]
+    text = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
+    assert events[-2]["data"]["output_tokens"] == len(text.split())
+    conversations = await stored(firestore_db)
+    user, model = conversations[meta["conversation_id"]]
+    assert model["id"] == meta["message_id"]
+    assert model["text"] == text
+    # Same answer and same stored shape as the chat function gives for the same request.
+    chat = httpx.post(f"{stack.url('chat')}/v1/chat", json={"message": "Stream me"}, timeout=30).json()
+    assert chat["text"] == text
+    chat_model = (await stored(firestore_db))[chat["conversation_id"]][1]
+    assert set(chat_model) == set(model)
+    assert stack.model_calls()["calls"]["gemini-2.5-flash"] == {
+        "StreamGenerateContent": 1, "GenerateContent": 1,
+    }

@@ -1,0 +1,110 @@
+"""The HTTP plumbing: routing errors, request ids and body parsing, all in the error envelope."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shared import errors, web
+from shared.contracts import ChatRequest
+
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+
+
+async def echo(request: Request, params: dict[str, str]) -> Response:
+    body = await web.read_json(request, ChatRequest, max_bytes=2048)
+    return JSONResponse({"message": body.message, "params": params})
+
+
+async def busy(_: Request, __: dict[str, str]) -> Response:
+    raise errors.ModelUnavailable("try later", retry_after=7)
+
+
+async def crash(_: Request, __: dict[str, str]) -> Response:
+    raise RuntimeError("secret detail")
+
+
+router = web.Router(
+    [
+        web.Route("POST", "/v1/things/{tid}", echo),
+        web.Route("GET", "/busy", busy),
+        web.Route("GET", "/crash", crash),
+    ]
+)
+
+
+async def endpoint(request: Request) -> Response:
+    return await router(request)
+
+
+app = Starlette(routes=[Route("/{path:path}", endpoint, methods=METHODS)])
+
+
+@pytest.fixture
+async def client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["request_id"] == response.headers["X-Request-Id"]
+    assert error["message"]
+    return dict(error)
+
+
+async def test_route_params_and_request_id_echo(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/things/abc", json={"message": "hi"}, headers={"X-Request-Id": "my-id.1"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"message": "hi", "params": {"tid": "abc"}}
+    assert response.headers["X-Request-Id"] == "my-id.1"
+
+
+async def test_malformed_request_id_is_replaced(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nowhere", headers={"X-Request-Id": "bad id with spaces"})
+    assert len(response.headers["X-Request-Id"]) == 32
+
+
+async def test_unknown_route_and_wrong_method(client: httpx.AsyncClient) -> None:
+    assert_envelope(await client.get("/nowhere"), 404, "not_found")
+    error = assert_envelope(await client.get("/v1/things/abc"), 405, "method_not_allowed")
+    assert error["details"] == [{"allow": ["POST"]}]
+
+
+async def test_body_errors(client: httpx.AsyncClient) -> None:
+    url = "/v1/things/x"
+    assert_envelope(
+        await client.post(url, content=b"{", headers={"Content-Type": "application/json"}),
+        400,
+        "invalid_json",
+    )
+    assert_envelope(
+        await client.post(url, content=b"hi", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    assert_envelope(await client.post(url, json={"message": "x" * 4000}), 413, "payload_too_large")
+    error = assert_envelope(await client.post(url, json={"messages": "x"}), 422, "validation_failed")
+    fields = {d["field"] for d in error["details"]}  # type: ignore[attr-defined]
+    assert fields == {"message", "messages"}
+
+
+async def test_retry_after_and_internal_errors(client: httpx.AsyncClient) -> None:
+    response = await client.get("/busy")
+    assert_envelope(response, 503, "model_unavailable")
+    assert response.headers["Retry-After"] == "7"
+    error = assert_envelope(await client.get("/crash"), 500, "internal")
+    assert "secret" not in str(error)
+
+
+def test_every_error_code_is_unique() -> None:
+    classes = [errors.AppError, *errors.AppError.__subclasses__()]
+    codes = [cls.code for cls in classes]
+    assert len(codes) == len(set(codes))
