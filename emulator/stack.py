@@ -50,7 +50,9 @@ def check_prerequisites() -> None:
     """Fail with one line per missing tool, naming how to install it."""
     missing: list[str] = []
     if shutil.which("redis-server") is None:
-        missing.append("redis-server not found: install it with `sudo apt-get install -y redis-server`")
+        missing.append(
+            "redis-server not found: install it with `sudo apt-get install -y redis-server`"
+        )
     if shutil.which("java") is None:
         missing.append(
             "java not found (the Firestore emulator needs Java 17+): "
@@ -59,7 +61,9 @@ def check_prerequisites() -> None:
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         missing.append("gcloud not found: install the Google Cloud CLI (package google-cloud-cli)")
-    elif not (Path(gcloud).resolve().parent.parent / "platform" / "cloud-firestore-emulator").is_dir():
+    elif not (
+        Path(gcloud).resolve().parent.parent / "platform" / "cloud-firestore-emulator"
+    ).is_dir():
         missing.append(
             "Firestore emulator not installed: `sudo apt-get install -y "
             "google-cloud-cli-firestore-emulator` or `gcloud components install "
@@ -103,19 +107,39 @@ def components(settings: Settings, state_dir: Path) -> list[Component]:
         ),
         Component(
             "redis",
-            ["redis-server", "--port", str(settings.stack_redis_port), "--bind", LOCAL_HOST,
-             "--save", "", "--appendonly", "no"],
+            [
+                "redis-server",
+                "--port",
+                str(settings.stack_redis_port),
+                "--bind",
+                LOCAL_HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             settings.stack_redis_port,
             url=f"redis://{LOCAL_HOST}:{settings.stack_redis_port}",
         ),
         Component(
             "vertex",
-            [python, "-m", "emulator.vertex", "--host", LOCAL_HOST,
-             "--port", str(settings.stack_vertex_port),
-             "--admin-port", str(settings.stack_vertex_admin_port),
-             "--ttft-ms", str(settings.emulator_ttft_ms),
-             "--tokens-per-second", str(settings.emulator_tokens_per_second),
-             "--answer-tokens", str(settings.emulator_answer_tokens)],
+            [
+                python,
+                "-m",
+                "emulator.vertex",
+                "--host",
+                LOCAL_HOST,
+                "--port",
+                str(settings.stack_vertex_port),
+                "--admin-port",
+                str(settings.stack_vertex_admin_port),
+                "--ttft-ms",
+                str(settings.emulator_ttft_ms),
+                "--tokens-per-second",
+                str(settings.emulator_tokens_per_second),
+                "--answer-tokens",
+                str(settings.emulator_answer_tokens),
+            ],
             settings.stack_vertex_admin_port,
             ready_path="/healthz",
             env={"PYTHONPATH": str(ROOT)},
@@ -128,9 +152,20 @@ def components(settings: Settings, state_dir: Path) -> list[Component]:
         items.append(
             Component(
                 name.replace("_", "-"),
-                [python, "-m", "functions_framework", "--target", name,
-                 "--source", str(ROOT / "functions" / name / "main.py"),
-                 "--asgi", "--host", LOCAL_HOST, "--port", str(port)],
+                [
+                    python,
+                    "-m",
+                    "functions_framework",
+                    "--target",
+                    name,
+                    "--source",
+                    str(ROOT / "functions" / name / "main.py"),
+                    "--asgi",
+                    "--host",
+                    LOCAL_HOST,
+                    "--port",
+                    str(port),
+                ],
                 port,
                 ready_path="/healthz",
                 env=function_env(settings),
@@ -151,7 +186,7 @@ def is_ready(component: Component) -> bool:
         return port_in_use(component.port)
     url = f"http://{LOCAL_HOST}:{component.port}{component.ready_path}"
     try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=0.5) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False

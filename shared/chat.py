@@ -59,7 +59,11 @@ class ChatService:
         )
 
     async def _store_answer(
-        self, request: ChatRequest, caller: Caller, ids: tuple[str, str], answer: LlmResult,
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        ids: tuple[str, str],
+        answer: LlmResult,
         request_id: str,
     ) -> None:
         await self._store.append_exchange(
@@ -93,8 +97,11 @@ class ChatService:
         """Answer one message as events: ``meta``, ``delta``…, ``usage``, ``done``."""
         llm_request = await self._prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
-        yield "meta", MetaEvent(
-            conversation_id=cid, message_id=mid, model=llm_request.model, request_id=request_id
+        yield (
+            "meta",
+            MetaEvent(
+                conversation_id=cid, message_id=mid, model=llm_request.model, request_id=request_id
+            ),
         )
         parts: list[str] = []
         finish, tokens_in, tokens_out = "STOP", 0, 0

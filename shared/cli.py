@@ -9,7 +9,7 @@ import sys
 
 def _stack(args: argparse.Namespace) -> int:
     # The stack lives in `emulator/`, which `shared` never imports: run it as its own module.
-    os.execv(sys.executable, [sys.executable, "-m", "emulator.stack", args.action])
+    os.execv(sys.executable, [sys.executable, "-m", "emulator.stack", args.action])  # noqa: S606
     return 0  # pragma: no cover - execv does not return
 
 

@@ -59,7 +59,9 @@ def configure_logging(project_id: str, level: str = "INFO") -> None:
     root.setLevel(level)
 
 
-def parse_trace_headers(traceparent: str | None, cloud_trace: str | None) -> tuple[str, str | None] | None:
+def parse_trace_headers(
+    traceparent: str | None, cloud_trace: str | None
+) -> tuple[str, str | None] | None:
     """Trace and span ids from W3C ``traceparent`` or ``X-Cloud-Trace-Context``, if well formed."""
     if traceparent:
         parts = traceparent.strip().split("-")

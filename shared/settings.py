@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     vertex_location: str = "us-central1"
     vertex_endpoint: str | None = Field(
         f"{LOCAL_HOST}:8790",
-        description="host:port of an insecure gRPC endpoint (the local emulator); unset in production",
+        description="host:port of an insecure gRPC endpoint (the emulator); unset in production",
     )
     default_model: str = "gemini-2.5-flash"
     max_output_tokens: int = Field(1024, ge=1, le=65536)

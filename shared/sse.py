@@ -18,7 +18,7 @@ log = logging.getLogger("ngx.sse")
 
 
 def frame(event: str, data: BaseModel, event_id: int) -> bytes:
-    """One event with its id; the JSON data is a single line, so no ``data:`` splitting is needed."""
+    """One event with its id; the JSON data is one line, so it needs no ``data:`` splitting."""
     return f"id: {event_id}\nevent: {event}\ndata: {data.model_dump_json()}\n\n".encode()
 
 
@@ -47,4 +47,6 @@ async def encode(
         yield frame("error", error_event(exc, request_id), event_id + 1)
     except Exception:
         log.exception("stream failed")
-        yield frame("error", error_event(errors.AppError("internal error"), request_id), event_id + 1)
+        yield frame(
+            "error", error_event(errors.AppError("internal error"), request_id), event_id + 1
+        )

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by every function: routing, request ids, body parsing and the error envelope.
+"""HTTP plumbing shared by every function: routing, request ids, body parsing, error envelope.
 
 functions-framework hands each function every path; `Router` dispatches by method and path so a
 function's `main.py` stays a table of thin handlers.

@@ -77,7 +77,9 @@ class VertexEmulator:
         self.types = sdk.prediction_types()
         self.content = sdk.content_types()
 
-    async def _check_model(self, request: Any, context: grpc.aio.ServicerContext, method: str) -> str:
+    async def _check_model(
+        self, request: Any, context: grpc.aio.ServicerContext, method: str
+    ) -> str:
         name = model_id(request.model)
         self.state.calls[(name, method)] += 1
         if name not in self.state.models:

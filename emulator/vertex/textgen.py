@@ -10,16 +10,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-WORDS = (
-    "the model answers with clear steps and checks each result before it moves on to the next "
-    "part of the plan while keeping the cost low and the latency short for every user on mobile "
-    "networks cloud run scales instances with traffic firestore keeps conversations redis caches "
-    "answers vertex gemini streams tokens quickly safely reliably today tomorrow because when "
-    "where which how why data agent function request response cache hit miss token budget retry "
-    "circuit breaker fallback region project service revision canary traffic metric alert backup "
-    "restore verify prune policy window summary history message reply question idea example "
-    "simple small large fast slow good better best first second third final answer note"
-).split()
+_VOCABULARY = """
+the model answers with clear steps and checks each result before it moves on to the next
+part of the plan while keeping the cost low and the latency short for every user on mobile
+networks cloud run scales instances with traffic firestore keeps conversations redis caches
+answers vertex gemini streams tokens quickly safely reliably today tomorrow because when
+where which how why data agent function request response cache hit miss token budget retry
+circuit breaker fallback region project service revision canary traffic metric alert backup
+restore verify prune policy window summary history message reply question idea example
+simple small large fast slow good better best first second third final answer note
+"""
+WORDS = tuple(_VOCABULARY.split())
 
 ECHO_PREFIX = "echo:"
 

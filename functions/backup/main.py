@@ -1,4 +1,4 @@
-"""The backup function, triggered by Cloud Scheduler (its actions arrive with the maintenance work)."""
+"""The backup function, triggered by Cloud Scheduler; for now it answers its health check."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """Narrow, lazy import of the Vertex AI GAPIC surface we use.
 
-``google.cloud.aiplatform_v1``'s package ``__init__`` eagerly imports every service and type the SDK
-has (about 0.6 s with compiled bytecode on a 2-core VM, more without). We need the prediction and
-LLM-utility services only, so the two package ``__init__`` modules are registered without running
-them, and just the submodules we use are imported (about 0.25 s). Cold start is a product metric on
-serverless; the public classes are the SDK's own, unmodified. Any later use of the package's full
-surface (``aiplatform_v1.SomeClient``) runs the real ``__init__`` on first access, so other code that
-imports the whole package keeps working.
+``google.cloud.aiplatform_v1``'s package ``__init__`` eagerly imports every service and type
+of the SDK (about 0.6 s with compiled bytecode on a 2-core VM, more without). We need the
+prediction and LLM-utility services only, so the package ``__init__`` modules are registered
+without running them and just the submodules we use are imported (about 0.25 s). Cold start is a
+product metric on serverless; the classes are the SDK's own, unmodified. Any later use of the
+package's full surface (``aiplatform_v1.SomeClient``) runs the real ``__init__`` on first access,
+so other code that imports the whole package keeps working.
 """
 
 from __future__ import annotations

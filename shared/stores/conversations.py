@@ -61,9 +61,7 @@ class ConversationStore:
             .order_by("created_at", direction="DESCENDING")
             .limit(limit)
         )
-        turns = [
-            Turn(role=doc.get("role"), text=doc.get("text")) async for doc in query.stream()
-        ]
+        turns = [Turn(role=doc.get("role"), text=doc.get("text")) async for doc in query.stream()]
         turns.reverse()
         return turns
 

@@ -1,4 +1,4 @@
-"""The Firestore ``AsyncClient`` for this process, pointed at the emulator when one is configured."""
+"""The Firestore ``AsyncClient`` of this process, on the emulator when one is configured."""
 
 from __future__ import annotations
 

@@ -59,7 +59,9 @@ async def test_chat_answers_in_contract_shape_and_stores_the_exchange(
     user, model = conversations[answer.conversation_id]
     assert (user["role"], user["text"]) == ("user", "Hello there")
     assert (model["role"], model["text"], model["id"]) == ("model", answer.text, answer.message_id)
-    header = (await firestore_db.collection("conversations").document(answer.conversation_id).get()).to_dict()
+    header = (
+        await firestore_db.collection("conversations").document(answer.conversation_id).get()
+    ).to_dict()
     assert header["owner"] == "anonymous"
     assert header["message_count"] == 2
     assert header["title"] == "Hello there"
@@ -69,7 +71,9 @@ async def test_follow_up_sends_history_to_the_model(stack: LocalStack, firestore
     url = f"{stack.url('chat')}/v1/chat"
     first = httpx.post(url, json={"message": "echo: alpha beta"}, timeout=30).json()
     second = httpx.post(
-        url, json={"message": "echo: gamma", "conversation_id": first["conversation_id"]}, timeout=30
+        url,
+        json={"message": "echo: gamma", "conversation_id": first["conversation_id"]},
+        timeout=30,
     ).json()
     assert second["conversation_id"] == first["conversation_id"]
     assert second["text"] == "gamma"
@@ -93,25 +97,54 @@ async def test_unknown_conversation_is_404(stack: LocalStack, firestore_db: Any)
 BAD_INPUTS = [
     pytest.param(b'{"message": ', JSON, 400, "invalid_json", None, id="invalid-json"),
     pytest.param(b"{}", JSON, 422, "validation_failed", "message", id="missing-message"),
-    pytest.param(b'{"message": "   "}', JSON, 422, "validation_failed", "message", id="empty-message"),
+    pytest.param(
+        b'{"message": "   "}', JSON, 422, "validation_failed", "message", id="empty-message"
+    ),
     pytest.param(b'{"message": 5}', JSON, 422, "validation_failed", "message", id="wrong-type"),
-    pytest.param(b'{"message": "hi", "extra": 1}', JSON, 422, "validation_failed", "extra", id="unknown-field"),
+    pytest.param(
+        b'{"message": "hi", "extra": 1}',
+        JSON,
+        422,
+        "validation_failed",
+        "extra",
+        id="unknown-field",
+    ),
     pytest.param(b"[1, 2]", JSON, 422, "validation_failed", "body", id="not-an-object"),
     pytest.param(
-        json.dumps({"message": "x" * 16_001}).encode(), JSON, 413, "payload_too_large", None,
+        json.dumps({"message": "x" * 16_001}).encode(),
+        JSON,
+        413,
+        "payload_too_large",
+        None,
         id="message-over-limit",
     ),
     pytest.param(b"x" * 70_000, JSON, 413, "payload_too_large", None, id="body-over-limit"),
-    pytest.param(b'{"message": "hi"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type", None, id="text-plain"),
-    pytest.param(b'{"message": "hi"}', {}, 415, "unsupported_media_type", None, id="no-content-type"),
+    pytest.param(
+        b'{"message": "hi"}',
+        {"Content-Type": "text/plain"},
+        415,
+        "unsupported_media_type",
+        None,
+        id="text-plain",
+    ),
+    pytest.param(
+        b'{"message": "hi"}', {}, 415, "unsupported_media_type", None, id="no-content-type"
+    ),
 ]
 
 
 @pytest.mark.parametrize("function,path", [("chat", "/v1/chat"), ("stream", "/v1/chat:stream")])
 @pytest.mark.parametrize("body,headers,status,code,field", BAD_INPUTS)
 async def test_bad_input_is_rejected_in_the_envelope_and_nothing_is_written(
-    stack: LocalStack, firestore_db: Any, function: str, path: str,
-    body: bytes, headers: dict[str, str], status: int, code: str, field: str | None,
+    stack: LocalStack,
+    firestore_db: Any,
+    function: str,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+    field: str | None,
 ) -> None:
     response = httpx.post(f"{stack.url(function)}{path}", content=body, headers=headers, timeout=30)
     assert response.status_code == status, response.text
@@ -151,14 +184,17 @@ async def test_stream_sends_events_and_stores_as_chat_does(
     text = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
     assert events[-2]["data"]["output_tokens"] == len(text.split())
     conversations = await stored(firestore_db)
-    user, model = conversations[meta["conversation_id"]]
+    _, model = conversations[meta["conversation_id"]]
     assert model["id"] == meta["message_id"]
     assert model["text"] == text
     # Same answer and same stored shape as the chat function gives for the same request.
-    chat = httpx.post(f"{stack.url('chat')}/v1/chat", json={"message": "Stream me"}, timeout=30).json()
+    chat = httpx.post(
+        f"{stack.url('chat')}/v1/chat", json={"message": "Stream me"}, timeout=30
+    ).json()
     assert chat["text"] == text
     chat_model = (await stored(firestore_db))[chat["conversation_id"]][1]
     assert set(chat_model) == set(model)
     assert stack.model_calls()["calls"]["gemini-2.5-flash"] == {
-        "StreamGenerateContent": 1, "GenerateContent": 1,
+        "StreamGenerateContent": 1,
+        "GenerateContent": 1,
     }

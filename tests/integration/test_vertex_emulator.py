@@ -1,4 +1,4 @@
-"""The unmodified aiplatform_v1 async client against the Vertex emulator over an insecure channel."""
+"""The unmodified aiplatform_v1 async client against the Vertex emulator (insecure channel)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ async def channel(stack: LocalStack) -> AsyncIterator[grpc.aio.Channel]:
 
 @pytest.fixture
 def prediction(channel: grpc.aio.Channel) -> aiplatform_v1.PredictionServiceAsyncClient:
-    transport = aiplatform_v1.services.prediction_service.transports.PredictionServiceGrpcAsyncIOTransport(
-        channel=channel
+    transport = (
+        aiplatform_v1.services.prediction_service.transports.PredictionServiceGrpcAsyncIOTransport(
+            channel=channel
+        )
     )
     return aiplatform_v1.PredictionServiceAsyncClient(transport=transport)
 
@@ -52,7 +54,9 @@ async def test_unary_answer_is_deterministic_with_usage(prediction: Any, stack: 
     assert text != other.candidates[0].content.parts[0].text
     usage = first.usage_metadata
     assert usage.prompt_token_count == 4
-    assert usage.candidates_token_count == len(text.split()) == stack.settings.emulator_answer_tokens
+    assert (
+        usage.candidates_token_count == len(text.split()) == stack.settings.emulator_answer_tokens
+    )
     assert first.candidates[0].finish_reason == aiplatform_v1.Candidate.FinishReason.STOP
     assert stack.model_calls()["calls"] == {"gemini-2.5-flash": {"GenerateContent": 3}}
 
@@ -122,7 +126,9 @@ async def test_count_tokens(channel: grpc.aio.Channel) -> None:
     assert response.total_tokens == 3
 
 
-async def test_admin_ledger_resets_and_counts_cancellations(prediction: Any, stack: LocalStack) -> None:
+async def test_admin_ledger_resets_and_counts_cancellations(
+    prediction: Any, stack: LocalStack
+) -> None:
     await prediction.generate_content(request=request("one"))
     call = await prediction.stream_generate_content(request=request("two"))
     async for _ in call:

@@ -91,7 +91,9 @@ async def test_body_errors(client: httpx.AsyncClient) -> None:
         "unsupported_media_type",
     )
     assert_envelope(await client.post(url, json={"message": "x" * 4000}), 413, "payload_too_large")
-    error = assert_envelope(await client.post(url, json={"messages": "x"}), 422, "validation_failed")
+    error = assert_envelope(
+        await client.post(url, json={"messages": "x"}), 422, "validation_failed"
+    )
     fields = {d["field"] for d in error["details"]}  # type: ignore[attr-defined]
     assert fields == {"message", "messages"}
 
