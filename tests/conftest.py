@@ -45,7 +45,7 @@ def free_ports(count: int) -> list[int]:
 def stack_settings(**extra: Any) -> Settings:
     """Settings for a stack on fresh free ports."""
     ports = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
-    return load_settings(environment="test", **ports, **TEST_EMULATOR, **extra)
+    return load_settings(**{"environment": "test", **ports, **TEST_EMULATOR, **extra})
 
 
 @dataclass

@@ -1,0 +1,21 @@
+"""``make bench``: run every benchmark in this folder; each prints its ratio against a baseline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = ["tests.bench.cold_start"]
+
+
+def main() -> int:
+    failures = 0
+    for module in BENCHMARKS:
+        print(f"== {module}", flush=True)
+        failures += subprocess.run([sys.executable, "-m", module], check=False).returncode != 0
+    print(f"{len(BENCHMARKS) - failures} met target, {failures} missed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

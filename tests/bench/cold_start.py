@@ -1,0 +1,133 @@
+"""Cold start: launch → first successful chat, against launch → first 200 of a bare aio hello world.
+
+Both are started the same way (``python -m functions_framework --asgi``, one gunicorn/uvicorn worker,
+as on Cloud Run) in the same run, alternating, with compiled bytecode as in the container image. The
+emulator answers with zero latency so the figure is start-up cost only. Prints the medians of N runs
+and their ratio; the target is ≤ 2.0×.
+
+    python -m tests.bench.cold_start [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from emulator.stack import ROOT, Stack, function_env
+from shared.settings import LOCAL_HOST, Settings
+from tests.conftest import stack_settings
+
+HELLO = Path(__file__).resolve().parent / "hello" / "main.py"
+TARGET_RATIO = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOCAL_HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def launch_until_ok(
+    target: str, source: Path, env: dict[str, str], request: dict[str, object]
+) -> float:
+    """Seconds from process launch to the first 200 answer to ``request``."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--target",
+        target,
+        "--source",
+        str(source),
+        "--asgi",
+        "--host",
+        LOCAL_HOST,
+        "--port",
+        str(port),
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://{LOCAL_HOST}:{port}", timeout=30) as client:
+            while time.perf_counter() - started < 60:
+                try:
+                    response = client.request(**request)  # type: ignore[arg-type]
+                except httpx.TransportError:
+                    time.sleep(0.005)
+                    continue
+                if response.status_code == 200:
+                    return time.perf_counter() - started
+                raise RuntimeError(f"{target}: {response.status_code} {response.text[:200]}")
+        raise TimeoutError(f"{target} did not answer within 60 s")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def measure(settings: Settings, runs: int) -> dict[str, object]:
+    env = {**os.environ, **function_env(settings)}
+    chat_request = {"method": "POST", "url": "/v1/chat", "json": {"message": "cold start"}}
+    hello_request = {"method": "GET", "url": "/"}
+    chat_main = ROOT / "functions" / "chat" / "main.py"
+    # One warm-up of each fills the OS page cache, as on a machine that has run the image before.
+    launch_until_ok("hello", HELLO, env, hello_request)
+    launch_until_ok("chat", chat_main, env, chat_request)
+    hello, chat = [], []
+    for _ in range(runs):
+        hello.append(launch_until_ok("hello", HELLO, env, hello_request))
+        chat.append(launch_until_ok("chat", chat_main, env, chat_request))
+    ratio = statistics.median(chat) / statistics.median(hello)
+    return {
+        "benchmark": "cold_start",
+        "runs": runs,
+        "hello_median_s": round(statistics.median(hello), 3),
+        "chat_median_s": round(statistics.median(chat), 3),
+        "hello_s": [round(x, 3) for x in hello],
+        "chat_s": [round(x, 3) for x in chat],
+        "ratio": round(ratio, 2),
+        "target": TARGET_RATIO,
+        "pass": ratio <= TARGET_RATIO,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    settings = stack_settings(emulator_ttft_ms=0.0, emulator_tokens_per_second=0.0)
+    with tempfile.TemporaryDirectory() as state:
+        backing = Stack(settings, Path(state), only=("firestore", "redis", "vertex"))
+        try:
+            backing.start(timeout=90)
+            result = measure(settings, args.runs)
+        finally:
+            backing.stop()
+    print(
+        f"cold start: chat {result['chat_median_s']} s vs hello world {result['hello_median_s']} s"
+        f" → {result['ratio']}× (target ≤ {TARGET_RATIO}×)"
+    )
+    print(json.dumps(result))
+    return 0 if result["pass"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
