@@ -1,8 +1,8 @@
 """Cold start: launch → first successful chat, against launch → first 200 of a bare aio hello world.
 
-Both are started the same way (``python -m functions_framework --asgi``, one gunicorn/uvicorn worker,
-as on Cloud Run) in the same run, alternating, with compiled bytecode as in the container image. The
-emulator answers with zero latency so the figure is start-up cost only. Prints the medians of N runs
+Both are started the same way (``python -m functions_framework --asgi``, one gunicorn/uvicorn
+worker, as on Cloud Run) in the same run, alternating, with compiled bytecode as in the container
+image. The emulator answers with zero latency so the figure is start-up cost only. Prints the medians of N runs
 and their ratio; the target is ≤ 2.0×.
 
     python -m tests.bench.cold_start [--runs 5]
