@@ -2,8 +2,8 @@
 
 Both are started the same way (``python -m functions_framework --asgi``, one gunicorn/uvicorn
 worker, as on Cloud Run) in the same run, alternating, with compiled bytecode as in the container
-image. The emulator answers with zero latency so the figure is start-up cost only. Prints the medians of N runs
-and their ratio; the target is ≤ 2.0×.
+image. The emulator answers with zero latency so the figure is start-up cost only. Prints the
+medians of N runs and their ratio; the target is ≤ 2.0×.
 
     python -m tests.bench.cold_start [--runs 5]
 """
