@@ -1,6 +1,7 @@
 """The chat use case: answer a user's message in its conversation and store the exchange.
 
 Both the chat (JSON) and the stream (SSE) functions call this; their handlers only parse and answer.
+The model sees the newest history that fits the prompt budget plus a rolling summary of the rest.
 """
 
 from __future__ import annotations
@@ -12,23 +13,32 @@ from pydantic import BaseModel
 
 from shared import errors
 from shared.contracts import ChatRequest, ChatResponse, DeltaEvent, DoneEvent, MetaEvent, Usage
+from shared.llm import prompt
+from shared.llm.client import LlmClient
 from shared.llm.types import LlmRequest, LlmResult, Turn
-from shared.llm.vertex import VertexClient
 from shared.settings import Settings
-from shared.stores.conversations import ConversationStore, new_id
+from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: the subject that owns conversations."""
+    """Who is asking: the subject that owns conversations and pays for tokens."""
 
     subject: str
 
 
-class ChatService:
-    """Orchestrates one chat turn: history → model → store → answer."""
+@dataclass(frozen=True)
+class Prepared:
+    """A turn ready to send: the model request and the summary update to store with it."""
 
-    def __init__(self, settings: Settings, llm: VertexClient, store: ConversationStore) -> None:
+    request: LlmRequest
+    summary: SummaryUpdate | None
+
+
+class ChatService:
+    """Orchestrates one chat turn: history → prompt budget → model → store → answer."""
+
+    def __init__(self, settings: Settings, llm: LlmClient, store: ConversationStore) -> None:
         self._settings = settings
         self._llm = llm
         self._store = store
@@ -42,20 +52,49 @@ class ChatService:
                 details=[{"field": "message", "limit": limit}],
             )
 
-    async def _prepare(self, request: ChatRequest, caller: Caller) -> LlmRequest:
+    async def prepare(self, request: ChatRequest, caller: Caller) -> Prepared:
+        """Load what the model must see, folding history that no longer fits into the summary."""
+        s = self._settings
         self.check_size(request)
-        history: list[Turn] = []
+        history: list[prompt.Message] = []
+        summary = ""
         if request.conversation_id:
-            await self._store.require_owned(request.conversation_id, caller.subject)
+            conversation = await self._store.require_owned(request.conversation_id, caller.subject)
+            summary = conversation.get("summary") or ""
             history = await self._store.history(
-                request.conversation_id, self._settings.history_messages
+                request.conversation_id, s.history_messages, conversation.get("summary_through")
             )
-        return LlmRequest(
-            model=self._settings.default_model,
-            turns=(*history, Turn(role="user", text=request.message)),
-            system_instruction=self._settings.system_instruction or None,
-            max_output_tokens=self._settings.max_output_tokens,
-            temperature=self._settings.temperature,
+        plan = prompt.fit(history, s.prompt_history_tokens, max_messages=s.history_messages - 2)
+        update = None
+        if plan.dropped:
+            folded = await self._llm.generate(
+                prompt.summary_request(
+                    summary,
+                    plan.dropped,
+                    s.summary_max_tokens,
+                    subject=caller.subject,
+                    cache_scope=caller.subject,
+                )
+            )
+            summary = folded.text
+            through = plan.dropped[-1].created_at
+            update = SummaryUpdate(summary, through) if through is not None else None
+        system = s.system_instruction
+        if summary:
+            system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
+        private = bool(plan.kept or summary)
+        return Prepared(
+            request=LlmRequest(
+                turns=(*plan.turns, Turn(role="user", text=request.message)),
+                tier=request.tier,
+                system_instruction=system or None,
+                max_output_tokens=s.max_output_tokens,
+                temperature=s.temperature,
+                subject=caller.subject,
+                query_class="chat",
+                cache_scope=caller.subject if private else None,
+            ),
+            summary=update,
         )
 
     async def _store_answer(
@@ -63,6 +102,7 @@ class ChatService:
         request: ChatRequest,
         caller: Caller,
         ids: tuple[str, str],
+        prepared: Prepared,
         answer: LlmResult,
         request_id: str,
     ) -> None:
@@ -74,20 +114,21 @@ class ChatService:
             user_text=request.message,
             answer=answer,
             request_id=request_id,
+            summary=prepared.summary,
         )
 
     async def chat(self, request: ChatRequest, caller: Caller, request_id: str) -> ChatResponse:
         """Answer one message and return it in the contract's shape."""
-        llm_request = await self._prepare(request, caller)
+        prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
-        answer = await self._llm.generate(llm_request)
-        await self._store_answer(request, caller, (cid, mid), answer, request_id)
+        answer = await self._llm.generate(prepared.request)
+        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id)
         return ChatResponse(
             conversation_id=cid,
             message_id=mid,
             text=answer.text,
             finish_reason=answer.finish_reason,
-            usage=_usage(answer),
+            usage=usage_of(answer),
             request_id=request_id,
         )
 
@@ -95,37 +136,27 @@ class ChatService:
         self, request: ChatRequest, caller: Caller, request_id: str
     ) -> AsyncIterator[tuple[str, BaseModel]]:
         """Answer one message as events: ``meta``, ``delta``…, ``usage``, ``done``."""
-        llm_request = await self._prepare(request, caller)
+        prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
+        chain = self._llm.chain(prepared.request)
         yield (
             "meta",
-            MetaEvent(
-                conversation_id=cid, message_id=mid, model=llm_request.model, request_id=request_id
-            ),
+            MetaEvent(conversation_id=cid, message_id=mid, model=chain[0], request_id=request_id),
         )
-        parts: list[str] = []
-        finish, tokens_in, tokens_out = "STOP", 0, 0
-        async for chunk in self._llm.stream(llm_request):
+        answer: LlmResult | None = None
+        async for chunk in self._llm.stream(prepared.request):
             if chunk.text:
-                parts.append(chunk.text)
                 yield "delta", DeltaEvent(text=chunk.text)
-            if chunk.finish_reason:
-                finish = chunk.finish_reason
-                tokens_in = chunk.input_tokens or 0
-                tokens_out = chunk.output_tokens or 0
-        answer = LlmResult(
-            text="".join(parts),
-            model=llm_request.model,
-            finish_reason=finish,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-        )
-        await self._store_answer(request, caller, (cid, mid), answer, request_id)
-        yield "usage", _usage(answer)
-        yield "done", DoneEvent(finish_reason=finish)
+            if chunk.result is not None:
+                answer = chunk.result
+        if answer is None:  # pragma: no cover - the client always closes with a result
+            raise errors.UpstreamError("the model stream ended without a result")
+        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id)
+        yield "usage", usage_of(answer)
+        yield "done", DoneEvent(finish_reason=answer.finish_reason)
 
 
-def _usage(answer: LlmResult) -> Usage:
+def usage_of(answer: LlmResult) -> Usage:
     return Usage(
         input_tokens=answer.input_tokens,
         output_tokens=answer.output_tokens,

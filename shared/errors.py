@@ -96,3 +96,15 @@ class ModelNotFound(AppError):
     """The configured model does not exist for this project and region."""
 
     status, code = 502, "model_not_found"
+
+
+class TokenBudgetExceeded(AppError):
+    """The caller's daily token budget is spent; it renews at the next UTC midnight."""
+
+    status, code = 429, "token_budget_exceeded"
+
+
+class CircuitOpen(AppError):
+    """Every model of the chain is failing; calls fail fast until a probe succeeds."""
+
+    status, code = 503, "circuit_open"

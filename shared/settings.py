@@ -41,7 +41,56 @@ class Settings(BaseSettings):
     max_output_tokens: int = Field(1024, ge=1, le=65536)
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     system_instruction: str = "You are a concise, helpful assistant."
-    vertex_timeout_s: float = Field(30.0, gt=0)
+    # Routing: a request tier names a chain of models; the next one serves when one is down.
+    model_tiers: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "fast": ["gemini-2.5-flash", "gemini-2.0-flash-001"],
+            "quality": ["gemini-2.5-pro", "gemini-2.5-flash"],
+        }
+    )
+    # Estimated prices, USD per million tokens: {"model": {"input": x, "output": y}}.
+    model_prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {
+            "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
+            "gemini-2.5-pro": {"input": 1.25, "output": 10.00},
+            "gemini-2.0-flash-001": {"input": 0.15, "output": 0.60},
+        }
+    )
+
+    # Resilience: per-attempt timeout, overall deadline, retries, breaker.
+    vertex_attempt_timeout_s: float = Field(15.0, gt=0)
+    vertex_deadline_s: float = Field(30.0, gt=0)
+    retry_max_attempts: int = Field(5, ge=1, le=10)
+    retry_initial_s: float = Field(0.1, gt=0)
+    retry_max_delay_s: float = Field(2.0, gt=0)
+    retry_multiplier: float = Field(2.0, ge=1.0)
+    retry_budget_ratio: float = Field(0.5, ge=0.0, le=5.0)
+    retry_budget_min_per_s: float = Field(10.0, ge=0.0)
+    breaker_window_s: float = Field(10.0, gt=0)
+    breaker_min_calls: int = Field(30, ge=1)
+    breaker_failure_ratio: float = Field(0.7, gt=0.0, le=1.0)
+    breaker_open_s: float = Field(5.0, gt=0)
+
+    # Response cache (Memorystore).
+    cache_enabled: bool = True
+    cache_max_temperature: float = Field(0.4, ge=0.0)
+    cache_default_ttl_s: int = Field(3600, ge=1)
+    cache_compress_min_bytes: int = Field(1024, ge=0)
+    cache_max_entry_bytes: int = Field(256 * 1024, ge=1024)
+    cache_policy_reload_s: float = Field(30.0, gt=0)
+    redis_timeout_s: float = Field(0.1, gt=0, description="per Redis operation; then no cache")
+    redis_backoff_s: float = Field(2.0, ge=0, description="skip Redis this long after a failure")
+    singleflight_wait_s: float = Field(20.0, gt=0)
+    singleflight_lock_s: float = Field(30.0, gt=0)
+
+    # Accounting.
+    daily_token_budget: int = Field(2_000_000, ge=0, description="per subject and UTC day; 0: none")
+    prompt_history_tokens: int = Field(1500, ge=0)
+    summary_max_tokens: int = Field(200, ge=16)
+
+    # Traces: where spans go.
+    trace_exporter: Literal["none", "console", "otlp", "gcp-trace"] = "none"
+    trace_export_delay_ms: int = Field(5000, ge=1)
 
     # Firestore: the official emulator locally (the client reads FIRESTORE_EMULATOR_HOST itself).
     firestore_database: str = "(default)"

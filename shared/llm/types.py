@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["user", "model"]
@@ -18,18 +18,29 @@ class Turn:
 
 @dataclass(frozen=True)
 class LlmRequest:
-    """What to ask the model: the conversation so far, ending with the user's turn."""
+    """What to ask the model, and how the answer may be cached and billed.
 
-    model: str
+    ``model`` pins one model; otherwise ``tier`` picks a chain of models from settings. A request
+    whose turns hold user-private context sets ``cache_scope`` (the user), so its cache entry is
+    never shared with another user. Tools with side effects make a request uncacheable.
+    """
+
     turns: tuple[Turn, ...]
+    model: str | None = None
+    tier: str = "fast"
     system_instruction: str | None = None
     max_output_tokens: int = 1024
     temperature: float = 0.2
+    subject: str | None = None
+    query_class: str = "default"
+    cache_scope: str | None = None
+    template_version: str = "v1"
+    side_effect_tools: bool = False
 
 
 @dataclass(frozen=True)
 class LlmResult:
-    """A whole answer with its accounting."""
+    """A whole answer with its accounting; ``model`` is the model that served it."""
 
     text: str
     model: str
@@ -37,13 +48,26 @@ class LlmResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cached: bool = False
+    fallback: bool = False
+    attempts: int = 0
+    cost_usd: float = 0.0
 
 
 @dataclass(frozen=True)
 class LlmChunk:
-    """One piece of a streamed answer; the last one carries the finish reason and token counts."""
+    """One piece of a streamed answer; the stream closes with a text-less chunk holding `result`."""
 
     text: str
     finish_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    result: LlmResult | None = None  # set on the closing chunk only: the whole answer's accounting
+
+
+@dataclass
+class CallStats:
+    """What one call went through, for telemetry."""
+
+    attempts: int = 0
+    models_tried: list[str] = field(default_factory=list)
+    cache: str = "bypass"  # hit | miss | bypass | shared | error

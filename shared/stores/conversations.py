@@ -1,8 +1,9 @@
 """Conversations and their messages in Firestore.
 
-``conversations/{cid}`` holds the owner, title and counters; ``conversations/{cid}/messages/{mid}``
-holds one message each, so no document grows with the conversation. An exchange (the user's message
-and the model's answer) is written in one batch: both land or neither does.
+``conversations/{cid}`` holds the owner, title, counters and the rolling summary (bounded in size);
+``conversations/{cid}/messages/{mid}`` holds one message each, so no document grows with the
+conversation. An exchange (the user's message and the model's answer, plus the summary update) is
+written in one batch: all of it lands or none of it does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import errors
-from shared.llm.types import LlmResult, Turn
+from shared.llm.prompt import Message
+from shared.llm.types import LlmResult
 
 CONVERSATIONS = "conversations"
 MESSAGES = "messages"
@@ -27,11 +29,11 @@ def new_id() -> str:
 
 
 @dataclass(frozen=True)
-class Exchange:
-    """Where a stored exchange landed."""
+class SummaryUpdate:
+    """A new rolling summary covering every message up to ``through`` (a ``created_at``)."""
 
-    conversation_id: str
-    message_id: str
+    text: str
+    through: datetime
 
 
 class ConversationStore:
@@ -51,19 +53,28 @@ class ConversationStore:
             raise errors.NotFound(f"conversation {conversation_id} not found")
         return dict(data)
 
-    async def history(self, conversation_id: str, limit: int) -> list[Turn]:
-        """The last ``limit`` messages, oldest first, as model turns."""
+    async def history(
+        self, conversation_id: str, limit: int, after: datetime | None = None
+    ) -> list[Message]:
+        """Up to ``limit`` newest messages created after ``after``, oldest first."""
         if limit <= 0:
             return []
-        query = (
-            self._conversation(conversation_id)
-            .collection(MESSAGES)
-            .order_by("created_at", direction="DESCENDING")
-            .limit(limit)
-        )
-        turns = [Turn(role=doc.get("role"), text=doc.get("text")) async for doc in query.stream()]
-        turns.reverse()
-        return turns
+        query = self._conversation(conversation_id).collection(MESSAGES)
+        if after is not None:
+            query = query.where("created_at", ">", after)
+        query = query.order_by("created_at", direction="DESCENDING").limit(limit)
+        messages = [
+            Message(
+                id=doc.id,
+                role=doc.get("role"),
+                text=doc.get("text"),
+                tokens=(doc.to_dict() or {}).get("output_tokens"),
+                created_at=doc.get("created_at"),
+            )
+            async for doc in query.stream()
+        ]
+        messages.reverse()
+        return messages
 
     async def append_exchange(
         self,
@@ -75,8 +86,9 @@ class ConversationStore:
         user_text: str,
         answer: LlmResult,
         request_id: str,
+        summary: SummaryUpdate | None = None,
         retention_days: int | None = None,
-    ) -> Exchange:
+    ) -> None:
         """Store the user's message and the answer atomically, creating the conversation if new.
 
         The answer is stored as ``message_id`` and the question beside it as ``{message_id}-q``,
@@ -94,6 +106,8 @@ class ConversationStore:
         }
         if new_conversation:
             header |= {"created_at": now, "title": user_text.strip()[:TITLE_CHARS], "summary": ""}
+        if summary is not None:
+            header |= {"summary": summary.text, "summary_through": summary.through}
         if retention_days:
             header["expire_at"] = now + timedelta(days=retention_days)
         batch.set(conversation, header, merge=True)
@@ -117,4 +131,3 @@ class ConversationStore:
             },
         )
         await batch.commit()
-        return Exchange(conversation_id=conversation_id, message_id=message_id)

@@ -1,0 +1,201 @@
+"""The response cache in Memorystore: keys, entries, tags and per-class counters.
+
+An entry is ``<created_ms>:<codec><payload>``; the codec is ``J`` (JSON) or ``Z`` (zstd level 3,
+chosen by `tests/bench/cache_codec.py`: about zlib-6's ratio at a fifth of its cost). A lookup
+runs one Lua script that reads the entry and bumps the class's hit or miss counter and reuse-age
+histogram in the same round trip; cache maintenance reads those counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from shared.llm.policy import CachePolicy
+from shared.llm.types import LlmRequest, LlmResult
+from shared.memorystore import Memorystore
+
+PREFIX = "ngx"
+STATS_TTL_S = 48 * 3600
+
+_LOOKUP = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  redis.call('HINCRBY', KEYS[2], 'hits', 1)
+  redis.call('HINCRBY', KEYS[2], 'hit_bytes', string.len(v))
+  local created = tonumber(string.match(v, '^(%d+):'))
+  if created then
+    local age = math.max(0, (tonumber(ARGV[1]) - created) / 1000)
+    local bucket = 0
+    while 2 ^ bucket < age and bucket < 24 do bucket = bucket + 1 end
+    redis.call('HINCRBY', KEYS[2], 'reuse_le_' .. bucket, 1)
+  end
+else
+  redis.call('HINCRBY', KEYS[2], 'misses', 1)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return v
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def stats_key(query_class: str, when: datetime | None = None) -> str:
+    """The hourly counters hash of a query class."""
+    hour = (when or datetime.now(UTC)).strftime("%Y%m%d%H")
+    return f"{PREFIX}:stats:{query_class}:{hour}"
+
+
+def tag_key(kind: str, value: str) -> str:
+    return f"{PREFIX}:tag:{kind}:{value}"
+
+
+def request_key(request: LlmRequest, model: str) -> str:
+    """Entry key: hash of model, contents, system instruction, generation parameters and scope."""
+    material = json.dumps(
+        {
+            "model": model,
+            "turns": [[t.role, t.text] for t in request.turns],
+            "system": request.system_instruction,
+            "max_output_tokens": request.max_output_tokens,
+            "temperature": round(request.temperature, 4),
+            "scope": request.cache_scope,
+            "template": request.template_version,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    digest = hashlib.sha256(material.encode()).hexdigest()
+    return f"{PREFIX}:c:{request.query_class}:{digest}"
+
+
+async def _sscan(tag: str, cursor: int, count: int, r: Any) -> tuple[int, list[bytes]]:
+    found: tuple[int, list[bytes]] = await r.sscan(tag, cursor=cursor, count=count)
+    return found
+
+
+async def _unlink(keys: list[bytes], r: Any) -> int:
+    return int(await r.unlink(*keys))
+
+
+def _lock_key(key: str) -> str:
+    return key.replace(f"{PREFIX}:c:", f"{PREFIX}:lock:", 1)
+
+
+def is_cacheable(request: LlmRequest, max_temperature: float) -> bool:
+    """Only deterministic-enough requests without side-effecting tools are cached."""
+    return request.temperature <= max_temperature and not request.side_effect_tools
+
+
+def encode(result: LlmResult, policy: CachePolicy, now_ms: int) -> bytes | None:
+    """The stored form of an answer, or None when it is above the size limit."""
+    payload = json.dumps(asdict(result), separators=(",", ":")).encode()
+    codec = b"J"
+    if len(payload) >= policy.compress_min_bytes:
+        import zstandard
+
+        payload, codec = zstandard.ZstdCompressor(level=3).compress(payload), b"Z"
+    entry = str(now_ms).encode() + b":" + codec + payload
+    return entry if len(entry) <= policy.max_entry_bytes else None
+
+
+def decode(entry: bytes) -> LlmResult:
+    """An answer from its stored form."""
+    _, _, rest = entry.partition(b":")
+    codec, payload = rest[:1], rest[1:]
+    if codec == b"Z":
+        import zstandard
+
+        payload = zstandard.ZstdDecompressor().decompress(payload)
+    data: dict[str, Any] = json.loads(payload)
+    return LlmResult(**data)
+
+
+class ResponseCache:
+    """Reads and writes cached answers; every method may raise `StoreUnavailable`."""
+
+    def __init__(self, store: Memorystore) -> None:
+        self.store = store
+        self._lookup = store.redis.register_script(_LOOKUP)
+        self._release = store.redis.register_script(_RELEASE)
+
+    async def lookup(self, key: str, query_class: str) -> LlmResult | None:
+        """The cached answer (counted as a hit) or None (counted as a miss)."""
+        now_ms = int(time.time() * 1000)
+        entry = await self.store.run(
+            lambda r: self._lookup(keys=[key, stats_key(query_class)], args=[now_ms, STATS_TTL_S])
+        )
+        return decode(entry) if entry else None
+
+    async def peek(self, key: str) -> LlmResult | None:
+        """The cached answer without counting (used while waiting for another caller)."""
+        entry = await self.store.run(lambda r: r.get(key))
+        return decode(entry) if entry else None
+
+    async def store_answer(
+        self, key: str, request: LlmRequest, result: LlmResult, policy: CachePolicy
+    ) -> bool:
+        """Cache an answer with its tags and the class's counters; False when it is too big."""
+        entry = encode(result, policy, int(time.time() * 1000))
+        stats = stats_key(request.query_class)
+        if entry is None:
+            await self.store.run(lambda r: r.hincrby(stats, "too_big", 1))
+            return False
+        ttl = policy.ttl_for(request.query_class)
+        tags = [
+            tag_key("model", result.model),
+            tag_key("template", request.template_version),
+            tag_key("class", request.query_class),
+        ]
+
+        async def write(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.set(key, entry, ex=ttl)
+            pipe.hincrby(stats, "stores", 1)
+            pipe.hincrby(stats, "stored_bytes", len(entry))
+            pipe.expire(stats, STATS_TTL_S)
+            for tag in tags:
+                pipe.sadd(tag, key)
+                pipe.expire(tag, max(ttl, 86400))
+            await pipe.execute()
+
+        await self.store.run(write)
+        return True
+
+    async def peek_with_lock(self, key: str) -> tuple[LlmResult | None, bool]:
+        """The cached answer (uncounted) and whether its fill lock is held, in one round trip."""
+        entry, lock = await self.store.run(lambda r: r.mget(key, _lock_key(key)))
+        return (decode(entry) if entry else None), lock is not None
+
+    async def try_lock(self, key: str, token: str, ttl_s: float) -> bool:
+        """Take the fill lock of an entry (across instances); True when this caller holds it."""
+        lock = _lock_key(key)
+        return bool(
+            await self.store.run(lambda r: r.set(lock, token, nx=True, px=int(ttl_s * 1000)))
+        )
+
+    async def unlock(self, key: str, token: str) -> None:
+        lock = _lock_key(key)
+        await self.store.run(lambda r: self._release(keys=[lock], args=[token]))
+
+    async def invalidate_tag(self, kind: str, value: str, batch: int = 500) -> int:
+        """Delete every entry carrying a tag, in batches; returns how many were deleted."""
+        tag = tag_key(kind, value)
+        deleted = 0
+        cursor = 0
+        while True:
+            cursor, members = await self.store.run(partial(_sscan, tag, cursor, batch), timeout=5.0)
+            if members:
+                deleted += await self.store.run(partial(_unlink, members), timeout=5.0)
+            if cursor == 0:
+                break
+        await self.store.run(lambda r: r.unlink(tag))
+        return deleted

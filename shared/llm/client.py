@@ -1,0 +1,506 @@
+"""`LlmClient`: everything a function needs to call Gemini well, behind `generate` and `stream`.
+
+Per call: route the request's tier to a chain of models → serve cacheable requests from the
+response cache, with one model call per distinct miss across concurrent callers and instances
+(single-flight) → reserve the caller's token budget → try each model of the chain with retries
+(backoff with full jitter, per-attempt timeout, overall deadline, shared retry budget) behind a
+circuit breaker per model → account tokens and cost → one span and one KPI log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from google.api_core.retry import exponential_sleep_generator
+
+from shared import errors, telemetry
+from shared.llm import accounting
+from shared.llm.cache import ResponseCache, is_cacheable, request_key
+from shared.llm.policy import PolicySource
+from shared.llm.resilience import CircuitBreaker, RetryBudget
+from shared.llm.transport import VertexTransport, chunks, error_kind
+from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult
+from shared.memorystore import Memorystore, StoreUnavailable
+from shared.settings import Settings
+
+log = logging.getLogger("vertex_ai.client")
+REPLAY_WORDS = 8  # words per chunk when a cached answer is replayed as a stream
+
+
+class _NextModel(Exception):
+    """This model cannot serve the request now; the chain moves on."""
+
+    def __init__(self, cause: BaseException | None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class LlmClient:
+    """The optimized Vertex AI client; one per process (it holds breakers and the retry budget)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Memorystore | None = None,
+        db: Any | None = None,
+        transport: VertexTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport or VertexTransport(settings)
+        self.cache = ResponseCache(store) if store is not None and settings.cache_enabled else None
+        self.budget = (
+            accounting.TokenBudget(store, settings.daily_token_budget)
+            if store is not None
+            else None
+        )
+        self.policy = PolicySource(settings, db)
+        self.retry_budget = RetryBudget(
+            ratio=settings.retry_budget_ratio, min_per_s=settings.retry_budget_min_per_s
+        )
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self._inflight: dict[str, asyncio.Future[LlmResult]] = {}
+
+    # --- public interface -------------------------------------------------------------------
+
+    async def generate(self, request: LlmRequest) -> LlmResult:
+        """One whole answer; raises a typed `shared.errors.AppError` when none can be had."""
+        stats = CallStats()
+        started = time.perf_counter()
+        with telemetry.span("llm.generate", query_class=request.query_class) as span:
+            try:
+                result = await self._generate(request, stats)
+            except errors.AppError as exc:
+                self._report(span, request, stats, started, None, exc)
+                raise
+            self._report(span, request, stats, started, result, None)
+            return result
+
+    async def stream(self, request: LlmRequest) -> AsyncIterator[LlmChunk]:
+        """The answer in pieces, closed by a chunk carrying the whole `LlmResult`; a cached answer
+        is replayed as a stream. Closing the iterator early cancels the upstream call."""
+        stats = CallStats()
+        started = time.perf_counter()
+        with telemetry.span("llm.stream", query_class=request.query_class) as span:
+            try:
+                result: LlmResult | None = None
+                async for item in self._stream(request, stats):
+                    if isinstance(item, LlmResult):
+                        result = item
+                        yield LlmChunk(text="", finish_reason=item.finish_reason, result=item)
+                    else:
+                        yield item
+            except errors.AppError as exc:
+                self._report(span, request, stats, started, None, exc)
+                raise
+            if result is not None:
+                self._report(span, request, stats, started, result, None)
+
+    def chain(self, request: LlmRequest) -> list[str]:
+        """The models that may serve a request, in order."""
+        if request.model:
+            return [request.model]
+        models = self.settings.model_tiers.get(request.tier)
+        if not models:
+            raise errors.BadRequest(f"unknown tier {request.tier!r}")
+        return list(models)
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    # --- cache and single-flight ------------------------------------------------------------
+
+    def _cache_key(self, request: LlmRequest, chain: list[str]) -> str | None:
+        if self.cache is None or not is_cacheable(request, self.settings.cache_max_temperature):
+            return None
+        return request_key(request, chain[0])
+
+    async def _generate(self, request: LlmRequest, stats: CallStats) -> LlmResult:
+        chain = self.chain(request)
+        key = self._cache_key(request, chain)
+        if key is None:
+            return await self._call_model(request, chain, stats)
+        pending = self._inflight.get(key)
+        if pending is not None:  # an identical miss is already being filled in this process
+            stats.cache = "shared"
+            try:
+                shared = await asyncio.wait_for(
+                    asyncio.shield(pending), self.settings.singleflight_wait_s
+                )
+            except TimeoutError:
+                return await self._call_model(request, chain, stats)
+            return _as_hit(shared)
+        future: asyncio.Future[LlmResult] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._fill(key, request, chain, stats)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters may be none
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+    async def _fill(
+        self, key: str, request: LlmRequest, chain: list[str], stats: CallStats
+    ) -> LlmResult:
+        """Serve a cacheable request: hit, or one model call shared across instances."""
+        assert self.cache is not None
+        with telemetry.span("cache.lookup", query_class=request.query_class) as span:
+            try:
+                hit = await self.cache.lookup(key, request.query_class)
+            except StoreUnavailable:
+                hit, stats.cache = None, "error"
+            span.set_attribute("cache.hit", hit is not None)
+        if hit is not None:
+            stats.cache = "hit"
+            return _as_hit(hit)
+        if stats.cache == "error":
+            return await self._call_model(request, chain, stats)
+        stats.cache = "miss"
+        token = uuid.uuid4().hex
+        give_up = time.monotonic() + self.settings.singleflight_wait_s
+        try:
+            while not await self.cache.try_lock(key, token, self.settings.singleflight_lock_s):
+                shared = await self._wait_for_other(key, give_up)
+                if shared is not None:
+                    stats.cache = "shared"
+                    return _as_hit(shared)
+                if time.monotonic() >= give_up:
+                    return await self._call_model(request, chain, stats)
+        except StoreUnavailable:
+            stats.cache = "error"
+            return await self._call_model(request, chain, stats)
+        try:
+            result = await self._call_model(request, chain, stats)
+            if not result.fallback:
+                policy = await self.policy.current()
+                try:
+                    await self.cache.store_answer(key, request, result, policy)
+                except StoreUnavailable:
+                    stats.cache = "error"
+            return result
+        finally:
+            with contextlib.suppress(StoreUnavailable):
+                await self.cache.unlock(key, token)
+
+    async def _wait_for_other(self, key: str, give_up: float) -> LlmResult | None:
+        """Poll for another instance's answer until it lands, its lock goes, or time is up."""
+        assert self.cache is not None
+        delay = 0.005
+        while time.monotonic() < give_up:
+            await asyncio.sleep(delay)
+            result, locked = await self.cache.peek_with_lock(key)
+            if result is not None:
+                return result
+            if not locked:
+                return None
+            delay = min(delay * 2, 0.1)
+        return None
+
+    # --- budget, routing, retries -----------------------------------------------------------
+
+    async def _call_model(
+        self, request: LlmRequest, chain: list[str], stats: CallStats
+    ) -> LlmResult:
+        reservation = None
+        if self.budget is not None:
+            reservation = await self.budget.reserve(
+                request.subject, accounting.request_upper_bound(request)
+            )
+        used = 0
+        try:
+            result = await self._route(request, chain, stats)
+            used = result.input_tokens + result.output_tokens
+            return result
+        finally:
+            if self.budget is not None:
+                await self.budget.settle(reservation, used)
+
+    def _breaker(self, model: str) -> CircuitBreaker:
+        breaker = self.breakers.get(model)
+        if breaker is None:
+            s = self.settings
+            breaker = CircuitBreaker(
+                window_s=s.breaker_window_s,
+                min_calls=s.breaker_min_calls,
+                failure_ratio=s.breaker_failure_ratio,
+                open_s=s.breaker_open_s,
+            )
+            self.breakers[model] = breaker
+        return breaker
+
+    async def _route(self, request: LlmRequest, chain: list[str], stats: CallStats) -> LlmResult:
+        deadline = time.monotonic() + self.settings.vertex_deadline_s
+        self.retry_budget.deposit()
+        last: BaseException | None = None
+        wait: float | None = None
+        for index, model in enumerate(chain):
+            breaker = self._breaker(model)
+            if not breaker.allow():
+                wait = min(wait or breaker.open_s, breaker.retry_after())
+                continue
+            stats.models_tried.append(model)
+            try:
+                result = await self._attempts(request, model, breaker, deadline, stats)
+            except _NextModel as exc:
+                last = exc.cause
+                continue
+            cost = accounting.cost_usd(
+                self.settings.model_prices, model, result.input_tokens, result.output_tokens
+            )
+            return replace(result, fallback=index > 0, attempts=stats.attempts, cost_usd=cost)
+        if last is None:
+            raise errors.CircuitOpen(
+                f"models {', '.join(chain)} are failing; not calling them for now",
+                retry_after=max(1, round(wait or 1)),
+            )
+        raise translate_error(last, chain[-1])
+
+    async def _attempts(
+        self,
+        request: LlmRequest,
+        model: str,
+        breaker: CircuitBreaker,
+        deadline: float,
+        stats: CallStats,
+    ) -> LlmResult:
+        s = self.settings
+        delays = exponential_sleep_generator(
+            s.retry_initial_s, s.retry_max_delay_s, s.retry_multiplier
+        )
+        last: BaseException | None = None
+        for attempt in range(s.retry_max_attempts):
+            if attempt:  # a retry: backoff, budget and breaker permitting
+                delay = next(delays)
+                if time.monotonic() + delay >= deadline or not self.retry_budget.try_spend():
+                    break
+                await asyncio.sleep(delay)
+                if not breaker.allow():
+                    break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            stats.attempts += 1
+            try:
+                result = await self.transport.generate(
+                    request, model, timeout=min(s.vertex_attempt_timeout_s, remaining)
+                )
+            except Exception as exc:
+                kind = error_kind(exc)
+                if kind == "fatal":
+                    breaker.record(True)  # the model answered; the request was at fault
+                    raise translate_error(exc, model) from exc
+                breaker.record(False)
+                last = exc
+                if kind == "model_missing":
+                    break
+                continue
+            breaker.record(True)
+            return result
+        raise _NextModel(last)
+
+    # --- streaming --------------------------------------------------------------------------
+
+    async def _stream(
+        self, request: LlmRequest, stats: CallStats
+    ) -> AsyncIterator[LlmChunk | LlmResult]:
+        """Chunks, then the whole result last (for accounting, caching and the report)."""
+        chain = self.chain(request)
+        key = self._cache_key(request, chain)
+        if key is not None:
+            assert self.cache is not None
+            try:
+                hit = await self.cache.lookup(key, request.query_class)
+                stats.cache = "hit" if hit else "miss"
+            except StoreUnavailable:
+                hit, stats.cache = None, "error"
+            if hit is not None:
+                for chunk in replay(hit):
+                    yield chunk
+                yield _as_hit(hit)
+                return
+        reservation = None
+        if self.budget is not None:
+            reservation = await self.budget.reserve(
+                request.subject, accounting.request_upper_bound(request)
+            )
+        used = reservation[1] if reservation else 0  # charged in full unless the stream completes
+        call: Any = None
+        try:
+            call, model, index, iterator, first = await self._open_stream(request, chain, stats)
+            parts: list[str] = []
+            piece: LlmChunk | None = first
+            last = first
+            while piece is not None:
+                parts.append(piece.text)
+                yield piece
+                last = piece
+                try:
+                    piece = await anext(iterator)
+                except StopAsyncIteration:
+                    piece = None
+                except Exception as exc:
+                    self._breaker(model).record(False)
+                    raise errors.UpstreamError(f"model stream from {model} broke off") from exc
+            result = LlmResult(
+                text="".join(parts),
+                model=model,
+                finish_reason=last.finish_reason or "STOP",
+                input_tokens=last.input_tokens or 0,
+                output_tokens=last.output_tokens or 0,
+                fallback=index > 0,
+                attempts=stats.attempts,
+            )
+            result = replace(
+                result,
+                cost_usd=accounting.cost_usd(
+                    self.settings.model_prices, model, result.input_tokens, result.output_tokens
+                ),
+            )
+            used = result.input_tokens + result.output_tokens
+            if key is not None and not result.fallback and self.cache is not None:
+                try:
+                    policy = await self.policy.current()
+                    await self.cache.store_answer(key, request, result, policy)
+                except StoreUnavailable:
+                    stats.cache = "error"
+            yield result
+        finally:
+            if call is not None:
+                call.cancel()  # no-op when complete; stops the model when the client went away
+            if self.budget is not None:
+                await self.budget.settle(reservation, used)
+
+    async def _open_stream(
+        self, request: LlmRequest, chain: list[str], stats: CallStats
+    ) -> tuple[Any, str, int, AsyncIterator[LlmChunk], LlmChunk]:
+        """Start a stream with retries and fallback, up to its first chunk (nothing sent yet)."""
+        s = self.settings
+        deadline = time.monotonic() + s.vertex_deadline_s
+        self.retry_budget.deposit()
+        last: BaseException | None = None
+        wait: float | None = None
+        for index, model in enumerate(chain):
+            breaker = self._breaker(model)
+            if not breaker.allow():
+                wait = min(wait or breaker.open_s, breaker.retry_after())
+                continue
+            stats.models_tried.append(model)
+            delays = exponential_sleep_generator(
+                s.retry_initial_s, s.retry_max_delay_s, s.retry_multiplier
+            )
+            for attempt in range(s.retry_max_attempts):
+                if attempt:
+                    delay = next(delays)
+                    if time.monotonic() + delay >= deadline or not self.retry_budget.try_spend():
+                        break
+                    await asyncio.sleep(delay)
+                    if not breaker.allow():
+                        break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                stats.attempts += 1
+                call = None
+                try:
+                    call = await self.transport.open_stream(request, model, timeout=remaining)
+                    iterator = chunks(call)
+                    first = await asyncio.wait_for(
+                        anext(iterator), min(s.vertex_attempt_timeout_s, remaining)
+                    )
+                except Exception as exc:
+                    if call is not None:
+                        call.cancel()
+                    kind = error_kind(exc)
+                    if kind == "fatal" and not isinstance(exc, StopAsyncIteration):
+                        breaker.record(True)
+                        raise translate_error(exc, model) from exc
+                    breaker.record(False)
+                    last = exc
+                    if kind == "model_missing":
+                        break
+                    continue
+                breaker.record(True)
+                return call, model, index, iterator, first
+        if last is None:
+            raise errors.CircuitOpen(
+                f"models {', '.join(chain)} are failing; not calling them for now",
+                retry_after=max(1, round(wait or 1)),
+            )
+        raise translate_error(last, chain[-1])
+
+    # --- reporting --------------------------------------------------------------------------
+
+    def _report(
+        self,
+        span: Any,
+        request: LlmRequest,
+        stats: CallStats,
+        started: float,
+        result: LlmResult | None,
+        error: errors.AppError | None,
+    ) -> None:
+        """One span update and one structured KPI log line per call."""
+        fields: dict[str, Any] = {
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "model": result.model if result else (stats.models_tried or ["-"])[-1],
+            "tokens_in": result.input_tokens if result else 0,
+            "tokens_out": result.output_tokens if result else 0,
+            "cache": stats.cache,
+            "cache_hit": stats.cache in ("hit", "shared"),
+            "attempts": stats.attempts,
+            "fallback": bool(result and result.fallback),
+            "cost_usd": round(result.cost_usd, 8) if result else 0.0,
+            "query_class": request.query_class,
+            "error_type": error.code if error else None,
+        }
+        for name, value in fields.items():
+            if value is not None:
+                span.set_attribute(f"llm.{name}", value)
+        if error is not None:
+            span.record_exception(error)
+        log.log(logging.WARNING if error else logging.INFO, "llm call", extra=fields)
+
+
+def _as_hit(result: LlmResult) -> LlmResult:
+    """A served-from-cache answer: it costs nothing and says so."""
+    return replace(result, cached=True, input_tokens=0, output_tokens=0, cost_usd=0.0, attempts=0)
+
+
+def replay(result: LlmResult) -> list[LlmChunk]:
+    """A cached answer as stream chunks, the last one carrying the finish reason."""
+    words = result.text.split(" ")
+    pieces = [" ".join(words[i : i + REPLAY_WORDS]) for i in range(0, len(words), REPLAY_WORDS)]
+    pieces = [(" " if i else "") + piece for i, piece in enumerate(pieces)] or [""]
+    out = [LlmChunk(text=piece) for piece in pieces[:-1]]
+    out.append(
+        LlmChunk(
+            text=pieces[-1], finish_reason=result.finish_reason, input_tokens=0, output_tokens=0
+        )
+    )
+    return out
+
+
+def translate_error(exc: BaseException, model: str) -> errors.AppError:
+    """Map a google.api_core / gRPC error to the product's error types."""
+    name = type(exc).__name__
+    if name == "NotFound":
+        return errors.ModelNotFound(f"model {model!r} is not available")
+    if name in {"DeadlineExceeded", "TimeoutError", "GatewayTimeout"}:
+        return errors.UpstreamTimeout(f"model {model!r} did not answer in time")
+    if error_kind(exc) == "retryable":
+        return errors.ModelUnavailable(f"model {model!r} is unavailable", retry_after=2)
+    if name == "InvalidArgument":
+        return errors.BadRequest(f"the model rejected the request: {getattr(exc, 'message', exc)}")
+    log.warning("model call failed", extra={"model": model, "error_type": name})
+    return errors.UpstreamError(f"model call failed ({name})")

@@ -1,0 +1,144 @@
+"""One attempt against Vertex AI over the GAPIC ``aiplatform_v1`` async client.
+
+Locally the client talks to the emulator through an insecure gRPC channel; in production it uses
+the regional endpoint with Application Default Credentials. Retries, fallback and caching live
+above this module; here each call is exactly one RPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from shared.llm import sdk
+from shared.llm.types import LlmChunk, LlmRequest, LlmResult
+from shared.settings import Settings
+
+# gRPC statuses worth another attempt (api_core exception class names).
+RETRYABLE = frozenset(
+    {
+        "ServiceUnavailable",
+        "TooManyRequests",
+        "ResourceExhausted",
+        "DeadlineExceeded",
+        "InternalServerError",
+        "GatewayTimeout",
+        "TimeoutError",
+    }
+)
+# Failures that say "this model cannot serve": try the next model, never retry the same one.
+MODEL_MISSING = frozenset({"NotFound"})
+
+
+def error_kind(exc: BaseException) -> str:
+    """``retryable``, ``model_missing`` or ``fatal`` for an exception raised by one attempt."""
+    name = type(exc).__name__
+    if name in RETRYABLE:
+        return "retryable"
+    if name in MODEL_MISSING:
+        return "model_missing"
+    return "fatal"
+
+
+class VertexTransport:
+    """Builds requests and makes single RPCs; one instance per process and event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._channel: Any = None
+
+    def _prediction(self) -> Any:
+        if self._client is None:
+            module = sdk.load("services.prediction_service.async_client")
+            endpoint = self._settings.vertex_endpoint
+            if endpoint:
+                import grpc
+
+                grpc_asyncio = sdk.load("services.prediction_service.transports.grpc_asyncio")
+                self._channel = grpc.aio.insecure_channel(endpoint)
+                transport = grpc_asyncio.PredictionServiceGrpcAsyncIOTransport(
+                    channel=self._channel
+                )
+                self._client = module.PredictionServiceAsyncClient(transport=transport)
+            else:
+                api = f"{self._settings.vertex_location}-aiplatform.googleapis.com"
+                self._client = module.PredictionServiceAsyncClient(
+                    client_options={"api_endpoint": api}
+                )
+        return self._client
+
+    def build(self, request: LlmRequest, model: str) -> Any:
+        """The ``GenerateContentRequest`` for ``request`` sent to ``model``."""
+        types = sdk.prediction_types()
+        content = sdk.content_types()
+        contents = [
+            content.Content(role=turn.role, parts=[content.Part(text=turn.text)])
+            for turn in request.turns
+        ]
+        system = (
+            content.Content(role="system", parts=[content.Part(text=request.system_instruction)])
+            if request.system_instruction
+            else None
+        )
+        return types.GenerateContentRequest(
+            model=self._settings.vertex_model_prefix + model,
+            contents=contents,
+            system_instruction=system,
+            generation_config=content.GenerationConfig(
+                max_output_tokens=request.max_output_tokens, temperature=request.temperature
+            ),
+        )
+
+    async def generate(self, request: LlmRequest, model: str, timeout: float) -> LlmResult:
+        """One unary call."""
+        response = await self._prediction().generate_content(
+            request=self.build(request, model), timeout=timeout
+        )
+        text, finish = candidate_text(response)
+        usage = response.usage_metadata
+        return LlmResult(
+            text=text,
+            model=model,
+            finish_reason=finish or "STOP",
+            input_tokens=usage.prompt_token_count,
+            output_tokens=usage.candidates_token_count,
+        )
+
+    async def open_stream(self, request: LlmRequest, model: str, timeout: float) -> Any:
+        """Start a streamed call; iterate the result with `chunks`. Cancel it with ``.cancel()``."""
+        return await self._prediction().stream_generate_content(
+            request=self.build(request, model), timeout=timeout
+        )
+
+    async def close(self) -> None:
+        """Close the gRPC channel; called at process shutdown."""
+        if self._channel is not None:
+            await self._channel.close()
+        self._client = self._channel = None
+
+
+async def chunks(call: Any) -> AsyncIterator[LlmChunk]:
+    """The pieces of a streamed call; the last carries finish reason and token counts."""
+    input_tokens = output_tokens = 0
+    async for response in call:
+        text, finish = candidate_text(response)
+        usage = response.usage_metadata
+        input_tokens = usage.prompt_token_count or input_tokens
+        output_tokens = usage.candidates_token_count or output_tokens
+        yield LlmChunk(
+            text=text,
+            finish_reason=finish,
+            input_tokens=input_tokens if finish else None,
+            output_tokens=output_tokens if finish else None,
+        )
+
+
+def candidate_text(response: Any) -> tuple[str, str | None]:
+    """Text and finish reason of the first candidate."""
+    if not response.candidates:
+        return "", None
+    candidate = response.candidates[0]
+    text = "".join(part.text for part in candidate.content.parts)
+    finish = candidate.finish_reason.name if candidate.finish_reason else None
+    return text, finish

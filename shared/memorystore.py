@@ -1,0 +1,73 @@
+"""Memorystore (Redis protocol) access that degrades instead of failing.
+
+Every operation has a short timeout. After a failure the store is skipped for a back-off period, so
+an outage costs one timeout per period rather than one per request; callers treat
+`StoreUnavailable` as "no cache" (or "no shared limit"), never as an error for the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from shared.settings import Settings
+
+log = logging.getLogger("ngx.memorystore")
+T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):
+    """Memorystore did not answer in time or is in its back-off period."""
+
+
+class Memorystore:
+    """A `redis.asyncio` client with timeouts and an outage back-off."""
+
+    def __init__(self, settings: Settings) -> None:
+        import redis.asyncio
+
+        self.timeout = settings.redis_timeout_s
+        self.backoff = settings.redis_backoff_s
+        self.redis: Any = redis.asyncio.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            health_check_interval=0,
+            max_connections=256,
+        )
+        self._down_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    async def run(
+        self, operation: Callable[[Any], Awaitable[T]], timeout: float | None = None
+    ) -> T:
+        """Run ``operation(redis)``; raise `StoreUnavailable` on failure, timeout or back-off."""
+        if not self.available:
+            raise StoreUnavailable("in back-off after a failure")
+        try:
+            return await asyncio.wait_for(operation(self.redis), timeout or self.timeout)
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            self._mark_down(exc)
+            raise StoreUnavailable(str(exc)) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("redis"):
+                self._mark_down(exc)
+                raise StoreUnavailable(str(exc)) from exc
+            raise
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if self.available:
+            log.warning(
+                "memorystore unavailable; continuing without it",
+                extra={"error_type": type(exc).__name__, "backoff_s": self.backoff},
+            )
+        self._down_until = time.monotonic() + self.backoff
+
+    async def close(self) -> None:
+        await self.redis.aclose()

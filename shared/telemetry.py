@@ -1,0 +1,146 @@
+"""Traces: OpenTelemetry spans with the exporter chosen by ``NGX_TRACE_EXPORTER``.
+
+``none`` (the default) imports nothing from OpenTelemetry, which keeps cold starts short; ``otlp``
+sends to Google's Telemetry API (``telemetry.googleapis.com``, Google's current recommendation),
+``gcp-trace`` uses the older Cloud Trace exporter, ``console`` prints spans as JSON to stdout.
+
+Spans are batched. Under the aio server ``atexit`` does not run on SIGTERM, so
+`install_flush_on_sigterm` wraps the serving process's SIGTERM handler to flush pending spans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from shared.settings import Settings
+
+log = logging.getLogger("ngx.telemetry")
+OTLP_ENDPOINT = "telemetry.googleapis.com:443"
+
+_provider: Any = None
+_tracer: Any = None
+_flush_installed = False
+_lock = threading.Lock()
+
+
+class _NoSpan:
+    """Stands in for a span when tracing is off."""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
+
+    def record_exception(self, exc: BaseException) -> None:
+        return None
+
+
+_NO_SPAN = _NoSpan()
+
+
+def configure(settings: Settings, exporter: Any = None) -> None:
+    """Set up the tracer provider once per process; ``exporter`` overrides the setting (tests)."""
+    global _provider, _tracer
+    with _lock:
+        if _provider is not None or (settings.trace_exporter == "none" and exporter is None):
+            return
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider(
+            resource=Resource.create(
+                {"service.name": settings.service_name, "gcp.project_id": settings.project_id}
+            )
+        )
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter or _exporter(settings),
+                schedule_delay_millis=settings.trace_export_delay_ms,
+            )
+        )
+        trace.set_tracer_provider(provider)
+        _provider, _tracer = provider, provider.get_tracer("ngx.agent")
+
+
+def _exporter(settings: Settings) -> Any:
+    kind = settings.trace_exporter
+    if kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    if kind == "gcp-trace":
+        from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
+
+        return CloudTraceSpanExporter(project_id=settings.project_id)  # type: ignore[no-untyped-call]
+    import google.auth
+    import google.auth.transport.grpc
+    import google.auth.transport.requests
+    import grpc
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    credentials, _ = google.auth.default()
+    channel_credentials = grpc.composite_channel_credentials(
+        grpc.ssl_channel_credentials(),
+        grpc.metadata_call_credentials(
+            google.auth.transport.grpc.AuthMetadataPlugin(  # type: ignore[no-untyped-call]
+                credentials, google.auth.transport.requests.Request()
+            )
+        ),
+    )
+    return OTLPSpanExporter(endpoint=OTLP_ENDPOINT, credentials=channel_credentials)
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: Any) -> Iterator[Any]:
+    """A span around a block (a no-op when tracing is off); exceptions are recorded on it."""
+    if _tracer is None:
+        yield _NO_SPAN
+        return
+    with _tracer.start_as_current_span(name, attributes=attributes) as current:
+        yield current
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """The current span's trace and span id as hex, for log correlation."""
+    if _tracer is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
+def flush(timeout_ms: int = 3000) -> bool:
+    """Export every finished span now; True when the exporter confirmed within the timeout."""
+    if _provider is None:
+        return True
+    return bool(_provider.force_flush(timeout_ms))
+
+
+def install_flush_on_sigterm() -> None:
+    """Flush spans when SIGTERM arrives, then run the handler that was there (the server's)."""
+    global _flush_installed
+    if _flush_installed or _provider is None:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        flushed = flush()
+        log.info("spans flushed on SIGTERM", extra={"flushed": flushed})
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    _flush_installed = True
