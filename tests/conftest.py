@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +89,28 @@ class LocalStack:
         redis.Redis.from_url(self.redis_url).flushdb()
         httpx.post(f"{self.vertex_admin}/reset", timeout=5).raise_for_status()
 
+    def fault(self, model: str = "*", **fault: Any) -> None:
+        """Inject a fault into the Vertex emulator (cleared by `reset`)."""
+        response = httpx.post(
+            f"{self.vertex_admin}/faults", json={"model": model, **fault}, timeout=5
+        )
+        response.raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self.vertex_admin}/faults", timeout=5).raise_for_status()
+
+    def client_settings(self, **overrides: Any) -> Settings:
+        """Settings for an in-process client talking to this stack."""
+        return load_settings(
+            **{
+                "environment": "test",
+                "vertex_endpoint": self.vertex_endpoint,
+                "firestore_emulator_host": self.firestore_host,
+                "redis_url": self.redis_url,
+                **overrides,
+            }
+        )
+
     def model_calls(self) -> dict[str, Any]:
         """The emulator's ledger: calls per model and method."""
         report: dict[str, Any] = httpx.get(f"{self.vertex_admin}/calls", timeout=5).json()
@@ -124,6 +148,61 @@ async def firestore_db(stack: LocalStack) -> AsyncIterator[Any]:
     client = AsyncClient(project=stack.settings.project_id)
     yield client
     client.close()
+
+
+class RedisServer:
+    """A private redis-server that a test may stop and start again on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_ports(1)[0]
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOCAL_HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                LOCAL_HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "yes",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex((LOCAL_HOST, self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 def repo_root() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,41 @@ class LatencyModel:
 
 
 @dataclass
+class Fault:
+    """Misbehaviour injected for one model (or ``*``): errors, latency, hangs, broken streams."""
+
+    error_rate: float = 0.0
+    status: str = "UNAVAILABLE"
+    latency_ms: float = 0.0
+    hang: bool = False
+    slow_stream_ms: float = 0.0
+    fail_after_chunks: int | None = None
+    seed: int | None = None
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError("error_rate must be between 0 and 1")
+        if self.status not in grpc.StatusCode.__members__:
+            raise ValueError(f"unknown gRPC status {self.status!r}")
+        self.rng = random.Random(self.seed)
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode[self.status]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "error_rate": self.error_rate,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "hang": self.hang,
+            "slow_stream_ms": self.slow_stream_ms,
+            "fail_after_chunks": self.fail_after_chunks,
+        }
+
+
+@dataclass
 class EmulatorState:
     """Configuration and the call ledger that the admin API reports."""
 
@@ -49,6 +85,10 @@ class EmulatorState:
     models: tuple[str, ...] = DEFAULT_MODELS
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     cancelled: Counter[tuple[str, str]] = field(default_factory=Counter)
+    faults: dict[str, Fault] = field(default_factory=dict)
+
+    def fault_for(self, model: str) -> Fault | None:
+        return self.faults.get(model) or self.faults.get("*")
 
     def report(self) -> dict[str, Any]:
         by_model: dict[str, dict[str, int]] = {}
@@ -62,6 +102,7 @@ class EmulatorState:
     def reset(self) -> None:
         self.calls.clear()
         self.cancelled.clear()
+        self.faults.clear()
 
 
 def model_id(resource: str) -> str:
@@ -88,6 +129,14 @@ class VertexEmulator:
                 f"Publisher Model `{request.model}` was not found or your project does not have "
                 "access to it.",
             )
+        fault = self.state.fault_for(name)
+        if fault is not None:
+            if fault.latency_ms:
+                await asyncio.sleep(fault.latency_ms / 1000)
+            if fault.hang:
+                await asyncio.Event().wait()  # until the caller's deadline cancels the call
+            if fault.error_rate and fault.rng.random() < fault.error_rate:
+                await context.abort(fault.code, f"injected {fault.status} for {name}")
         return name
 
     def _prompt(self, request: Any) -> tuple[str, str, int]:
@@ -148,12 +197,18 @@ class VertexEmulator:
         words, finish, prompt = self._plan(request)
         latency = self.state.latency
         size = max(1, latency.chunk_tokens)
+        fault = self.state.fault_for(name)
+        extra = fault.slow_stream_ms / 1000 if fault else 0.0
+        break_after = fault.fail_after_chunks if fault else None
         try:
             await asyncio.sleep(latency.ttft_ms / 1000)
-            for start in range(0, max(len(words), 1), size):
+            for index, start in enumerate(range(0, max(len(words), 1), size)):
                 piece = words[start : start + size]
+                if break_after is not None and index >= break_after:
+                    assert fault is not None
+                    await context.abort(fault.code, f"injected stream failure for {name}")
                 if start:
-                    await asyncio.sleep(latency.chunk_delay(len(piece)))
+                    await asyncio.sleep(latency.chunk_delay(len(piece)) + extra)
                 last = start + size >= len(words)
                 text = (" " if start else "") + " ".join(piece)
                 yield self._response(
@@ -203,7 +258,9 @@ class VertexEmulator:
 
 
 def admin_app(state: EmulatorState) -> Starlette:
-    """``GET /calls`` reports calls per model and method; ``POST /reset`` clears them."""
+    """``GET /calls`` reports calls per model and method; ``POST /reset`` clears them and every
+    fault; ``POST /faults`` injects a fault (``{"model": m, "error_rate": 0.3, ...}``), ``GET``
+    lists them, ``DELETE`` removes them."""
 
     async def calls(_: Request) -> JSONResponse:
         return JSONResponse(state.report())
@@ -215,11 +272,24 @@ def admin_app(state: EmulatorState) -> Starlette:
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "models": list(state.models)})
 
+    async def faults(request: Request) -> JSONResponse:
+        if request.method == "DELETE":
+            state.faults.clear()
+        elif request.method == "POST":
+            try:
+                body = await request.json()
+                model = str(body.pop("model", "*"))
+                state.faults[model] = Fault(**body)
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({m: f.describe() for m, f in state.faults.items()})
+
     return Starlette(
         routes=[
             Route("/calls", calls, methods=["GET"]),
             Route("/reset", reset, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
+            Route("/faults", faults, methods=["GET", "POST", "DELETE"]),
         ]
     )
 

@@ -61,7 +61,9 @@ class ConversationStore:
             return []
         query = self._conversation(conversation_id).collection(MESSAGES)
         if after is not None:
-            query = query.where("created_at", ">", after)
+            from google.cloud.firestore_v1.base_query import FieldFilter
+
+            query = query.where(filter=FieldFilter("created_at", ">", after))
         query = query.order_by("created_at", direction="DESCENDING").limit(limit)
         messages = [
             Message(

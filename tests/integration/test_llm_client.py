@@ -1,0 +1,298 @@
+"""The Vertex AI client against a real redis-server and the Vertex emulator: cache, single-flight,
+resilience, fallback and budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from shared import errors
+from shared.llm.client import LlmClient
+from shared.llm.types import LlmRequest, Turn
+from shared.memorystore import Memorystore
+from tests.conftest import LocalStack, RedisServer
+
+FLASH, FALLBACK = "gemini-2.5-flash", "gemini-2.0-flash-001"
+
+ClientFactory = Callable[..., LlmClient]
+
+
+def ask(text: str, **fields: Any) -> LlmRequest:
+    return LlmRequest(turns=(Turn(role="user", text=text),), **fields)
+
+
+@pytest.fixture
+async def make_client(stack: LocalStack) -> AsyncIterator[ClientFactory]:
+    made: list[LlmClient] = []
+
+    def factory(**overrides: Any) -> LlmClient:
+        settings = stack.client_settings(**overrides)
+        client = LlmClient(settings, store=Memorystore(settings))
+        made.append(client)
+        return client
+
+    yield factory
+    for client in made:
+        await client.close()
+        if client.cache is not None:
+            await client.cache.store.close()
+
+
+async def test_concurrent_identical_misses_make_one_model_call(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    results = await asyncio.gather(*(client.generate(ask("same question")) for _ in range(100)))
+    assert stack.model_calls()["calls"] == {FLASH: {"GenerateContent": 1}}
+    assert len({r.text for r in results}) == 1
+    assert [r.cached for r in results].count(False) == 1
+    assert all(r.input_tokens == 0 and r.cost_usd == 0 for r in results if r.cached)
+
+
+async def test_two_instances_sharing_redis_make_one_model_call(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    first, second = make_client(), make_client()
+    calls = [c.generate(ask("shared across instances")) for c in (first, second) for _ in range(50)]
+    results = await asyncio.gather(*calls)
+    assert stack.model_calls()["calls"] == {FLASH: {"GenerateContent": 1}}
+    assert len({r.text for r in results}) == 1
+
+
+async def test_uncacheable_requests_are_not_cached(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    for request in (ask("hot", temperature=1.0), ask("tools", side_effect_tools=True)):
+        await client.generate(request)
+        second = await client.generate(request)
+        assert second.cached is False
+    assert stack.model_calls()["total"] == 4
+
+
+async def test_a_hit_is_counted_per_class_in_redis(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    await client.generate(ask("count me", query_class="faq"))
+    hit = await client.generate(ask("count me", query_class="faq"))
+    assert hit.cached
+    r = redis.asyncio.Redis.from_url(stack.redis_url)
+    keys = [k async for k in r.scan_iter("ngx:stats:faq:*")]
+    stats = {k.decode(): int(v) for k, v in (await r.hgetall(keys[0])).items()}
+    await r.aclose()
+    assert stats["hits"] == 1 and stats["misses"] == 1 and stats["stores"] == 1
+    assert stats["reuse_le_0"] == 1  # reused within a second
+
+
+async def test_thirty_percent_unavailable_still_serves(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    stack.fault(FLASH, error_rate=0.3, status="UNAVAILABLE", seed=7)
+    client = make_client(retry_initial_s=0.01, retry_max_delay_s=0.1)
+    gate = asyncio.Semaphore(50)
+
+    async def one(i: int) -> bool:
+        async with gate:
+            try:
+                await client.generate(ask(f"q{i}", temperature=1.0, max_output_tokens=4))
+            except errors.AppError:
+                return False
+            return True
+
+    outcomes = await asyncio.gather(*(one(i) for i in range(1000)))
+    assert sum(outcomes) >= 995, f"{sum(outcomes)} of 1000 succeeded"
+    calls = stack.model_calls()["calls"]
+    assert FALLBACK not in calls or sum(outcomes) >= 995  # fallback may serve rare exhausted ones
+
+
+async def test_breaker_fails_fast_then_recovers(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client(
+        breaker_min_calls=6,
+        breaker_open_s=1.0,
+        retry_max_attempts=2,
+        retry_initial_s=0.01,
+        retry_max_delay_s=0.02,
+    )
+    request = ask("down", model=FLASH, temperature=1.0)
+    stack.fault(FLASH, error_rate=1.0, status="UNAVAILABLE")
+    opened = False
+    for _ in range(20):
+        try:
+            await client.generate(request)
+        except errors.CircuitOpen:
+            opened = True
+            break
+        except errors.ModelUnavailable:
+            continue
+    assert opened
+    calls_when_open = stack.model_calls()["total"]
+    for _ in range(10):
+        started = time.perf_counter()
+        with pytest.raises(errors.CircuitOpen) as failure:
+            await client.generate(request)
+        assert time.perf_counter() - started < 0.05
+        assert failure.value.retry_after is not None and failure.value.retry_after >= 1
+    assert stack.model_calls()["total"] == calls_when_open  # fast failures never reach the model
+    stack.clear_faults()
+    await asyncio.sleep(1.05)
+    assert (await client.generate(request)).text
+    assert (await client.generate(request)).text
+
+
+async def test_fallback_model_serves_when_the_primary_is_down(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    stack.fault(FLASH, error_rate=1.0, status="UNAVAILABLE")
+    client = make_client(retry_initial_s=0.01, retry_max_delay_s=0.02, retry_max_attempts=2)
+    result = await client.generate(ask("who answers?"))
+    assert result.model == FALLBACK and result.fallback is True
+    calls = stack.model_calls()["calls"]
+    assert calls[FLASH]["GenerateContent"] == 2 and calls[FALLBACK]["GenerateContent"] == 1
+    again = await client.generate(ask("who answers?"))
+    assert again.cached is False  # degraded answers are not cached
+
+
+async def test_a_hanging_model_is_cut_by_the_attempt_timeout(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    stack.fault(FLASH, hang=True)
+    client = make_client(vertex_attempt_timeout_s=0.2, retry_max_attempts=1)
+    started = time.perf_counter()
+    result = await client.generate(ask("hang?"))
+    assert result.model == FALLBACK
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_redis_outage_degrades_to_no_cache_and_recovers(
+    stack: LocalStack, private_redis: RedisServer, make_client: ClientFactory
+) -> None:
+    client = make_client(redis_url=private_redis.url, redis_backoff_s=0.2)
+    request = ask("survive redis")
+    await client.generate(request)
+    assert (await client.generate(request)).cached
+    private_redis.stop()
+    for _ in range(5):
+        started = time.perf_counter()
+        result = await client.generate(request)
+        assert result.text and not result.cached
+        assert time.perf_counter() - started < 1.0
+    private_redis.start()  # empty again: the entry is gone
+    await asyncio.sleep(0.25)
+    await client.generate(request)
+    assert (await client.generate(request)).cached
+
+
+async def test_slow_redis_degrades_to_no_cache(
+    stack: LocalStack, private_redis: RedisServer, make_client: ClientFactory
+) -> None:
+    client = make_client(redis_url=private_redis.url, redis_timeout_s=0.1)
+    blocker = redis.asyncio.Redis.from_url(private_redis.url)
+    sleeping = asyncio.create_task(blocker.execute_command("DEBUG", "SLEEP", "1.5"))
+    await asyncio.sleep(0.1)
+    started = time.perf_counter()
+    result = await client.generate(ask("slow redis"))
+    assert result.text and not result.cached
+    assert time.perf_counter() - started < 1.0
+    await sleeping
+    await blocker.aclose()
+
+
+async def test_stream_is_cached_when_complete_and_replayed(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    first = [c async for c in client.stream(ask("stream and cache"))]
+    second = [c async for c in client.stream(ask("stream and cache"))]
+    text = "".join(c.text for c in first)
+    assert "".join(c.text for c in second) == text
+    assert first[-1].result is not None and first[-1].result.cached is False
+    assert second[-1].result is not None and second[-1].result.cached is True
+    assert len(second) > 2  # replayed in pieces, not as one blob
+    assert stack.model_calls()["calls"] == {FLASH: {"StreamGenerateContent": 1}}
+    assert (await client.generate(ask("stream and cache"))).text == text
+
+
+async def test_closing_a_stream_early_cancels_the_model_call(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    stream = client.stream(ask("cancel me", temperature=1.0))
+    async for _ in stream:
+        break
+    await stream.aclose()
+    for _ in range(50):
+        if stack.model_calls()["cancelled"]:
+            break
+        await asyncio.sleep(0.02)
+    assert stack.model_calls()["cancelled"] == {FLASH: {"StreamGenerateContent": 1}}
+
+
+async def test_a_stream_breaking_midway_raises_a_typed_error(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    stack.fault(FLASH, fail_after_chunks=2, status="INTERNAL")
+    client = make_client()
+    received: list[str] = []
+    with pytest.raises(errors.UpstreamError):
+        async for chunk in client.stream(ask("break", temperature=1.0)):
+            received.append(chunk.text)
+    assert len(received) == 2
+
+
+async def test_token_budget_is_enforced_with_a_typed_error(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client(daily_token_budget=300)
+    request = ask("spend", subject="alice", temperature=1.0, max_output_tokens=50)
+    with pytest.raises(errors.TokenBudgetExceeded) as exceeded:
+        for _ in range(20):
+            await client.generate(request)
+    assert exceeded.value.status == 429 and exceeded.value.retry_after
+    assert client.budget is not None
+    assert await client.budget.used("alice") <= 300
+    other = await client.generate(
+        ask("spend", subject="bob", temperature=1.0, max_output_tokens=50)
+    )
+    assert other.text  # budgets are per subject
+
+
+async def test_concurrent_requests_cannot_overspend_a_budget(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    limit = 1000
+    client = make_client(daily_token_budget=limit)
+
+    async def one(i: int) -> int:
+        try:
+            result = await client.generate(
+                ask(f"budget {i}", subject="carol", temperature=1.0, max_output_tokens=40)
+            )
+        except errors.TokenBudgetExceeded:
+            return 0
+        return result.input_tokens + result.output_tokens
+
+    spent = await asyncio.gather(*(one(i) for i in range(50)))
+    assert client.budget is not None
+    used = await client.budget.used("carol")
+    assert used == sum(spent)
+    assert 0 < used <= limit + max(spent)
+    assert spent.count(0) > 0  # some were refused
+
+
+async def test_answer_carries_tokens_and_estimated_cost(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client()
+    result = await client.generate(ask("price me", temperature=1.0))
+    assert result.input_tokens == 2 and result.output_tokens == 48
+    expected = (2 * 0.30 + 48 * 2.50) / 1e6
+    assert result.cost_usd == pytest.approx(expected)
+    assert result.attempts == 1
