@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["tests.bench.cold_start"]
+BENCHMARKS = ["tests.bench.cold_start", "tests.bench.client_overhead", "tests.bench.cache_codec"]
 
 
 def main() -> int:
