@@ -24,7 +24,7 @@ CORPUS = Path("/usr/share/common-licenses/GPL-3")
 def prose() -> str:
     if CORPUS.exists():
         return CORPUS.read_text()
-    import this  # noqa: F401 - fallback corpus: the Zen of Python, rot13-decoded
+    import this  # fallback corpus: the Zen of Python, rot13-decoded
 
     return "".join(this.d.get(c, c) for c in this.s) * 60
 

@@ -1,4 +1,4 @@
-"""Client overhead on a cache hit: `LlmClient.generate()` versus a bare Redis GET of the same payload.
+"""Client overhead on a cache hit: `LlmClient.generate()` against a bare Redis GET of the entry.
 
 Both run in the same process against the same redis-server, sequentially, after a warm-up; the
 figure is the p50 difference (target ≤ 1 ms) and the p99 of each.
