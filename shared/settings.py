@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     retry_budget_ratio: float = Field(0.5, ge=0.0, le=5.0)
     retry_budget_min_per_s: float = Field(10.0, ge=0.0)
     breaker_window_s: float = Field(10.0, gt=0)
-    breaker_min_calls: int = Field(30, ge=1)
-    breaker_failure_ratio: float = Field(0.7, gt=0.0, le=1.0)
+    breaker_min_calls: int = Field(10, ge=1)
+    breaker_failure_ratio: float = Field(0.5, gt=0.0, le=1.0)
     breaker_open_s: float = Field(5.0, gt=0)
 
     # Response cache (Memorystore).

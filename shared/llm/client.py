@@ -24,7 +24,7 @@ from shared import errors, telemetry
 from shared.llm import accounting
 from shared.llm.cache import ResponseCache, is_cacheable, request_key
 from shared.llm.policy import PolicySource
-from shared.llm.resilience import CircuitBreaker, RetryBudget
+from shared.llm.resilience import BreakerState, CircuitBreaker, RetryBudget
 from shared.llm.transport import VertexTransport, chunks, error_kind
 from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult
 from shared.memorystore import Memorystore, StoreUnavailable
@@ -253,8 +253,10 @@ class LlmClient:
             try:
                 result = await self._attempts(request, model, breaker, deadline, stats)
             except _NextModel as exc:
+                breaker.record(False)
                 last = exc.cause
                 continue
+            breaker.record(True)
             cost = accounting.cost_usd(
                 self.settings.model_prices, model, result.input_tokens, result.output_tokens
             )
@@ -285,28 +287,24 @@ class LlmClient:
                 if time.monotonic() + delay >= deadline or not self.retry_budget.try_spend():
                     break
                 await asyncio.sleep(delay)
-                if not breaker.allow():
+                if breaker.state is BreakerState.OPEN:  # other calls found the model down
                     break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             stats.attempts += 1
             try:
-                result = await self.transport.generate(
+                return await self.transport.generate(
                     request, model, timeout=min(s.vertex_attempt_timeout_s, remaining)
                 )
             except Exception as exc:
                 kind = error_kind(exc)
-                if kind == "fatal":
-                    breaker.record(True)  # the model answered; the request was at fault
+                if kind == "fatal":  # the model answered; the request was at fault
+                    breaker.record(True)
                     raise translate_error(exc, model) from exc
-                breaker.record(False)
                 last = exc
                 if kind == "model_missing":
                     break
-                continue
-            breaker.record(True)
-            return result
         raise _NextModel(last)
 
     # --- streaming --------------------------------------------------------------------------
@@ -405,7 +403,7 @@ class LlmClient:
                     if time.monotonic() + delay >= deadline or not self.retry_budget.try_spend():
                         break
                     await asyncio.sleep(delay)
-                    if not breaker.allow():
+                    if breaker.state is BreakerState.OPEN:
                         break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -425,13 +423,13 @@ class LlmClient:
                     if kind == "fatal" and not isinstance(exc, StopAsyncIteration):
                         breaker.record(True)
                         raise translate_error(exc, model) from exc
-                    breaker.record(False)
                     last = exc
                     if kind == "model_missing":
                         break
                     continue
                 breaker.record(True)
                 return call, model, index, iterator, first
+            breaker.record(False)
         if last is None:
             raise errors.CircuitOpen(
                 f"models {', '.join(chain)} are failing; not calling them for now",

@@ -61,14 +61,16 @@ class RetryBudget:
 class CircuitBreaker:
     """Opens when the failure ratio over a rolling window is too high; probes after a pause.
 
-    The window holds attempt outcomes from the last ``window_s`` seconds; it opens once it has at
-    least ``min_calls`` outcomes and ``failure_ratio`` of them failed. After ``open_s`` one probe
-    is let through (half-open): success closes the breaker, failure opens it again.
+    The window holds call outcomes (a call fails when its retries could not get an answer) from
+    the last ``window_s`` seconds; it opens once it has at least ``min_calls`` outcomes and
+    ``failure_ratio`` of them failed. Counting calls rather than attempts keeps transient errors
+    that retries absorb from opening it. After ``open_s`` one probe call is let through
+    (half-open): success closes the breaker, failure opens it again.
     """
 
     window_s: float = 10.0
-    min_calls: int = 30
-    failure_ratio: float = 0.7
+    min_calls: int = 10
+    failure_ratio: float = 0.5
     open_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
     _outcomes: deque[tuple[float, bool]] = field(default_factory=deque, init=False)

@@ -106,9 +106,12 @@ async def test_thirty_percent_unavailable_still_serves(
             return True
 
     outcomes = await asyncio.gather(*(one(i) for i in range(1000)))
-    assert sum(outcomes) >= 995, f"{sum(outcomes)} of 1000 succeeded"
     calls = stack.model_calls()["calls"]
-    assert FALLBACK not in calls or sum(outcomes) >= 995  # fallback may serve rare exhausted ones
+    assert sum(outcomes) >= 995, f"{sum(outcomes)} of 1000 succeeded; {calls}"
+    # Retries absorb the errors: the primary serves, the breaker stays closed, and only calls
+    # whose every attempt failed (0.3^5 ≈ 0.24%) move on to the fallback model.
+    assert calls.get(FALLBACK, {}).get("GenerateContent", 0) <= 20, calls
+    assert client.breakers[FLASH].state.value == "closed"
 
 
 async def test_breaker_fails_fast_then_recovers(

@@ -9,7 +9,9 @@ from shared.errors import SettingsError
 from shared.settings import load_settings
 
 
-def test_defaults_point_at_the_local_stack() -> None:
+def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FIRESTORE_EMULATOR_HOST", "NGX_VERTEX_ENDPOINT", "NGX_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.vertex_endpoint == "127.0.0.1:8790"
     assert settings.firestore_emulator_host == "127.0.0.1:8686"
