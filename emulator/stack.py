@@ -22,11 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.auth import devtokens
 from shared.errors import SettingsError
 from shared.settings import LOCAL_HOST, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ("chat", "stream", "cache_maintenance", "backup")
+DAY_S = 86400
 
 
 class StackError(RuntimeError):
@@ -77,6 +79,9 @@ def function_env(settings: Settings) -> dict[str, str]:
     """Environment shared by every function process: where the emulators are."""
     return {
         "PYTHONPATH": str(ROOT),
+        "NGX_AUTH_ISSUER": devtokens.issuer(settings),
+        "NGX_AUTH_AUDIENCE": settings.project_id,
+        "NGX_AUTH_JWKS_URL": f"{devtokens.issuer(settings)}/jwks.json",
         "NGX_PROJECT_ID": settings.project_id,
         "NGX_ENVIRONMENT": settings.environment,
         "NGX_VERTEX_ENDPOINT": f"{LOCAL_HOST}:{settings.stack_vertex_port}",
@@ -90,10 +95,10 @@ def function_port(settings: Settings, name: str) -> int:
     return port
 
 
-def components(settings: Settings, state_dir: Path) -> list[Component]:
+def components(settings: Settings) -> list[Component]:
     """Every process of the stack, in start order."""
     python = sys.executable
-    gcloud_config = state_dir / "gcloud"
+    gcloud_config = settings.stack_dir / "gcloud"
     gcloud_config.mkdir(parents=True, exist_ok=True)
     fs_port = settings.stack_firestore_port
     items = [
@@ -145,6 +150,24 @@ def components(settings: Settings, state_dir: Path) -> list[Component]:
             env={"PYTHONPATH": str(ROOT)},
             url=f"grpc://{LOCAL_HOST}:{settings.stack_vertex_port} "
             f"(admin http://{LOCAL_HOST}:{settings.stack_vertex_admin_port}/calls)",
+        ),
+        Component(
+            "auth",
+            [
+                python,
+                "-m",
+                "emulator.auth",
+                "--host",
+                LOCAL_HOST,
+                "--port",
+                str(settings.stack_auth_port),
+                "--key-dir",
+                str(devtokens.key_dir(settings)),
+            ],
+            settings.stack_auth_port,
+            ready_path="/healthz",
+            env={"PYTHONPATH": str(ROOT)},
+            url=f"{devtokens.issuer(settings)}/jwks.json (tokens: agentctl token --user NAME)",
         ),
     ]
     for name in FUNCTIONS:
@@ -222,14 +245,10 @@ def single_instance(state_dir: Path) -> Iterator[None]:
 class Stack:
     """Starts, watches and stops the stack's processes."""
 
-    def __init__(
-        self, settings: Settings, state_dir: Path, only: tuple[str, ...] | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, only: tuple[str, ...] | None = None) -> None:
         self.settings = settings
-        self.state_dir = state_dir
-        self.components = [
-            c for c in components(settings, state_dir) if only is None or c.name in only
-        ]
+        self.state_dir = settings.stack_dir
+        self.components = [c for c in components(settings) if only is None or c.name in only]
 
     def url(self, name: str) -> str:
         """Base URL of a started component, by name."""
@@ -300,10 +319,11 @@ class Stack:
                 process.wait(1)
 
 
-def curl_example(settings: Settings) -> str:
+def curl_example(settings: Settings, token: str) -> str:
     port = settings.stack_chat_port
     return (
         f"curl -s -X POST http://{LOCAL_HOST}:{port}/v1/chat "
+        f"-H 'Authorization: Bearer {token}' "
         "-H 'Content-Type: application/json' -d '{\"message\": \"Hello!\"}'"
     )
 
@@ -314,19 +334,20 @@ def banner(stack: Stack) -> str:
     lines += [f"  {c.name.ljust(width)}  {c.url}" for c in stack.components]
     lines += [
         "",
-        "Try it:",
-        f"  {curl_example(stack.settings)}",
+        "Try it (as user alice; the token is valid for 24 h, mint more with "
+        "`agentctl token --user NAME`):",
+        f"  {curl_example(stack.settings, devtokens.local_token(stack.settings, 'alice', DAY_S))}",
         "",
         f"Logs: {stack.state_dir / 'logs'}/    Stop: Ctrl-C",
     ]
     return "\n".join(lines)
 
 
-def up(settings: Settings, state_dir: Path) -> int:
+def up(settings: Settings) -> int:
     """Run the stack in the foreground until Ctrl-C or SIGTERM."""
     check_prerequisites()
-    with single_instance(state_dir):
-        stack = Stack(settings, state_dir)
+    with single_instance(settings.stack_dir):
+        stack = Stack(settings)
         stopping = False
 
         def request_stop(signum: int, _frame: object) -> None:
@@ -351,9 +372,9 @@ def up(settings: Settings, state_dir: Path) -> int:
     return 0
 
 
-def down(state_dir: Path) -> int:
+def down(settings: Settings) -> int:
     """Ask a running stack (by the pid in its lock file) to stop."""
-    lock_path = state_dir / "stack.lock"
+    lock_path = settings.stack_dir / "stack.lock"
     pid = lock_path.read_text().strip() if lock_path.exists() else ""
     if not pid.isdigit():
         print("no local stack is running")
@@ -366,13 +387,12 @@ def down(state_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    state_dir = Path(os.environ.get("NGX_STACK_DIR", ROOT / ".stack"))
     try:
         settings = load_settings()
         if args[:1] == ["up"]:
-            return up(settings, state_dir)
+            return up(settings)
         if args[:1] == ["down"]:
-            return down(state_dir)
+            return down(settings)
         print("usage: python -m emulator.stack up|down", file=sys.stderr)
         return 2
     except (StackError, SettingsError) as exc:

@@ -8,11 +8,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
 from shared import errors
-from shared.contracts import ChatRequest, ChatResponse, DeltaEvent, DoneEvent, MetaEvent, Usage
+from shared.contracts import (
+    ChatRequest,
+    ChatResponse,
+    ConversationDetail,
+    ConversationPage,
+    ConversationSummary,
+    Deleted,
+    DeltaEvent,
+    DoneEvent,
+    MessageItem,
+    MetaEvent,
+    PageQuery,
+    Usage,
+)
 from shared.llm import prompt
 from shared.llm.client import LlmClient
 from shared.llm.types import LlmRequest, LlmResult, Turn
@@ -154,6 +168,51 @@ class ChatService:
         await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id)
         yield "usage", usage_of(answer)
         yield "done", DoneEvent(finish_reason=answer.finish_reason)
+
+    async def list_conversations(self, caller: Caller, page: PageQuery) -> ConversationPage:
+        items, token = await self._store.list_page(caller.subject, page.page_size, page.page_token)
+        return ConversationPage(
+            conversations=[_summary(cid, data) for cid, data in items], next_page_token=token
+        )
+
+    async def conversation(
+        self, caller: Caller, conversation_id: str, page: PageQuery
+    ) -> ConversationDetail:
+        data = await self._store.require_owned(conversation_id, caller.subject)
+        items, token = await self._store.messages_page(
+            conversation_id, page.page_size, page.page_token
+        )
+        return ConversationDetail(
+            conversation=_summary(conversation_id, data),
+            messages=[_message(mid, m) for mid, m in items],
+            next_page_token=token,
+        )
+
+    async def delete_conversation(self, caller: Caller, conversation_id: str) -> Deleted:
+        count = await self._store.delete(conversation_id, caller.subject)
+        return Deleted(conversation_id=conversation_id, deleted_messages=count)
+
+
+def _summary(conversation_id: str, data: dict[str, Any]) -> ConversationSummary:
+    return ConversationSummary(
+        conversation_id=conversation_id,
+        title=data.get("title", ""),
+        created_at=data.get("created_at") or data["updated_at"],
+        updated_at=data["updated_at"],
+        message_count=int(data.get("message_count", 0)),
+    )
+
+
+def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
+    return MessageItem(
+        message_id=message_id,
+        role=data["role"],
+        text=data["text"],
+        created_at=data["created_at"],
+        model=data.get("model"),
+        input_tokens=data.get("input_tokens"),
+        output_tokens=data.get("output_tokens"),
+    )
 
 
 def usage_of(answer: LlmResult) -> Usage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -63,6 +64,53 @@ class ChatResponse(_Contract):
     sources: list[Source] = Field(default_factory=list)
     usage: Usage
     request_id: str
+
+
+class PageQuery(_Contract):
+    """Query parameters of the paginated reads."""
+
+    page_size: int = Field(20, ge=1, le=100)
+    page_token: str | None = Field(None, max_length=256)
+
+
+class ConversationSummary(_Contract):
+    conversation_id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+class ConversationPage(_Contract):
+    """Body of `GET /v1/conversations`: newest first."""
+
+    conversations: list[ConversationSummary]
+    next_page_token: str | None = None
+
+
+class MessageItem(_Contract):
+    message_id: str
+    role: Literal["user", "model"]
+    text: str
+    created_at: datetime
+    model: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class ConversationDetail(_Contract):
+    """Body of `GET /v1/conversations/{id}`: its messages, newest first."""
+
+    conversation: ConversationSummary
+    messages: list[MessageItem]
+    next_page_token: str | None = None
+
+
+class Deleted(_Contract):
+    """Body of `DELETE /v1/conversations/{id}`."""
+
+    conversation_id: str
+    deleted_messages: int
 
 
 class ErrorBody(_Contract):

@@ -25,11 +25,13 @@ class AppError(Exception):
         *,
         details: list[dict[str, Any]] | None = None,
         retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 class InvalidJson(AppError):
@@ -108,3 +110,9 @@ class CircuitOpen(AppError):
     """Every model of the chain is failing; calls fail fast until a probe succeeds."""
 
     status, code = 503, "circuit_open"
+
+
+class Unavailable(AppError):
+    """A dependency the request needs cannot be reached right now."""
+
+    status, code = 503, "unavailable"

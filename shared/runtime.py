@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from shared import telemetry
+from shared.auth.apikeys import ApiKeyStore
+from shared.auth.tokens import TokenVerifier
 from shared.chat import ChatService
+from shared.guard import Guard
+from shared.idempotency import Idempotency
 from shared.llm.client import LlmClient
 from shared.logs import configure_logging
 from shared.memorystore import Memorystore
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings, get_settings
 from shared.stores.conversations import ConversationStore
 from shared.stores.firestore import make_client
@@ -23,10 +29,45 @@ def init_process() -> Settings:
 
 
 @lru_cache(maxsize=1)
+def firestore() -> Any:
+    telemetry.install_flush_on_sigterm()  # here: in the serving worker, after the server's own
+    return make_client(get_settings())
+
+
+@lru_cache(maxsize=1)
+def memorystore() -> Memorystore:
+    return Memorystore(get_settings())
+
+
+@lru_cache(maxsize=1)
+def llm() -> LlmClient:
+    return LlmClient(get_settings(), store=memorystore(), db=firestore())
+
+
+@lru_cache(maxsize=1)
+def conversations() -> ConversationStore:
+    return ConversationStore(firestore())
+
+
+@lru_cache(maxsize=1)
 def chat_service() -> ChatService:
     """The chat use case wired to this process's model client, Memorystore and Firestore."""
+    return ChatService(get_settings(), llm(), conversations())
+
+
+@lru_cache(maxsize=1)
+def api_keys() -> ApiKeyStore:
     settings = get_settings()
-    telemetry.install_flush_on_sigterm()  # here: in the serving worker, after the server's own
-    db = make_client(settings)
-    llm = LlmClient(settings, store=Memorystore(settings), db=db)
-    return ChatService(settings, llm, ConversationStore(db))
+    return ApiKeyStore(firestore(), memorystore(), settings.api_key_cache_s)
+
+
+@lru_cache(maxsize=1)
+def guard() -> Guard:
+    """Authentication, scopes and rate limits for every non-public route."""
+    settings = get_settings()
+    return Guard(settings, TokenVerifier(settings), api_keys(), RateLimiter(memorystore()))
+
+
+@lru_cache(maxsize=1)
+def idempotency() -> Idempotency:
+    return Idempotency(firestore(), get_settings())

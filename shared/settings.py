@@ -7,6 +7,7 @@ through Cloud Run environment variables and Secret Manager. Variables are prefix
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -88,6 +89,30 @@ class Settings(BaseSettings):
     prompt_history_tokens: int = Field(1500, ge=0)
     summary_max_tokens: int = Field(200, ge=16)
 
+    # Auth: Firebase Auth / Identity Platform ID tokens by default, or API keys.
+    auth_issuer: str | None = Field(None, description="default: Firebase's, for project_id")
+    auth_audience: str | None = Field(None, description="default: project_id")
+    auth_jwks_url: str = (
+        "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
+    )
+    auth_clock_skew_s: int = Field(60, ge=0, le=600)
+    auth_jwks_ttl_s: int = Field(3600, ge=10)
+    api_key_cache_s: int = Field(60, ge=0)
+
+    # Rate limits: requests per minute, per API key or user (by tier) and per client IP.
+    rate_limit_tiers: dict[str, int] = Field(
+        default_factory=lambda: {"free": 20, "standard": 120, "premium": 600}
+    )
+    rate_limit_default_tier: str = "standard"
+    rate_limit_ip_per_minute: int = Field(600, ge=1)
+
+    # Idempotency records: how long they are kept, how long a replay waits for the first request.
+    idempotency_ttl_h: int = Field(24, ge=1, le=24 * 30)
+    idempotency_wait_s: float = Field(30.0, gt=0)
+
+    # CORS: browser origins allowed to call the API.
+    cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
+
     # Traces: where spans go.
     trace_exporter: Literal["none", "console", "otlp", "gcp-trace"] = "none"
     trace_export_delay_ms: int = Field(5000, ge=1)
@@ -120,6 +145,11 @@ class Settings(BaseSettings):
     stack_stream_port: int = Field(8082, ge=1, le=65535)
     stack_cache_maintenance_port: int = Field(8083, ge=1, le=65535)
     stack_backup_port: int = Field(8084, ge=1, le=65535)
+    stack_auth_port: int = Field(8792, ge=1, le=65535)
+    stack_dir: Path = Field(
+        Path(__file__).resolve().parent.parent / ".stack",
+        description="state of the local stack: logs, the development signing key",
+    )
 
     # The Vertex emulator's behaviour in the local stack.
     emulator_ttft_ms: float = Field(150.0, ge=0)
@@ -146,6 +176,14 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @property
+    def token_issuer(self) -> str:
+        return self.auth_issuer or f"https://securetoken.google.com/{self.project_id}"
+
+    @property
+    def token_audience(self) -> str:
+        return self.auth_audience or self.project_id
 
     @property
     def vertex_model_prefix(self) -> str:

@@ -13,15 +13,20 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared import errors
+from shared.auth.principal import Principal
 from shared.contracts import ErrorBody, ErrorEnvelope
+from shared.cors import Cors
 from shared.logs import parse_trace_headers, request_id_var, trace_var
+
+if TYPE_CHECKING:
+    from shared.guard import Guard
 
 log = logging.getLogger("ngx.http")
 
@@ -34,11 +39,15 @@ REQUEST_ID_HEADER = "X-Request-Id"
 
 @dataclass(frozen=True)
 class Route:
-    """One method and path template (``/v1/conversations/{id}``) bound to a handler."""
+    """One method and path template (``/v1/conversations/{id}``) bound to a handler.
+
+    ``scope`` names the permission the caller needs; ``None`` makes the route public (health).
+    """
 
     method: str
     template: str
     handler: Handler
+    scope: str | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -71,26 +80,40 @@ def error_response(exc: errors.AppError, request_id: str) -> JSONResponse:
             code=exc.code, message=exc.message, details=exc.details, request_id=request_id
         )
     )
-    headers = {REQUEST_ID_HEADER: request_id}
+    headers = {**exc.headers, REQUEST_ID_HEADER: request_id}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, exc.retry_after))
     return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
 
 
 class Router:
-    """Dispatches a request to its route, answering every failure in the error envelope."""
+    """Dispatches a request to its route, answering every failure in the error envelope.
 
-    def __init__(self, routes: list[Route]) -> None:
+    Non-public routes go through ``guard`` (authentication, scope, rate limits) first; the
+    caller is then available to the handler as `principal(request)`.
+    """
+
+    def __init__(
+        self,
+        routes: list[Route],
+        guard: Callable[[], Guard] | None = None,
+        cors: Cors | None = None,
+    ) -> None:
         self._routes = [(route, route.pattern) for route in routes]
+        self._guard = guard
+        self._cors = cors
 
-    def _match(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    def _methods(self, path: str) -> list[str]:
+        return [route.method for route, pattern in self._routes if pattern.match(path)]
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
         for route, pattern in self._routes:
             found = pattern.match(path)
             if found is None:
                 continue
             if route.method == method:
-                return route.handler, found.groupdict()
+                return route, found.groupdict()
             allowed.append(route.method)
         if allowed:
             raise errors.MethodNotAllowed(
@@ -109,14 +132,18 @@ class Router:
         started = time.perf_counter()
         try:
             try:
-                handler, params = self._match(request.method, request.url.path)
-                response = await handler(request, params)
+                if self._cors is not None and self._cors.is_preflight(request):
+                    response = self._cors.preflight(request, self._methods(request.url.path))
+                else:
+                    response = await self._dispatch(request)
             except errors.AppError as exc:
                 response = error_response(exc, request_id)
             except Exception:
                 log.exception("unhandled error")
                 response = error_response(errors.AppError("internal error"), request_id)
             response.headers[REQUEST_ID_HEADER] = request_id
+            if self._cors is not None:
+                self._cors.decorate(request, response)
             log.info(
                 "request",
                 extra={
@@ -132,6 +159,26 @@ class Router:
         finally:
             trace_var.reset(trace_token)
             request_id_var.reset(rid_token)
+
+    async def _dispatch(self, request: Request) -> Response:
+        route, params = self._match(request.method, request.url.path)
+        if route.scope is None or self._guard is None:
+            return await route.handler(request, params)
+        principal_, limit_headers = await self._guard().admit(request, route.scope)
+        request.state.principal = principal_
+        try:
+            response = await route.handler(request, params)
+        except errors.AppError as exc:
+            exc.headers = {**limit_headers, **exc.headers}
+            raise
+        response.headers.update(limit_headers)
+        return response
+
+
+def principal(request: Request) -> Principal:
+    """The authenticated caller of a guarded route."""
+    found: Principal = request.state.principal
+    return found
 
 
 async def read_json(request: Request, model: type[ModelT], max_bytes: int) -> ModelT:
@@ -153,6 +200,16 @@ async def read_json(request: Request, model: type[ModelT], max_bytes: int) -> Mo
         data: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.InvalidJson(f"body is not valid JSON: {exc}") from None
+    return validate(model, data)
+
+
+def read_query(request: Request, model: type[ModelT]) -> ModelT:
+    """Validate query parameters (each given once) into ``model``; 422 names the bad ones."""
+    return validate(model, dict(request.query_params))
+
+
+def validate(model: type[ModelT], data: Any) -> ModelT:
+    """``model`` from ``data``, or 422 with one detail per bad field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

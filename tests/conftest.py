@@ -16,9 +16,11 @@ import httpx
 import pytest
 
 from emulator.stack import Stack, check_prerequisites
+from shared.auth import devtokens
 from shared.settings import LOCAL_HOST, Settings, load_settings
 
 PORT_SETTINGS = (
+    "stack_auth_port",
     "stack_firestore_port",
     "stack_redis_port",
     "stack_vertex_port",
@@ -111,6 +113,14 @@ class LocalStack:
             }
         )
 
+    def token(self, user: str = "alice", **claims: Any) -> str:
+        """A valid ID token for ``user`` on this stack (claims may override iss, aud, exp…)."""
+        return devtokens.local_token(self.settings, user, **claims)
+
+    def auth(self, user: str = "alice") -> dict[str, str]:
+        """Request headers carrying a valid ID token for ``user``."""
+        return {"Authorization": f"Bearer {self.token(user)}"}
+
     def model_calls(self) -> dict[str, Any]:
         """The emulator's ledger: calls per model and method."""
         report: dict[str, Any] = httpx.get(f"{self.vertex_admin}/calls", timeout=5).json()
@@ -121,8 +131,8 @@ class LocalStack:
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The whole local stack, started once per test session."""
     check_prerequisites()
-    settings = stack_settings()
-    stack = Stack(settings, tmp_path_factory.mktemp("stack"))
+    settings = stack_settings(stack_dir=tmp_path_factory.mktemp("stack"))
+    stack = Stack(settings)
     try:
         stack.start(timeout=90)
         running = LocalStack(settings, stack)

@@ -1,4 +1,4 @@
-"""The chat function: ``POST /v1/chat`` answers a message as JSON."""
+"""The chat function: ``POST /v1/chat`` and the conversation reads and deletes, as JSON."""
 
 from __future__ import annotations
 
@@ -8,24 +8,73 @@ from starlette.responses import JSONResponse, Response
 
 from shared import runtime, web
 from shared.chat import Caller
-from shared.contracts import ChatRequest
-from shared.health import healthz
+from shared.contracts import ChatRequest, PageQuery
+from shared.cors import Cors
+from shared.health import healthz, readiness
+from shared.idempotency import StoredResponse, body_hash
 
 settings = runtime.init_process()
-ANONYMOUS = Caller(subject="anonymous")
+
+
+def caller(request: Request) -> Caller:
+    return Caller(subject=web.principal(request).subject)
 
 
 async def post_chat(request: Request, _: dict[str, str]) -> Response:
     body = await web.read_json(request, ChatRequest, settings.max_body_bytes)
-    answer = await runtime.chat_service().chat(body, ANONYMOUS, web.current_request_id())
-    return JSONResponse(answer.model_dump())
+    who, request_id = caller(request), web.current_request_id()
+
+    async def answer() -> StoredResponse:
+        reply = await runtime.chat_service().chat(body, who, request_id)
+        return StoredResponse(200, reply.model_dump_json().encode())
+
+    key = request.headers.get("idempotency-key") or body.request_id
+    if key is None:
+        stored = await answer()
+    else:
+        payload = body.model_dump(mode="json")
+        stored = await runtime.idempotency().run(who.subject, key, body_hash(payload), answer)
+    return Response(stored.body, status_code=stored.status, media_type=stored.media_type)
+
+
+async def list_conversations(request: Request, _: dict[str, str]) -> Response:
+    page = web.read_query(request, PageQuery)
+    result = await runtime.chat_service().list_conversations(caller(request), page)
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+async def get_conversation(request: Request, params: dict[str, str]) -> Response:
+    page = web.read_query(request, PageQuery)
+    result = await runtime.chat_service().conversation(caller(request), params["cid"], page)
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+async def delete_conversation(request: Request, params: dict[str, str]) -> Response:
+    result = await runtime.chat_service().delete_conversation(caller(request), params["cid"])
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+async def readyz(_: Request, __: dict[str, str]) -> Response:
+    return await readiness(
+        {
+            "redis": lambda: runtime.memorystore().redis.ping(),
+            "firestore": lambda: runtime.firestore().collection("config").document("cache").get(),
+            "vertex": lambda: runtime.llm().transport.ready(1.0),
+        }
+    )
 
 
 router = web.Router(
     [
-        web.Route("POST", "/v1/chat", post_chat),
+        web.Route("POST", "/v1/chat", post_chat, scope="chat"),
+        web.Route("GET", "/v1/conversations", list_conversations, scope="conversations"),
+        web.Route("GET", "/v1/conversations/{cid}", get_conversation, scope="conversations"),
+        web.Route("DELETE", "/v1/conversations/{cid}", delete_conversation, scope="conversations"),
         web.Route("GET", "/healthz", healthz),
-    ]
+        web.Route("GET", "/readyz", readyz),
+    ],
+    guard=runtime.guard,
+    cors=Cors(settings.cors_origins),
 )
 
 

@@ -9,15 +9,16 @@ from starlette.responses import Response, StreamingResponse
 from shared import runtime, sse, web
 from shared.chat import Caller
 from shared.contracts import ChatRequest
+from shared.cors import Cors
 from shared.health import healthz
 
 settings = runtime.init_process()
-ANONYMOUS = Caller(subject="anonymous")
 
 
 async def post_stream(request: Request, _: dict[str, str]) -> Response:
     body = await web.read_json(request, ChatRequest, settings.max_body_bytes)
-    events = runtime.chat_service().stream(body, ANONYMOUS, web.current_request_id())
+    who = Caller(subject=web.principal(request).subject)
+    events = runtime.chat_service().stream(body, who, web.current_request_id())
     first = await anext(events)  # errors before the first event are answered as plain HTTP errors
     return StreamingResponse(
         sse.encode(first, events, web.current_request_id()),
@@ -28,9 +29,11 @@ async def post_stream(request: Request, _: dict[str, str]) -> Response:
 
 router = web.Router(
     [
-        web.Route("POST", "/v1/chat:stream", post_stream),
+        web.Route("POST", "/v1/chat:stream", post_stream, scope="chat"),
         web.Route("GET", "/healthz", healthz),
-    ]
+    ],
+    guard=runtime.guard,
+    cors=Cors(settings.cors_origins),
 )
 
 

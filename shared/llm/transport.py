@@ -111,6 +111,14 @@ class VertexTransport:
             request=self.build(request, model), timeout=timeout
         )
 
+    async def ready(self, timeout: float) -> None:
+        """Raise unless the gRPC channel to the model endpoint connects within ``timeout``."""
+        import asyncio
+
+        client = self._prediction()
+        channel = self._channel or client.transport.grpc_channel
+        await asyncio.wait_for(channel.channel_ready(), timeout)
+
     async def close(self) -> None:
         """Close the gRPC channel; called at process shutdown."""
         if self._channel is not None:

@@ -8,6 +8,7 @@ written in one batch: all of it lands or none of it does.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from shared.llm.types import LlmResult
 CONVERSATIONS = "conversations"
 MESSAGES = "messages"
 TITLE_CHARS = 80
+DELETE_BATCH = 400
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
 def new_id() -> str:
@@ -47,6 +50,8 @@ class ConversationStore:
 
     async def require_owned(self, conversation_id: str, owner: str) -> dict[str, Any]:
         """The conversation's data; someone else's conversation is reported as not found."""
+        if not _TOKEN.match(conversation_id):
+            raise errors.NotFound(f"conversation {conversation_id[:80]} not found")
         snapshot = await self._conversation(conversation_id).get()
         data = snapshot.to_dict() if snapshot.exists else None
         if data is None or data.get("owner") != owner:
@@ -61,9 +66,7 @@ class ConversationStore:
             return []
         query = self._conversation(conversation_id).collection(MESSAGES)
         if after is not None:
-            from google.cloud.firestore_v1.base_query import FieldFilter
-
-            query = query.where(filter=FieldFilter("created_at", ">", after))
+            query = query.where(filter=_field_filter("created_at", ">", after))
         query = query.order_by("created_at", direction="DESCENDING").limit(limit)
         messages = [
             Message(
@@ -77,6 +80,46 @@ class ConversationStore:
         ]
         messages.reverse()
         return messages
+
+    async def list_page(
+        self, owner: str, page_size: int, page_token: str | None
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        """One page of the owner's conversations, most recently updated first."""
+        query = (
+            self._db.collection(CONVERSATIONS)
+            .where(filter=_field_filter("owner", "==", owner))
+            .order_by("updated_at", direction="DESCENDING")
+        )
+        return await _page(query, page_size, page_token, self._db.collection(CONVERSATIONS))
+
+    async def messages_page(
+        self, conversation_id: str, page_size: int, page_token: str | None
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        """One page of a conversation's messages, newest first."""
+        messages = self._conversation(conversation_id).collection(MESSAGES)
+        query = messages.order_by("created_at", direction="DESCENDING")
+        return await _page(query, page_size, page_token, messages)
+
+    async def delete(self, conversation_id: str, owner: str) -> int:
+        """Delete a conversation and every message in it; returns how many messages went.
+
+        Messages go first, in batches, and the conversation document last: an interrupted
+        delete leaves a conversation that the same request can finish deleting.
+        """
+        await self.require_owned(conversation_id, owner)
+        messages = self._conversation(conversation_id).collection(MESSAGES)
+        deleted = 0
+        while True:
+            docs = [doc async for doc in messages.limit(DELETE_BATCH).stream()]
+            if not docs:
+                break
+            batch = self._db.batch()
+            for doc in docs:
+                batch.delete(doc.reference)
+            await batch.commit()
+            deleted += len(docs)
+        await self._conversation(conversation_id).delete()
+        return deleted
 
     async def append_exchange(
         self,
@@ -133,3 +176,31 @@ class ConversationStore:
             },
         )
         await batch.commit()
+
+
+def _field_filter(field: str, op: str, value: Any) -> Any:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return FieldFilter(field, op, value)
+
+
+async def _page(
+    query: Any, page_size: int, page_token: str | None, parent: Any
+) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """A page of ``query`` and the token of the next one (the last document's id)."""
+    if page_token:
+        if not _TOKEN.match(page_token):
+            raise errors.ValidationFailed(
+                "page_token is not valid", details=[{"field": "page_token", "issue": "malformed"}]
+            )
+        cursor = await parent.document(page_token).get()
+        if not cursor.exists:
+            raise errors.ValidationFailed(
+                "page_token is no longer valid",
+                details=[{"field": "page_token", "issue": "expired"}],
+            )
+        query = query.start_after(cursor)
+    docs = [doc async for doc in query.limit(page_size + 1).stream()]
+    items = [(doc.id, doc.to_dict() or {}) for doc in docs[:page_size]]
+    next_token = items[-1][0] if len(docs) > page_size else None
+    return items, next_token

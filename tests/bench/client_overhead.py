@@ -82,9 +82,9 @@ def main() -> int:
     handler.setFormatter(CloudLoggingFormatter("bench"))
     logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(logging.INFO)
-    settings = stack_settings()
     with tempfile.TemporaryDirectory() as state:
-        backing = Stack(settings, Path(state), only=("redis", "vertex"))
+        settings = stack_settings(stack_dir=Path(state))
+        backing = Stack(settings, only=("redis", "vertex"))
         try:
             backing.start(timeout=60)
             result = asyncio.run(

@@ -113,9 +113,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    settings = stack_settings(emulator_ttft_ms=0.0, emulator_tokens_per_second=0.0)
     with tempfile.TemporaryDirectory() as state:
-        backing = Stack(settings, Path(state), only=("firestore", "redis", "vertex"))
+        settings = stack_settings(
+            emulator_ttft_ms=0.0, emulator_tokens_per_second=0.0, stack_dir=Path(state)
+        )
+        backing = Stack(settings, only=("firestore", "redis", "vertex", "auth"))
         try:
             backing.start(timeout=90)
             result = measure(settings, args.runs)

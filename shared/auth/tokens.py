@@ -1,0 +1,112 @@
+"""ID token verification: RS256 JWTs checked against a cached JWKS.
+
+Issuer, audience and JWKS URL are settings (Firebase Auth defaults). The key set is cached for its
+``Cache-Control: max-age`` (or ``auth_jwks_ttl_s``) and fetched again when a token names an unknown
+``kid`` — at most once every `MIN_REFRESH_S`, so forged kids cannot make us hammer the JWKS host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+import httpx
+import jwt
+
+from shared import errors
+from shared.auth.principal import Principal
+from shared.settings import Settings
+
+log = logging.getLogger("ngx.auth")
+MIN_REFRESH_S = 10.0
+_MAX_AGE = re.compile(r"max-age=(\d+)")
+
+
+class JwksCache:
+    """The signing keys of the token issuer, by ``kid``."""
+
+    def __init__(self, url: str, ttl_s: int) -> None:
+        self.url = url
+        self.ttl_s = ttl_s
+        self._keys: dict[str, Any] = {}
+        self._expires = 0.0
+        self._fetched = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> Any:
+        """The public key for ``kid``; refreshes when stale or when the kid is unknown."""
+        now = time.monotonic()
+        if now >= self._expires or (kid not in self._keys and now - self._fetched > MIN_REFRESH_S):
+            async with self._lock:
+                if time.monotonic() - self._fetched > MIN_REFRESH_S or not self._keys:
+                    await self._fetch()
+        found = self._keys.get(kid)
+        if found is None:
+            raise errors.Unauthenticated("token signed by an unknown key")
+        return found
+
+    async def _fetch(self) -> None:
+        self._fetched = time.monotonic()
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.get(self.url)
+                response.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.error("JWKS fetch failed", extra={"error_type": type(exc).__name__})
+            if not self._keys:
+                raise errors.Unavailable("cannot verify tokens right now", retry_after=5) from None
+            return
+        keys = {}
+        for jwk in response.json().get("keys", []):
+            try:
+                keys[jwk["kid"]] = jwt.PyJWK(jwk).key
+            except (KeyError, jwt.PyJWKError):
+                continue
+        self._keys = keys
+        found = _MAX_AGE.search(response.headers.get("cache-control", ""))
+        ttl = int(found.group(1)) if found else self.ttl_s
+        self._expires = time.monotonic() + min(ttl, self.ttl_s)
+
+
+class TokenVerifier:
+    """Verifies ID tokens and turns them into principals."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.issuer = settings.token_issuer
+        self.audience = settings.token_audience
+        self.leeway = settings.auth_clock_skew_s
+        self.jwks = JwksCache(settings.auth_jwks_url, settings.auth_jwks_ttl_s)
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise errors.Unauthenticated("malformed bearer token") from None
+        if header.get("alg") != "RS256" or not header.get("kid"):
+            raise errors.Unauthenticated("bearer token must be RS256 with a key id")
+        key = await self.jwks.key(str(header["kid"]))
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise errors.Unauthenticated("bearer token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise errors.Unauthenticated("bearer token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise errors.Unauthenticated("bearer token is from another issuer") from None
+        except jwt.PyJWTError:
+            raise errors.Unauthenticated("bearer token is not valid") from None
+        subject = str(claims["sub"])
+        if not subject or len(subject) > 128:
+            raise errors.Unauthenticated("bearer token has no usable subject")
+        return Principal(subject=f"user:{subject}", kind="user", claims=claims)

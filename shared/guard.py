@@ -1,0 +1,85 @@
+"""The gate in front of every non-public route: authenticate, check the scope, apply rate limits."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from shared import errors
+from shared.auth.apikeys import ApiKeyStore
+from shared.auth.principal import Principal
+from shared.auth.tokens import TokenVerifier
+from shared.ratelimit import Limit, RateLimiter
+from shared.settings import Settings
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ngx"'}
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address: Cloud Run's front end appends it to ``X-Forwarded-For``."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return request.client.host if request.client else "unknown"
+
+
+class Guard:
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenVerifier,
+        keys: ApiKeyStore,
+        limiter: RateLimiter | None,
+    ) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.keys = keys
+        self.limiter = limiter
+
+    async def authenticate(self, request: Request) -> Principal:
+        """A principal from ``Authorization: Bearer`` or ``X-API-Key``, or 401."""
+        authorization = request.headers.get("authorization")
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise errors.Unauthenticated(
+                    "Authorization must be 'Bearer <token>'", headers=CHALLENGE
+                )
+            try:
+                return await self.tokens.verify(token.strip())
+            except errors.Unauthenticated as exc:
+                exc.headers = CHALLENGE
+                raise
+        api_key = request.headers.get("x-api-key")
+        if api_key:
+            return await self.keys.authenticate(api_key.strip())
+        raise errors.Unauthenticated(
+            "credentials required: a bearer token or an API key", headers=CHALLENGE
+        )
+
+    async def admit(self, request: Request, scope: str) -> tuple[Principal, dict[str, str]]:
+        """The caller, once authenticated, authorized for ``scope`` and within its limits; the
+        ``RateLimit-*`` headers to send back."""
+        principal = await self.authenticate(request)
+        if not principal.allows(scope):
+            raise errors.PermissionDenied(f"this credential lacks the {scope!r} scope")
+        if self.limiter is None:
+            return principal, {}
+        tiers = self.settings.rate_limit_tiers
+        tier = principal.tier or self.settings.rate_limit_default_tier
+        per_minute = tiers.get(tier, tiers.get(self.settings.rate_limit_default_tier, 60))
+        who = f"key:{principal.key_id}" if principal.key_id else principal.subject
+        decision = await self.limiter.check(
+            [
+                Limit(who, per_minute),
+                Limit(f"ip:{client_ip(request)}", self.settings.rate_limit_ip_per_minute),
+            ]
+        )
+        if decision is None:
+            return principal, {}
+        if not decision.allowed:
+            raise errors.RateLimited(
+                f"rate limit of {decision.limit} requests per minute reached",
+                retry_after=decision.retry_after_s,
+                headers=decision.headers(),
+            )
+        return principal, decision.headers()

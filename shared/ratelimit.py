@@ -1,0 +1,91 @@
+"""Rate limits shared by every instance: GCRA (generic cell rate algorithm) in Memorystore.
+
+Each limit is "N requests per minute" on one key (an API key, a user, a client IP). GCRA keeps one
+timestamp per key, admits a burst of N from rest and then one request every 60/N seconds, and is
+evaluated for all of a request's limits in one atomic script: a request refused by any limit
+consumes none of them. A Memorystore outage lets requests through (and says so in the logs).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from shared.memorystore import Memorystore, StoreUnavailable
+
+log = logging.getLogger("ngx.ratelimit")
+PERIOD_MS = 60_000
+
+_GCRA = """
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local n = #KEYS
+local tats, worst_wait, min_remaining, reset = {}, 0, nil, 0
+for i = 1, n do
+  local limit = tonumber(ARGV[2 + i])
+  local t = period / limit
+  local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or now), now)
+  local wait = tat - now - (period - t)
+  if wait > worst_wait then worst_wait = wait end
+  tats[i] = tat + t
+  local remaining = math.floor((period - (tat + t - now)) / t)
+  if min_remaining == nil or remaining < min_remaining then min_remaining = remaining end
+  if tat + t - now > reset then reset = tat + t - now end
+end
+if worst_wait > 0 then return {0, math.ceil(worst_wait), 0, reset} end
+for i = 1, n do redis.call('SET', KEYS[i], tats[i], 'PX', math.ceil(tats[i] - now)) end
+return {1, 0, math.max(min_remaining, 0), reset}
+"""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``per_minute`` requests on ``key``."""
+
+    key: str
+    per_minute: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: int
+    retry_after_s: int = 0
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-*`` headers (IETF draft) for the tightest limit."""
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_s),
+        }
+
+
+class RateLimiter:
+    def __init__(self, store: Memorystore) -> None:
+        self.store = store
+        self._script = store.redis.register_script(_GCRA)
+
+    async def check(self, limits: list[Limit]) -> Decision | None:
+        """Admit or refuse a request against all its limits; None when Memorystore is down."""
+        keys = [f"ngx:rl:{limit.key}" for limit in limits]
+        args = [int(time.time() * 1000), PERIOD_MS, *(limit.per_minute for limit in limits)]
+        try:
+            allowed, wait_ms, remaining, reset_ms = await self.store.run(
+                lambda r: self._script(keys=keys, args=args)
+            )
+        except StoreUnavailable:
+            log.warning("rate limits not enforced: memorystore unavailable")
+            return None
+        tightest = min(limit.per_minute for limit in limits)
+        return Decision(
+            allowed=bool(allowed),
+            limit=tightest,
+            remaining=int(remaining),
+            reset_s=math.ceil(int(reset_ms) / 1000),
+            retry_after_s=max(1, math.ceil(int(wait_ms) / 1000)) if not allowed else 0,
+        )
