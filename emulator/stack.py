@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -87,6 +88,9 @@ def function_env(settings: Settings) -> dict[str, str]:
         "NGX_VERTEX_ENDPOINT": f"{LOCAL_HOST}:{settings.stack_vertex_port}",
         "FIRESTORE_EMULATOR_HOST": f"{LOCAL_HOST}:{settings.stack_firestore_port}",
         "NGX_REDIS_URL": f"redis://{LOCAL_HOST}:{settings.stack_redis_port}/0",
+        "NGX_RATE_LIMIT_IP_PER_MINUTE": str(settings.rate_limit_ip_per_minute),
+        "NGX_RATE_LIMIT_TIERS": json.dumps(settings.rate_limit_tiers),
+        "NGX_CORS_ORIGINS": json.dumps(settings.cors_origins),
     }
 
 

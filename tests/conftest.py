@@ -32,6 +32,8 @@ PORT_SETTINGS = (
 )
 # A quick but visible latency model: 50 ms to first token, 4 tokens every 10 ms.
 TEST_EMULATOR = {"emulator_ttft_ms": 50.0, "emulator_tokens_per_second": 400.0}
+# Every test request comes from 127.0.0.1: lift the per-IP limit so only key and user limits bite.
+TEST_LIMITS = {"rate_limit_ip_per_minute": 1_000_000}
 
 
 def free_ports(count: int) -> list[int]:
@@ -49,7 +51,9 @@ def free_ports(count: int) -> list[int]:
 def stack_settings(**extra: Any) -> Settings:
     """Settings for a stack on fresh free ports."""
     ports = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
-    return load_settings(**{"environment": "test", **ports, **TEST_EMULATOR, **extra})
+    return load_settings(
+        **{"environment": "test", **ports, **TEST_EMULATOR, **TEST_LIMITS, **extra}
+    )
 
 
 @dataclass

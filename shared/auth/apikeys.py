@@ -84,7 +84,13 @@ class ApiKeyStore:
 
     async def revoke(self, key_id: str) -> ApiKey:
         """Mark a key revoked (kept for audit); unknown ids are an error."""
-        query = self._db.collection(COLLECTION).where("key_id", "==", key_id).limit(1)
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = (
+            self._db.collection(COLLECTION)
+            .where(filter=FieldFilter("key_id", "==", key_id))
+            .limit(1)
+        )
         found = [doc async for doc in query.stream()]
         if not found:
             raise errors.NotFound(f"no API key {key_id}")

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from emulator.stack import ROOT, Stack, function_env
+from shared.auth import devtokens
 from shared.settings import LOCAL_HOST, Settings
 from tests.conftest import stack_settings
 
@@ -85,7 +86,13 @@ def launch_until_ok(
 
 def measure(settings: Settings, runs: int) -> dict[str, object]:
     env = {**os.environ, **function_env(settings)}
-    chat_request = {"method": "POST", "url": "/v1/chat", "json": {"message": "cold start"}}
+    token = devtokens.local_token(settings, "bench")
+    chat_request = {
+        "method": "POST",
+        "url": "/v1/chat",
+        "json": {"message": "cold start"},
+        "headers": {"Authorization": f"Bearer {token}"},
+    }
     hello_request = {"method": "GET", "url": "/"}
     chat_main = ROOT / "functions" / "chat" / "main.py"
     # One warm-up of each fills the OS page cache, as on a machine that has run the image before.

@@ -44,7 +44,7 @@ async def test_chat_answers_in_contract_shape_and_stores_the_exchange(
     response = httpx.post(
         f"{stack.url('chat')}/v1/chat",
         json={"message": "Hello there"},
-        headers={"X-Request-Id": "req-123"},
+        headers={"X-Request-Id": "req-123", **stack.auth()},
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -62,17 +62,20 @@ async def test_chat_answers_in_contract_shape_and_stores_the_exchange(
     header = (
         await firestore_db.collection("conversations").document(answer.conversation_id).get()
     ).to_dict()
-    assert header["owner"] == "anonymous"
+    assert header["owner"] == "user:alice"
     assert header["message_count"] == 2
     assert header["title"] == "Hello there"
 
 
 async def test_follow_up_sends_history_to_the_model(stack: LocalStack, firestore_db: Any) -> None:
     url = f"{stack.url('chat')}/v1/chat"
-    first = httpx.post(url, json={"message": "echo: alpha beta"}, timeout=30).json()
+    first = httpx.post(
+        url, json={"message": "echo: alpha beta"}, headers=stack.auth(), timeout=30
+    ).json()
     second = httpx.post(
         url,
         json={"message": "echo: gamma", "conversation_id": first["conversation_id"]},
+        headers=stack.auth(),
         timeout=30,
     ).json()
     assert second["conversation_id"] == first["conversation_id"]
@@ -86,6 +89,7 @@ async def test_unknown_conversation_is_404(stack: LocalStack, firestore_db: Any)
     response = httpx.post(
         f"{stack.url('chat')}/v1/chat",
         json={"message": "hi", "conversation_id": "doesnotexist"},
+        headers=stack.auth(),
         timeout=30,
     )
     assert response.status_code == 404
@@ -146,7 +150,12 @@ async def test_bad_input_is_rejected_in_the_envelope_and_nothing_is_written(
     code: str,
     field: str | None,
 ) -> None:
-    response = httpx.post(f"{stack.url(function)}{path}", content=body, headers=headers, timeout=30)
+    response = httpx.post(
+        f"{stack.url(function)}{path}",
+        content=body,
+        headers={**headers, **stack.auth()},
+        timeout=30,
+    )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     error = response.json()["error"]
@@ -161,7 +170,7 @@ async def test_bad_input_is_rejected_in_the_envelope_and_nothing_is_written(
 
 @pytest.mark.parametrize("method,path,status", [("GET", "/v1/chat", 405), ("GET", "/v2/x", 404)])
 def test_unknown_route_and_method(stack: LocalStack, method: str, path: str, status: int) -> None:
-    response = httpx.request(method, f"{stack.url('chat')}{path}", timeout=10)
+    response = httpx.request(method, f"{stack.url('chat')}{path}", headers=stack.auth(), timeout=10)
     assert response.status_code == status
     assert response.json()["error"]["request_id"] == response.headers["X-Request-Id"]
 
@@ -170,7 +179,11 @@ async def test_stream_sends_events_and_stores_as_chat_does(
     stack: LocalStack, firestore_db: Any
 ) -> None:
     with httpx.stream(
-        "POST", f"{stack.url('stream')}/v1/chat:stream", json={"message": "Stream me"}, timeout=30
+        "POST",
+        f"{stack.url('stream')}/v1/chat:stream",
+        json={"message": "Stream me"},
+        headers=stack.auth(),
+        timeout=30,
     ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -189,7 +202,10 @@ async def test_stream_sends_events_and_stores_as_chat_does(
     assert model["text"] == text
     # Same answer and same stored shape as the chat function gives for the same request.
     chat = httpx.post(
-        f"{stack.url('chat')}/v1/chat", json={"message": "Stream me"}, timeout=30
+        f"{stack.url('chat')}/v1/chat",
+        json={"message": "Stream me"},
+        headers=stack.auth(),
+        timeout=30,
     ).json()
     assert chat["text"] == text
     chat_model = (await stored(firestore_db))[chat["conversation_id"]][1]

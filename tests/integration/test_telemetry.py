@@ -53,7 +53,9 @@ def test_spans_are_flushed_on_sigterm(stack: LocalStack) -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        response = httpx.post(f"{url}/v1/chat", json={"message": "trace me"}, timeout=30)
+        response = httpx.post(
+            f"{url}/v1/chat", json={"message": "trace me"}, headers=stack.auth(), timeout=30
+        )
         assert response.status_code == 200
         time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
