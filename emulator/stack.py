@@ -91,6 +91,7 @@ def function_env(settings: Settings) -> dict[str, str]:
         "NGX_RATE_LIMIT_IP_PER_MINUTE": str(settings.rate_limit_ip_per_minute),
         "NGX_RATE_LIMIT_TIERS": json.dumps(settings.rate_limit_tiers),
         "NGX_CORS_ORIGINS": json.dumps(settings.cors_origins),
+        "NGX_STREAM_HEARTBEAT_S": str(settings.stream_heartbeat_s),
     }
 
 

@@ -38,7 +38,25 @@ class Memorystore:
             health_check_interval=0,
             max_connections=256,
         )
+        self._url = settings.redis_url
+        self._patient: Any = None
         self._down_until = 0.0
+
+    def _client_for(self, timeout: float) -> Any:
+        """The short-timeout client, or (for blocking reads and batch jobs) a patient one."""
+        if timeout <= self.timeout:
+            return self.redis
+        if self._patient is None:
+            import redis.asyncio
+
+            self._patient = redis.asyncio.Redis.from_url(
+                self._url,
+                socket_timeout=None,
+                socket_connect_timeout=self.timeout * 10,
+                health_check_interval=0,
+                max_connections=256,
+            )
+        return self._patient
 
     @property
     def available(self) -> bool:
@@ -50,8 +68,9 @@ class Memorystore:
         """Run ``operation(redis)``; raise `StoreUnavailable` on failure, timeout or back-off."""
         if not self.available:
             raise StoreUnavailable("in back-off after a failure")
+        limit = timeout or self.timeout
         try:
-            return await asyncio.wait_for(operation(self.redis), timeout or self.timeout)
+            return await asyncio.wait_for(operation(self._client_for(limit)), limit)
         except (TimeoutError, OSError, ConnectionError) as exc:
             self._mark_down(exc)
             raise StoreUnavailable(str(exc)) from exc
@@ -71,3 +90,5 @@ class Memorystore:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        if self._patient is not None:
+            await self._patient.aclose()

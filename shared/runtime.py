@@ -18,6 +18,7 @@ from shared.ratelimit import RateLimiter
 from shared.settings import Settings, get_settings
 from shared.stores.conversations import ConversationStore
 from shared.stores.firestore import make_client
+from shared.streams import StreamHub
 
 
 def init_process() -> Settings:
@@ -66,6 +67,11 @@ def guard() -> Guard:
     """Authentication, scopes and rate limits for every non-public route."""
     settings = get_settings()
     return Guard(settings, TokenVerifier(settings), api_keys(), RateLimiter(memorystore()))
+
+
+@lru_cache(maxsize=1)
+def streams() -> StreamHub:
+    return StreamHub(memorystore(), get_settings())
 
 
 @lru_cache(maxsize=1)

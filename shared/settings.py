@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     rate_limit_default_tier: str = "standard"
     rate_limit_ip_per_minute: int = Field(600, ge=1)
 
+    # Streams: heartbeat comments, how long an abandoned stream waits for a resume, event buffer.
+    stream_heartbeat_s: float = Field(15.0, gt=0)
+    stream_resume_grace_s: float = Field(0.5, gt=0, le=30)
+    stream_buffer_ttl_s: int = Field(600, ge=10)
+
     # Idempotency records: how long they are kept, how long a replay waits for the first request.
     idempotency_ttl_h: int = Field(24, ge=1, le=24 * 30)
     idempotency_wait_s: float = Field(30.0, gt=0)

@@ -32,8 +32,13 @@ PORT_SETTINGS = (
 )
 # A quick but visible latency model: 50 ms to first token, 4 tokens every 10 ms.
 TEST_EMULATOR = {"emulator_ttft_ms": 50.0, "emulator_tokens_per_second": 400.0}
-# Every test request comes from 127.0.0.1: lift the per-IP limit so only key and user limits bite.
-TEST_LIMITS = {"rate_limit_ip_per_minute": 1_000_000}
+# Every test request comes from 127.0.0.1 and most from one user: lift the per-IP and the standard
+# limits so that only the "free" tier (20 a minute) bites, where a test asks for it.
+TEST_LIMITS = {
+    "rate_limit_ip_per_minute": 1_000_000,
+    "rate_limit_tiers": {"free": 20, "standard": 1_000_000, "premium": 1_000_000},
+    "stream_heartbeat_s": 0.2,
+}
 
 
 def free_ports(count: int) -> list[int]:

@@ -1,4 +1,8 @@
-"""The stream function: ``POST /v1/chat:stream`` answers a message as Server-Sent Events."""
+"""The stream function: ``POST /v1/chat:stream`` answers a message as Server-Sent Events.
+
+A client that lost its connection sends the same request again with ``Last-Event-ID`` and gets
+the rest of the stream.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +20,19 @@ settings = runtime.init_process()
 
 
 async def post_stream(request: Request, _: dict[str, str]) -> Response:
-    body = await web.read_json(request, ChatRequest, settings.max_body_bytes)
     who = Caller(subject=web.principal(request).subject)
-    events = runtime.chat_service().stream(body, who, web.current_request_id())
-    first = await anext(events)  # errors before the first event are answered as plain HTTP errors
-    return StreamingResponse(
-        sse.encode(first, events, web.current_request_id()),
-        media_type=sse.MEDIA_TYPE,
-        headers=sse.HEADERS,
-    )
+    last_event_id = request.headers.get("last-event-id")
+    if last_event_id:
+        body = await runtime.streams().resume(last_event_id, who.subject)
+    else:
+        message = await web.read_json(request, ChatRequest, settings.max_body_bytes)
+        events = runtime.chat_service().stream(message, who, web.current_request_id())
+        first = await anext(events)  # errors before the first event are plain HTTP errors
+        sid = first[1].message_id  # type: ignore[attr-defined]
+        body = await runtime.streams().start(
+            sid, who.subject, first, events, web.current_request_id()
+        )
+    return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 
 router = web.Router(

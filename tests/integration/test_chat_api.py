@@ -192,8 +192,9 @@ async def test_stream_sends_events_and_stores_as_chat_does(
     names = [e["event"] for e in events]
     assert names[0] == "meta" and names[-2:] == ["usage", "done"]
     assert set(names[1:-2]) == {"delta"} and len(names) > 4
-    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
     meta = events[0]["data"]
+    sid = meta["message_id"]
+    assert [e["id"] for e in events] == [f"{sid}:{n}" for n in range(1, len(events) + 1)]
     text = "".join(e["data"]["text"] for e in events if e["event"] == "delta")
     assert events[-2]["data"]["output_tokens"] == len(text.split())
     conversations = await stored(firestore_db)

@@ -1,0 +1,218 @@
+"""Resumable Server-Sent Event streams.
+
+A stream's events are produced by a task of their own, written to the client's connection first
+and then to a Redis stream (``ngx:sse:{sid}``, kept ``stream_buffer_ttl_s``), each with the id
+``{sid}:{seq}``. When the client goes away, production carries on for ``stream_resume_grace_s``:
+a client that reconnects with ``Last-Event-ID`` — to any instance — within that time receives
+every later event exactly once, with no second model call; otherwise the model call is cancelled.
+Idle connections get a heartbeat comment every ``stream_heartbeat_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared import errors
+from shared.memorystore import Memorystore, StoreUnavailable
+from shared.settings import Settings
+from shared.sse import HEARTBEAT, error_event, frame
+
+log = logging.getLogger("ngx.streams")
+TERMINAL = {"done", "error"}
+_EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})$")
+LISTENER_TTL_MS = 1500
+LIVE_TTL_MS = 3000
+
+
+async def _read(buffer: str, cursor: str, r: Any) -> list[Any]:
+    """New entries of a buffer after ``cursor``, waiting up to half a second for some."""
+    found: list[Any] = await r.xread({buffer: cursor}, count=100, block=500)
+    return found
+
+
+def _keys(sid: str) -> tuple[str, str, str, str]:
+    base = f"ngx:sse:{sid}"
+    return base, f"{base}:owner", f"{base}:live", f"{base}:listener"
+
+
+class StreamHub:
+    """Runs this process's streams and serves resumptions of any instance's streams."""
+
+    def __init__(self, store: Memorystore, settings: Settings) -> None:
+        self.store = store
+        self.heartbeat_s = settings.stream_heartbeat_s
+        self.grace_s = settings.stream_resume_grace_s
+        self.buffer_ttl_s = settings.stream_buffer_ttl_s
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- a new stream -----------------------------------------------------------------------
+
+    async def start(
+        self,
+        sid: str,
+        owner: str,
+        first: tuple[str, BaseModel],
+        rest: AsyncIterator[tuple[str, BaseModel]],
+        request_id: str,
+    ) -> AsyncIterator[bytes]:
+        """The response body of a new stream whose first event is already known."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.run(lambda r: r.set(_keys(sid)[1], owner, ex=self.buffer_ttl_s))
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        producer = asyncio.create_task(self._produce(sid, first, rest, queue, request_id))
+        self._keep(producer)
+        return self._deliver(queue, producer, sid)
+
+    async def _deliver(
+        self, queue: asyncio.Queue[bytes | None], producer: asyncio.Task[None], sid: str
+    ) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.heartbeat_s)
+                except TimeoutError:
+                    yield HEARTBEAT
+                    continue
+                if item is None:
+                    finished = True
+                    return
+                yield item
+        finally:
+            if not finished and not producer.done():
+                self._keep(asyncio.create_task(self._watch_detached(sid, producer)))
+
+    async def _watch_detached(self, sid: str, producer: asyncio.Task[None]) -> None:
+        """Cancel the model call unless a resumed listener keeps the stream wanted."""
+        listener_key = _keys(sid)[3]
+        while not producer.done():
+            await asyncio.sleep(self.grace_s)
+            try:
+                wanted = bool(await self.store.run(lambda r: r.exists(listener_key)))
+            except StoreUnavailable:
+                wanted = False
+            if not wanted and not producer.done():
+                log.info("stream abandoned; cancelling the model call", extra={"stream_id": sid})
+                producer.cancel()
+                return
+
+    async def _produce(
+        self,
+        sid: str,
+        first: tuple[str, BaseModel],
+        rest: AsyncIterator[tuple[str, BaseModel]],
+        queue: asyncio.Queue[bytes | None],
+        request_id: str,
+    ) -> None:
+        buffer, _, live_key, _ = _keys(sid)
+        seq = 0
+
+        async def emit(name: str, data: BaseModel) -> None:
+            nonlocal seq
+            seq += 1
+            payload = frame(name, data, f"{sid}:{seq}")
+            queue.put_nowait(payload)
+            await self._publish(buffer, live_key, seq, name, payload)
+
+        try:
+            await emit(*first)
+            try:
+                async for name, data in rest:
+                    await emit(name, data)
+            except errors.AppError as exc:
+                await emit("error", error_event(exc, request_id))
+            except Exception:
+                log.exception("stream failed")
+                await emit("error", error_event(errors.AppError("internal error"), request_id))
+        finally:
+            queue.put_nowait(None)
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.run(lambda r: r.delete(live_key))
+            with contextlib.suppress(Exception):
+                await rest.aclose()  # type: ignore[attr-defined]
+
+    async def _publish(
+        self, buffer: str, live_key: str, seq: int, name: str, payload: bytes
+    ) -> None:
+        async def write(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.xadd(buffer, {"seq": seq, "event": name, "frame": payload}, maxlen=5000)
+            pipe.expire(buffer, self.buffer_ttl_s)
+            pipe.set(live_key, 1, px=LIVE_TTL_MS)
+            await pipe.execute()
+
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.run(write)
+
+    # --- a resumed stream -------------------------------------------------------------------
+
+    async def resume(self, last_event_id: str, owner: str) -> AsyncIterator[bytes]:
+        """The events after ``last_event_id`` (checked before the response starts)."""
+        found = _EVENT_ID.match(last_event_id.strip())
+        if found is None:
+            raise errors.ValidationFailed(
+                "Last-Event-ID is not an event id of this API",
+                details=[{"field": "Last-Event-ID", "issue": "malformed"}],
+            )
+        sid, after = found.group(1), int(found.group(2))
+        _, owner_key, _, listener_key = _keys(sid)
+        try:
+            stored_owner = await self.store.run(lambda r: r.get(owner_key))
+            await self.store.run(lambda r: r.set(listener_key, 1, px=LISTENER_TTL_MS))
+        except StoreUnavailable:
+            raise errors.Unavailable("streams cannot be resumed right now", retry_after=2) from None
+        if stored_owner is None or stored_owner.decode() != owner:
+            raise errors.NotFound(f"stream {sid} is not available")
+        return self._follow(sid, after)
+
+    async def _follow(self, sid: str, after: int) -> AsyncIterator[bytes]:
+        buffer, _, live_key, listener_key = _keys(sid)
+        cursor = "0-0"
+        idle = 0.0
+        while True:
+            try:
+                entries = await self.store.run(partial(_read, buffer, cursor), timeout=2.0)
+                await self.store.run(lambda r: r.set(listener_key, 1, px=LISTENER_TTL_MS))
+            except StoreUnavailable:
+                yield self._interrupted(sid)
+                return
+            if not entries:
+                idle += 0.5
+                if idle >= self.heartbeat_s:
+                    idle = 0.0
+                    yield HEARTBEAT
+                if not await self._live(live_key):
+                    yield self._interrupted(sid)
+                    return
+                continue
+            idle = 0.0
+            for entry_id, fields in entries[0][1]:
+                cursor = entry_id
+                if int(fields[b"seq"]) <= after:
+                    continue
+                yield fields[b"frame"]
+                if fields[b"event"].decode() in TERMINAL:
+                    return
+
+    @staticmethod
+    def _interrupted(sid: str) -> bytes:
+        failure = errors.UpstreamError("the stream was interrupted; ask again")
+        return frame("error", error_event(failure, sid), f"{sid}:0")
+
+    async def _live(self, live_key: str) -> bool:
+        try:
+            return bool(await self.store.run(lambda r: r.exists(live_key)))
+        except StoreUnavailable:
+            return False

@@ -1,0 +1,169 @@
+"""Streams: resume with Last-Event-ID (on any instance), cancellation when abandoned, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.stack import ROOT, function_env
+from shared.settings import LOCAL_HOST
+from tests.conftest import LocalStack, free_ports
+
+
+async def read_events(
+    response: httpx.Response, stop_after_deltas: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Parsed events (and the number of heartbeat comments) until the stream ends or enough
+    deltas arrived."""
+    events: list[dict[str, Any]] = []
+    heartbeats = 0
+    current: dict[str, Any] = {}
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            heartbeats += 1
+        elif line == "":
+            if current:
+                events.append(current)
+                current = {}
+                deltas = sum(e["event"] == "delta" for e in events)
+                if stop_after_deltas is not None and deltas >= stop_after_deltas:
+                    break
+        else:
+            key, _, value = line.partition(": ")
+            current[key] = json.loads(value) if key == "data" else value
+    return events, heartbeats
+
+
+def text_of(events: list[dict[str, Any]]) -> str:
+    return "".join(e["data"]["text"] for e in events if e["event"] == "delta")
+
+
+@pytest.fixture
+def second_stream_instance(stack: LocalStack) -> Iterator[str]:
+    port = free_ports(1)[0]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            "stream",
+            "--source",
+            str(ROOT / "functions" / "stream" / "main.py"),
+            "--asgi",
+            "--host",
+            LOCAL_HOST,
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, **function_env(stack.settings)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://{LOCAL_HOST}:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.mark.parametrize("same_instance", [True, False])
+async def test_dropped_stream_resumes_exactly_once_with_one_model_call(
+    stack: LocalStack, firestore_db: Any, second_stream_instance: str, same_instance: bool
+) -> None:
+    stack.fault("gemini-2.5-flash", slow_stream_ms=40)
+    url = f"{stack.url('stream')}/v1/chat:stream"
+    headers = stack.auth()
+    body = {"message": "resume me"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream("POST", url, json=body, headers=headers) as response:
+            assert response.status_code == 200
+            before, _ = await read_events(response, stop_after_deltas=2)
+        resume_url = url if same_instance else f"{second_stream_instance}/v1/chat:stream"
+        resumed_headers = {**headers, "Last-Event-ID": before[-1]["id"]}
+        async with client.stream("POST", resume_url, json=body, headers=resumed_headers) as again:
+            assert again.status_code == 200
+            after, _ = await read_events(again)
+    events = before + after
+    sid = before[0]["data"]["message_id"]
+    assert [e["id"] for e in events] == [f"{sid}:{n}" for n in range(1, len(events) + 1)]
+    assert [e["event"] for e in after][-2:] == ["usage", "done"]
+    conversation = before[0]["data"]["conversation_id"]
+    await asyncio.sleep(0.1)
+    stored = (
+        await firestore_db.collection("conversations")
+        .document(conversation)
+        .collection("messages")
+        .document(sid)
+        .get()
+    )
+    assert stored.exists and stored.get("text") == text_of(events)
+    assert stack.model_calls()["calls"] == {"gemini-2.5-flash": {"StreamGenerateContent": 1}}
+    assert stack.model_calls()["cancelled"] == {}
+
+
+async def test_abandoned_stream_cancels_the_model_call_within_a_second(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    stack.fault("gemini-2.5-flash", slow_stream_ms=200)
+    url = f"{stack.url('stream')}/v1/chat:stream"
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream(
+            "POST", url, json={"message": "abandon me"}, headers=stack.auth()
+        ) as response:
+            await read_events(response, stop_after_deltas=1)
+        dropped = time.monotonic()
+    while not stack.model_calls()["cancelled"] and time.monotonic() - dropped < 2:
+        await asyncio.sleep(0.02)
+    assert stack.model_calls()["cancelled"] == {"gemini-2.5-flash": {"StreamGenerateContent": 1}}
+    assert time.monotonic() - dropped < 1.0
+    assert [c async for c in firestore_db.collection("conversations").stream()] == []
+
+
+async def test_heartbeats_keep_an_idle_stream_alive(stack: LocalStack) -> None:
+    stack.fault("gemini-2.5-flash", slow_stream_ms=300)
+    async with httpx.AsyncClient(timeout=30) as client, client.stream(
+        "POST",
+        f"{stack.url('stream')}/v1/chat:stream",
+        json={"message": "slowly"},
+        headers=stack.auth(),
+    ) as response:
+        events, heartbeats = await read_events(response)
+    assert events[-1]["event"] == "done"
+    assert heartbeats >= 3  # heartbeat every 0.2 s in the test stack; 300 ms between chunks
+
+
+async def test_resume_is_refused_for_others_and_bad_ids(stack: LocalStack) -> None:
+    url = f"{stack.url('stream')}/v1/chat:stream"
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream(
+            "POST", url, json={"message": "mine"}, headers=stack.auth("alice")
+        ) as response:
+            events, _ = await read_events(response)
+        last = events[1]["id"]
+        bob = await client.post(url, headers={**stack.auth("bob"), "Last-Event-ID": last})
+        assert bob.status_code == 404
+        bad = await client.post(url, headers={**stack.auth(), "Last-Event-ID": "x:y:z"})
+        assert bad.status_code == 422
+        unknown = await client.post(url, headers={**stack.auth(), "Last-Event-ID": "nosuch:3"})
+        assert unknown.status_code == 404
+        done = await client.post(url, headers={**stack.auth("alice"), "Last-Event-ID": last})
+        assert done.status_code == 200
+        resumed = [line for line in done.text.splitlines() if line.startswith("event: ")]
+        assert resumed[-1] == "event: done"
