@@ -138,12 +138,15 @@ async def test_abandoned_stream_cancels_the_model_call_within_a_second(
 
 async def test_heartbeats_keep_an_idle_stream_alive(stack: LocalStack) -> None:
     stack.fault("gemini-2.5-flash", slow_stream_ms=300)
-    async with httpx.AsyncClient(timeout=30) as client, client.stream(
-        "POST",
-        f"{stack.url('stream')}/v1/chat:stream",
-        json={"message": "slowly"},
-        headers=stack.auth(),
-    ) as response:
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        client.stream(
+            "POST",
+            f"{stack.url('stream')}/v1/chat:stream",
+            json={"message": "slowly"},
+            headers=stack.auth(),
+        ) as response,
+    ):
         events, heartbeats = await read_events(response)
     assert events[-1]["event"] == "done"
     assert heartbeats >= 3  # heartbeat every 0.2 s in the test stack; 300 ms between chunks
