@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev test deps system-deps lint typecheck pytest bench clean
+.PHONY: dev test deps system-deps lint typecheck pytest bench clean openapi
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,6 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .stack
+
+openapi: $(STAMP)
+	$(BIN)/python -m shared.openapi > docs/openapi.json

@@ -17,7 +17,10 @@ class _Contract(BaseModel):
 class ChatRequest(_Contract):
     """Body of `POST /v1/chat` and `POST /v1/chat:stream`."""
 
-    message: str = Field(description="The user's message; must not be blank.")
+    message: str = Field(
+        description="The user's message; must not be blank.",
+        json_schema_extra={"minLength": 1, "pattern": r"\S"},  # enforced by `_not_blank`
+    )
     conversation_id: str | None = Field(
         None, pattern=ID_PATTERN, description="Continue this conversation; omit to start one."
     )
@@ -70,7 +73,7 @@ class PageQuery(_Contract):
     """Query parameters of the paginated reads."""
 
     page_size: int = Field(20, ge=1, le=100)
-    page_token: str | None = Field(None, max_length=256)
+    page_token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
 
 
 class ConversationSummary(_Contract):

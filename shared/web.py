@@ -116,8 +116,11 @@ class Router:
                 return route, found.groupdict()
             allowed.append(route.method)
         if allowed:
+            methods = sorted(set(allowed))
             raise errors.MethodNotAllowed(
-                f"{method} is not allowed on {path}", details=[{"allow": sorted(set(allowed))}]
+                f"{method} is not allowed on {path}",
+                details=[{"allow": methods}],
+                headers={"Allow": ", ".join(methods)},
             )
         raise errors.NotFound(f"no route for {path}")
 

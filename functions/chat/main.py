@@ -28,7 +28,7 @@ async def post_chat(request: Request, _: dict[str, str]) -> Response:
         reply = await runtime.chat_service().chat(body, who, request_id)
         return StoredResponse(200, reply.model_dump_json().encode())
 
-    key = request.headers.get("idempotency-key") or body.request_id
+    key = request.headers.get("idempotency-key", body.request_id)
     if key is None:
         stored = await answer()
     else:

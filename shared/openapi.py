@@ -1,0 +1,289 @@
+"""The OpenAPI 3.1 document of the public API, generated from the pydantic contracts.
+
+``python -m shared.openapi > docs/openapi.json`` (or ``make openapi``) regenerates the committed
+copy; a test fails when they drift apart. Mobile teams generate their clients from it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from shared.contracts import (
+    ID_PATTERN,
+    ChatRequest,
+    ChatResponse,
+    ConversationDetail,
+    ConversationPage,
+    Deleted,
+    DeltaEvent,
+    DoneEvent,
+    ErrorEnvelope,
+    MetaEvent,
+    Usage,
+)
+from shared.idempotency import MAX_KEY_CHARS
+
+VERSION = "1.0.0"
+CHAT_SERVER = {"url": "http://127.0.0.1:8081", "description": "chat function (local stack)"}
+STREAM_SERVER = {"url": "http://127.0.0.1:8082", "description": "stream function (local stack)"}
+ERRORS = {
+    "400": "Malformed JSON, or a request the model rejected",
+    "401": "Missing or invalid credentials",
+    "403": "The credential lacks the scope this route needs",
+    "404": "Not found (someone else's conversation is reported the same way)",
+    "409": "A request with this Idempotency-Key is still running",
+    "413": "Body or message over the size limit",
+    "415": "Content-Type is not application/json",
+    "422": "Invalid fields, query parameters or Idempotency-Key reuse; details name each field",
+    "429": "Rate limit or daily token budget reached; see Retry-After",
+    "502": "The model failed",
+    "503": "No model or dependency can serve right now; see Retry-After",
+    "504": "The model did not answer in time",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model)}}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {
+        code: {
+            "description": ERRORS[code],
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": _json(ErrorEnvelope),
+        }
+        for code in codes
+    }
+
+
+def _ok(description: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "200": {
+            "description": description,
+            "headers": {
+                "X-Request-Id": {"$ref": "#/components/headers/RequestId"},
+                "RateLimit-Limit": {"$ref": "#/components/headers/RateLimitLimit"},
+                "RateLimit-Remaining": {"$ref": "#/components/headers/RateLimitRemaining"},
+                "RateLimit-Reset": {"$ref": "#/components/headers/RateLimitReset"},
+            },
+            "content": content,
+        }
+    }
+
+
+PAGE_PARAMETERS = [
+    {
+        "name": "page_size",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {
+        "name": "page_token",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,80}$"},
+    },
+]
+CONVERSATION_ID = {
+    "name": "conversation_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": ID_PATTERN},
+}
+REQUEST_ID = {"$ref": "#/components/parameters/RequestId"}
+SSE_EVENT = {
+    "type": "object",
+    "description": "One event; `data` is the JSON of the model its `event` names.",
+    "required": ["event", "id", "data"],
+    "properties": {
+        "event": {"enum": ["meta", "delta", "usage", "done", "error"]},
+        "id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}:\d{1,9}$"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
+COMMON = ("401", "403", "404", "422", "429", "503")
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    _, definitions = models_json_schema(
+        [
+            (model, "serialization" if model is not ChatRequest else "validation")
+            for model in (
+                ChatRequest,
+                ChatResponse,
+                ConversationPage,
+                ConversationDetail,
+                Deleted,
+                ErrorEnvelope,
+                MetaEvent,
+                DeltaEvent,
+                Usage,
+                DoneEvent,
+            )
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    chat_body = {"required": True, "content": _json(ChatRequest)}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "NGX Agent Functions API",
+            "version": VERSION,
+            "description": (
+                "Chat with an LLM agent: JSON answers, Server-Sent Event streams, and the "
+                'caller\'s conversations. Every error is `{"error": {"code", "message", '
+                '"details", "request_id"}}`.'
+            ),
+        },
+        "servers": [CHAT_SERVER],
+        "security": [{"bearerAuth": []}, {"apiKeyAuth": []}],
+        "paths": {
+            "/v1/chat": {
+                "post": {
+                    "operationId": "chat",
+                    "summary": "Answer a message (JSON)",
+                    "parameters": [
+                        REQUEST_ID,
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "Replays return the first answer; no second model call.",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_KEY_CHARS,
+                            },
+                        },
+                    ],
+                    "requestBody": chat_body,
+                    "responses": {
+                        **_ok("The answer", _json(ChatResponse)),
+                        **_errors("400", "409", "413", "415", "502", "504", *COMMON),
+                    },
+                }
+            },
+            "/v1/chat:stream": {
+                "servers": [STREAM_SERVER],
+                "post": {
+                    "operationId": "chatStream",
+                    "summary": "Answer a message as Server-Sent Events",
+                    "description": (
+                        "Events: `meta` (MetaEvent), `delta`* (DeltaEvent), `usage` (Usage), "
+                        "`done` (DoneEvent) — or `error` (ErrorEnvelope). Every event has an "
+                        "`id`; after a dropped connection, send the request again with "
+                        "`Last-Event-ID` to receive the rest (the body is then ignored)."
+                    ),
+                    "parameters": [
+                        REQUEST_ID,
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "description": "Resume after this event; empty means a new stream.",
+                            "schema": {
+                                "type": "string",
+                                "pattern": r"^([A-Za-z0-9_-]{1,64}:\d{1,9})?$",
+                            },
+                        },
+                    ],
+                    "requestBody": chat_body,
+                    "responses": {
+                        **_ok(
+                            "The event stream",
+                            {"text/event-stream": {"schema": SSE_EVENT}},
+                        ),
+                        **_errors("400", "413", "415", *COMMON),
+                    },
+                },
+            },
+            "/v1/conversations": {
+                "get": {
+                    "operationId": "listConversations",
+                    "summary": "The caller's conversations, most recently updated first",
+                    "parameters": [REQUEST_ID, *PAGE_PARAMETERS],
+                    "responses": {**_ok("A page", _json(ConversationPage)), **_errors(*COMMON)},
+                }
+            },
+            "/v1/conversations/{conversation_id}": {
+                "get": {
+                    "operationId": "getConversation",
+                    "summary": "A conversation and its messages, newest first",
+                    "parameters": [REQUEST_ID, CONVERSATION_ID, *PAGE_PARAMETERS],
+                    "responses": {
+                        **_ok("A page of messages", _json(ConversationDetail)),
+                        **_errors(*COMMON),
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteConversation",
+                    "summary": "Delete a conversation and every message in it",
+                    "parameters": [REQUEST_ID, CONVERSATION_ID],
+                    "responses": {**_ok("Deleted", _json(Deleted)), **_errors(*COMMON)},
+                },
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "Serving",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A Firebase Auth / Identity Platform ID token",
+                },
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "parameters": {
+                "RequestId": {
+                    "name": "X-Request-Id",
+                    "in": "header",
+                    "required": False,
+                    "description": (
+                        "Echoed back when it is 1-128 characters of [A-Za-z0-9._:-]; any other "
+                        "value is replaced by a generated id."
+                    ),
+                    "schema": {"type": "string"},
+                }
+            },
+            "headers": {
+                "RequestId": {"schema": {"type": "string"}},
+                "RateLimitLimit": {"schema": {"type": "integer"}},
+                "RateLimitRemaining": {"schema": {"type": "integer"}},
+                "RateLimitReset": {"schema": {"type": "integer"}},
+            },
+        },
+    }
+
+
+def render() -> str:
+    """The document as committed: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
