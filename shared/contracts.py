@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# A character that is not whitespace for Python nor for JSON Schema (ECMAScript) regexes alike.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 
 
 class _Contract(BaseModel):
@@ -19,7 +22,7 @@ class ChatRequest(_Contract):
 
     message: str = Field(
         description="The user's message; must not be blank.",
-        json_schema_extra={"minLength": 1, "pattern": r"\S"},  # enforced by `_not_blank`
+        json_schema_extra={"minLength": 1, "pattern": NOT_BLANK},  # enforced by `_not_blank`
     )
     conversation_id: str | None = Field(
         None, pattern=ID_PATTERN, description="Continue this conversation; omit to start one."
@@ -32,7 +35,7 @@ class ChatRequest(_Contract):
     @field_validator("message")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not re.search(NOT_BLANK, value):
             raise ValueError("must not be empty")
         return value
 

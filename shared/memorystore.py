@@ -75,10 +75,13 @@ class Memorystore:
             self._mark_down(exc)
             raise StoreUnavailable(str(exc)) from exc
         except Exception as exc:
-            if type(exc).__module__.startswith("redis"):
+            if not type(exc).__module__.startswith("redis"):
+                raise
+            if type(exc).__name__ == "ResponseError":  # an error reply (OOM, a script error)
+                log.error("memorystore refused a command", extra={"error": str(exc)[:300]})
+            else:  # connection-level trouble: skip Memorystore for a while
                 self._mark_down(exc)
-                raise StoreUnavailable(str(exc)) from exc
-            raise
+            raise StoreUnavailable(str(exc)) from exc
 
     def _mark_down(self, exc: BaseException) -> None:
         if self.available:

@@ -35,7 +35,7 @@ for i = 1, n do
   if tat + t - now > reset then reset = tat + t - now end
 end
 if worst_wait > 0 then return {0, math.ceil(worst_wait), 0, reset} end
-for i = 1, n do redis.call('SET', KEYS[i], tats[i], 'PX', math.ceil(tats[i] - now)) end
+for i = 1, n do redis.call('SET', KEYS[i], tats[i], 'PX', math.max(1, math.ceil(tats[i] - now))) end
 return {1, 0, math.max(min_remaining, 0), reset}
 """
 

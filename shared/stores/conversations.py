@@ -3,7 +3,8 @@
 ``conversations/{cid}`` holds the owner, title, counters and the rolling summary (bounded in size);
 ``conversations/{cid}/messages/{mid}`` holds one message each, so no document grows with the
 conversation. An exchange (the user's message and the model's answer, plus the summary update) is
-written in one batch: all of it lands or none of it does.
+written in one batch, shared with other exchanges of the same moment (`group_commit`): all of it
+lands or none of it does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from shared import errors
 from shared.llm.prompt import Message
 from shared.llm.types import LlmResult
+from shared.stores.group_commit import GroupCommitter
 
 CONVERSATIONS = "conversations"
 MESSAGES = "messages"
@@ -44,6 +46,7 @@ class ConversationStore:
 
     def __init__(self, db: Any) -> None:
         self._db = db
+        self._committer = GroupCommitter(db)
 
     def _conversation(self, conversation_id: str) -> Any:
         return self._db.collection(CONVERSATIONS).document(conversation_id)
@@ -143,7 +146,6 @@ class ConversationStore:
 
         now = datetime.now(UTC)
         conversation = self._conversation(conversation_id)
-        batch = self._db.batch()
         header: dict[str, Any] = {
             "owner": owner,
             "updated_at": now,
@@ -155,27 +157,26 @@ class ConversationStore:
             header |= {"summary": summary.text, "summary_through": summary.through}
         if retention_days:
             header["expire_at"] = now + timedelta(days=retention_days)
-        batch.set(conversation, header, merge=True)
         messages = conversation.collection(MESSAGES)
-        batch.set(
-            messages.document(f"{message_id}-q"),
-            {"role": "user", "text": user_text, "created_at": now, "request_id": request_id},
-        )
-        batch.set(
-            messages.document(message_id),
-            {
-                "role": "model",
-                "text": answer.text,
-                "created_at": now + timedelta(microseconds=1),
-                "model": answer.model,
-                "finish_reason": answer.finish_reason,
-                "input_tokens": answer.input_tokens,
-                "output_tokens": answer.output_tokens,
-                "cached": answer.cached,
-                "request_id": request_id,
-            },
-        )
-        await batch.commit()
+        question = {"role": "user", "text": user_text, "created_at": now, "request_id": request_id}
+        reply = {
+            "role": "model",
+            "text": answer.text,
+            "created_at": now + timedelta(microseconds=1),
+            "model": answer.model,
+            "finish_reason": answer.finish_reason,
+            "input_tokens": answer.input_tokens,
+            "output_tokens": answer.output_tokens,
+            "cached": answer.cached,
+            "request_id": request_id,
+        }
+
+        def write(batch: Any) -> None:
+            batch.set(conversation, header, merge=True)
+            batch.set(messages.document(f"{message_id}-q"), question)
+            batch.set(messages.document(message_id), reply)
+
+        await self._committer.commit(write, count=3)
 
 
 def _field_filter(field: str, op: str, value: Any) -> Any:

@@ -1,0 +1,87 @@
+"""Cache-hit chat throughput on one worker, against a bare functions-framework aio hello world.
+
+Both run as one functions-framework process (one worker) and are loaded by ``wrk -t1 -c32`` for
+10 s after a 3 s warm-up, in the same run. The chat request is authenticated, rate-limited
+(limits set out of reach), answered from the response cache and stored in Firestore, as in
+production. Target: chat ≥ 50% of hello world.
+
+    python -m tests.bench.chat_throughput
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from shared.auth import devtokens
+from tests.bench.harness import HELLO, backing, running
+
+TARGET = 0.5
+DURATION_S = 10
+
+
+def wrk(url: str, script: Path | None, seconds: int) -> tuple[float, int]:
+    """Requests per second and the count of non-2xx answers."""
+    command = ["wrk", "-t1", "-c32", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, int(errors.group(1)) if errors else 0
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("wrk is required: sudo apt-get install -y wrk")
+        return 2
+    with backing(("firestore", "redis", "vertex", "auth")) as settings:
+        token = devtokens.local_token(settings, "bench", ttl_s=3600)
+        body = {"message": "What does the cache save?"}
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "chat.lua"
+            script.write_text(
+                'wrk.method = "POST"\n'
+                f"wrk.body = '{json.dumps(body)}'\n"
+                'wrk.headers["Content-Type"] = "application/json"\n'
+                f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+            )
+            with running("hello", settings, source=HELLO) as hello:
+                wrk(hello.url + "/", None, 3)
+                hello_rate, hello_errors = wrk(hello.url + "/", None, DURATION_S)
+            with running("chat", settings) as chat:
+                first = httpx.post(
+                    chat.url + "/v1/chat",
+                    json=body,
+                    timeout=30,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                first.raise_for_status()  # fills the cache
+                wrk(chat.url + "/v1/chat", script, 3)
+                chat_rate, chat_errors = wrk(chat.url + "/v1/chat", script, DURATION_S)
+    ratio = chat_rate / hello_rate
+    result = {
+        "benchmark": "chat_throughput",
+        "hello_rps": round(hello_rate, 1),
+        "chat_cache_hit_rps": round(chat_rate, 1),
+        "errors": hello_errors + chat_errors,
+        "ratio": round(ratio, 3),
+        "target": TARGET,
+        "pass": ratio >= TARGET and chat_errors == 0,
+    }
+    print(
+        f"cache-hit chat {chat_rate:.0f} req/s vs hello world {hello_rate:.0f} req/s → "
+        f"{ratio:.0%} (target ≥ {TARGET:.0%}); non-2xx: {chat_errors}"
+    )
+    print(json.dumps(result))
+    return 0 if result["pass"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""What the benchmarks share: backing services on free ports and function processes started the
+way Cloud Run starts them (``python -m functions_framework --asgi``, one worker)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from emulator.stack import ROOT, Stack, function_env
+from shared.settings import LOCAL_HOST, Settings
+from tests.conftest import free_ports, stack_settings
+
+HELLO = Path(__file__).resolve().parent / "hello" / "main.py"
+# Benchmarks measure the service, not its limits.
+UNLIMITED = {
+    "rate_limit_ip_per_minute": 10**9,
+    "rate_limit_tiers": {"free": 10**9, "standard": 10**9, "premium": 10**9},
+}
+
+
+@contextlib.contextmanager
+def backing(only: tuple[str, ...], **settings: Any) -> Iterator[Settings]:
+    """Emulators and servers on free ports, stopped on exit."""
+    with tempfile.TemporaryDirectory() as state:
+        config = stack_settings(stack_dir=Path(state), **UNLIMITED, **settings)
+        stack = Stack(config, only=only)
+        try:
+            stack.start(timeout=90)
+            yield config
+        finally:
+            stack.stop()
+
+
+@dataclass
+class Function:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def rss_kib(self) -> int:
+        """Resident memory of the function's process tree (gunicorn master and worker)."""
+        pids = [self.process.pid, *_children(self.process.pid)]
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def launch(target: str, source: Path, settings: Settings, **env: str) -> subprocess.Popen[bytes]:
+    port = free_ports(1)[0]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            target,
+            "--source",
+            str(source),
+            "--asgi",
+            "--host",
+            LOCAL_HOST,
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, **function_env(settings), **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    process.port = port  # type: ignore[attr-defined]
+    return process
+
+
+@contextlib.contextmanager
+def running(
+    target: str, settings: Settings, source: Path | None = None, **env: str
+) -> Iterator[Function]:
+    """A function process, ready (its health check answers), stopped on exit."""
+    path = source or ROOT / "functions" / target / "main.py"
+    process = launch(target, path, settings, **env)
+    url = f"http://{LOCAL_HOST}:{process.port}"  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 60
+        probe = "/" if path == HELLO else "/healthz"
+        while True:
+            try:
+                if httpx.get(url + probe, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{target} did not start")
+            time.sleep(0.05)
+        yield Function(url, process)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
