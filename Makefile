@@ -37,6 +37,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 bench: deps
+	@command -v wrk > /dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python -m tests.bench
 
 clean:

@@ -19,6 +19,24 @@ log = logging.getLogger("ngx.memorystore")
 T = TypeVar("T")
 
 
+MAX_CONNECTIONS = 256
+
+
+def _client(url: str, socket_timeout: float | None, connect_timeout: float) -> Any:
+    """A client whose pool waits for a free connection instead of failing when all are busy."""
+    import redis.asyncio
+
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        health_check_interval=0,
+    )
+    return redis.asyncio.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
 class StoreUnavailable(Exception):
     """Memorystore did not answer in time or is in its back-off period."""
 
@@ -27,17 +45,9 @@ class Memorystore:
     """A `redis.asyncio` client with timeouts and an outage back-off."""
 
     def __init__(self, settings: Settings) -> None:
-        import redis.asyncio
-
         self.timeout = settings.redis_timeout_s
         self.backoff = settings.redis_backoff_s
-        self.redis: Any = redis.asyncio.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            health_check_interval=0,
-            max_connections=256,
-        )
+        self.redis: Any = _client(settings.redis_url, settings.redis_timeout_s, self.timeout)
         self._url = settings.redis_url
         self._patient: Any = None
         self._down_until = 0.0
@@ -47,15 +57,7 @@ class Memorystore:
         if timeout <= self.timeout:
             return self.redis
         if self._patient is None:
-            import redis.asyncio
-
-            self._patient = redis.asyncio.Redis.from_url(
-                self._url,
-                socket_timeout=None,
-                socket_connect_timeout=self.timeout * 10,
-                health_check_interval=0,
-                max_connections=256,
-            )
+            self._patient = _client(self._url, None, self.timeout * 10)
         return self._patient
 
     @property

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,12 @@ from shared.llm import sdk
 PREDICTION = "google.cloud.aiplatform.v1.PredictionService"
 LLM_UTILITY = "google.cloud.aiplatform.v1.LlmUtilityService"
 DEFAULT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash-001")
+STREAM_LEDGER = 10_000
+
+
+def prompt_digest(text: str) -> str:
+    """How the stream ledger names a prompt without keeping its text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -86,6 +93,8 @@ class EmulatorState:
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     cancelled: Counter[tuple[str, str]] = field(default_factory=Counter)
     faults: dict[str, Fault] = field(default_factory=dict)
+    # Recent streamed calls, for latency measurements: prompt digest and first-chunk time.
+    streams: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STREAM_LEDGER))
 
     def fault_for(self, model: str) -> Fault | None:
         return self.faults.get(model) or self.faults.get("*")
@@ -103,6 +112,7 @@ class EmulatorState:
         self.calls.clear()
         self.cancelled.clear()
         self.faults.clear()
+        self.streams.clear()
 
 
 def model_id(resource: str) -> str:
@@ -196,6 +206,9 @@ class VertexEmulator:
         name = await self._check_model(request, context, "StreamGenerateContent")
         words, finish, prompt = self._plan(request)
         latency = self.state.latency
+        _, last_user, _ = self._prompt(request)
+        record: dict[str, Any] = {"model": name, "prompt": prompt_digest(last_user)}
+        self.state.streams.append(record)
         size = max(1, latency.chunk_tokens)
         fault = self.state.fault_for(name)
         extra = fault.slow_stream_ms / 1000 if fault else 0.0
@@ -211,6 +224,8 @@ class VertexEmulator:
                     await asyncio.sleep(latency.chunk_delay(len(piece)) + extra)
                 last = start + size >= len(words)
                 text = (" " if start else "") + " ".join(piece)
+                if not start:
+                    record["first_chunk_ns"] = time.monotonic_ns()  # system-wide clock
                 yield self._response(
                     text, finish if last else None, prompt, len(words) if last else None
                 )
@@ -260,10 +275,14 @@ class VertexEmulator:
 def admin_app(state: EmulatorState) -> Starlette:
     """``GET /calls`` reports calls per model and method; ``POST /reset`` clears them and every
     fault; ``POST /faults`` injects a fault (``{"model": m, "error_rate": 0.3, ...}``), ``GET``
-    lists them, ``DELETE`` removes them."""
+    lists them, ``DELETE`` removes them; ``GET /streams`` lists recent streamed calls with the
+    ``CLOCK_MONOTONIC`` time of their first chunk (prompts appear only as digests)."""
 
     async def calls(_: Request) -> JSONResponse:
         return JSONResponse(state.report())
+
+    async def streams(_: Request) -> JSONResponse:
+        return JSONResponse({"streams": list(state.streams)})
 
     async def reset(_: Request) -> JSONResponse:
         state.reset()
@@ -287,6 +306,7 @@ def admin_app(state: EmulatorState) -> Starlette:
     return Starlette(
         routes=[
             Route("/calls", calls, methods=["GET"]),
+            Route("/streams", streams, methods=["GET"]),
             Route("/reset", reset, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/faults", faults, methods=["GET", "POST", "DELETE"]),

@@ -5,7 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["tests.bench.cold_start", "tests.bench.client_overhead", "tests.bench.cache_codec"]
+BENCHMARKS = [
+    "tests.bench.cold_start",
+    "tests.bench.client_overhead",
+    "tests.bench.cache_codec",
+    "tests.bench.chat_throughput",
+    "tests.bench.stream_capacity",
+    "tests.bench.stream_first_delta",
+]
 
 
 def main() -> int:
