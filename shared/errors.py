@@ -62,6 +62,12 @@ class Conflict(AppError):
     status, code = 409, "conflict"
 
 
+class FailedPrecondition(AppError):
+    """The request is valid but the state it needs is not there (a damaged backup, say)."""
+
+    status, code = 409, "failed_precondition"
+
+
 class PayloadTooLarge(AppError):
     status, code = 413, "payload_too_large"
 

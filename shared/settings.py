@@ -141,6 +141,26 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = False
 
+    # Callers of the scheduled functions (cache-maintenance, backup): Google-signed OIDC tokens.
+    invoker_issuer: str = "https://accounts.google.com"
+    invoker_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    invoker_audience: str | None = Field(None, description="the service URL Scheduler signs for")
+    scheduler_service_account: str | None = Field(None, description="Cloud Scheduler's identity")
+    operator_service_accounts: list[str] = Field(
+        default_factory=list, description="identities that may also restore backups"
+    )
+    invoker_auth_bypass: bool = Field(False, description="local stack and tests only")
+
+    # Logical Firestore backups.
+    backup_sink: str | None = Field(None, description="gs://bucket/prefix or file:///dir")
+    backup_collections: list[str] = Field(
+        default_factory=lambda: ["conversations", "api_keys", "config", "usage"]
+    )
+    backup_shard_documents: int = Field(5000, ge=1, le=1_000_000)
+    backup_keep_last: int = Field(7, ge=1)
+    backup_keep_days: int = Field(30, ge=0)
+    restore_concurrency: int = Field(4, ge=1, le=64)
+
     # Ports of the local stack (`agentctl stack up`).
     stack_firestore_port: int = Field(8686, ge=1, le=65535)
     stack_redis_port: int = Field(6390, ge=1, le=65535)
@@ -175,6 +195,29 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("backup_collections")
+    @classmethod
+    def _collection_ids(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or "/" in name or name.startswith("__"):
+                raise ValueError(f"{name!r} is not a top-level collection id")
+        return value
+
+    @model_validator(mode="after")
+    def _invoker_rules(self) -> Settings:
+        if self.invoker_auth_bypass and self.environment not in ("local", "test"):
+            raise ValueError(
+                "invoker_auth_bypass is only allowed in the local and test environments"
+            )
+        if self.scheduler_service_account and (
+            self.scheduler_service_account in self.operator_service_accounts
+        ):
+            raise ValueError(
+                "operator_service_accounts must not include scheduler_service_account: "
+                "restores are never reachable with the scheduler's identity"
+            )
+        return self
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
@@ -205,9 +248,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "?"
-            env = f"NGX_{field.upper()}"
-            problems.append(f"{env}={err.get('input')!r}: {err['msg']}")
+            field = ".".join(str(p) for p in err["loc"])
+            if not field:  # a rule across settings: its message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
+            problems.append(f"NGX_{field.upper()}={err.get('input')!r}: {err['msg']}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
 
 

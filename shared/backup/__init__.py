@@ -1,0 +1,1 @@
+"""Logical Firestore backups: consistent snapshots as NDJSON shards, verified, restored, pruned."""
