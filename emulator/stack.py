@@ -92,6 +92,12 @@ def function_env(settings: Settings) -> dict[str, str]:
         "NGX_RATE_LIMIT_TIERS": json.dumps(settings.rate_limit_tiers),
         "NGX_CORS_ORIGINS": json.dumps(settings.cors_origins),
         "NGX_STREAM_HEARTBEAT_S": str(settings.stream_heartbeat_s),
+        # The scheduled functions' callers: Google-style OIDC tokens from the local issuer.
+        "NGX_INVOKER_ISSUER": devtokens.issuer(settings),
+        "NGX_INVOKER_JWKS_URL": f"{devtokens.issuer(settings)}/jwks.json",
+        "NGX_SCHEDULER_SERVICE_ACCOUNT": devtokens.scheduler_account(settings),
+        "NGX_OPERATOR_SERVICE_ACCOUNTS": json.dumps([devtokens.operator_account(settings)]),
+        "NGX_BACKUP_SINK": f"file://{settings.stack_dir / 'backups'}",
     }
 
 
@@ -196,7 +202,10 @@ def components(settings: Settings) -> list[Component]:
                 ],
                 port,
                 ready_path="/healthz",
-                env=function_env(settings),
+                env={
+                    **function_env(settings),
+                    "NGX_INVOKER_AUDIENCE": f"http://{LOCAL_HOST}:{port}",
+                },
                 url=f"http://{LOCAL_HOST}:{port}",
             )
         )

@@ -22,7 +22,13 @@ def _token(args: argparse.Namespace) -> int:
     from shared.auth import devtokens
 
     settings = get_settings()
-    print(devtokens.local_token(settings, args.user, ttl_s=args.ttl))
+    if args.service_account:
+        if not args.audience:
+            print("agentctl token: --service-account needs --audience URL", file=sys.stderr)
+            return 2
+        print(devtokens.invoker_token(settings, args.service_account, args.audience, args.ttl))
+    else:
+        print(devtokens.local_token(settings, args.user, ttl_s=args.ttl))
     return 0
 
 
@@ -80,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(run=_stack)
 
     token = commands.add_parser("token", help="mint an ID token the local stack accepts")
-    token.add_argument("--user", required=True)
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="an app user (chat and stream)")
+    who.add_argument(
+        "--service-account", help="an OIDC token for the scheduled functions (needs --audience)"
+    )
+    token.add_argument("--audience", help="the scheduled function's URL")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     token.set_defaults(run=_token)
 
@@ -95,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_actions.add_parser("revoke")
     revoke.add_argument("key_id")
     keys.set_defaults(run=_keys)
+
+    from shared.backup import cli as backup_cli
+
+    backup_cli.add_commands(commands)
     return parser
 
 

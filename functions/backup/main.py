@@ -1,17 +1,33 @@
-"""The backup function, triggered by Cloud Scheduler; for now it answers its health check."""
+"""The backup function: Cloud Scheduler (or an operator) posts ``{"action": ...}``.
+
+Actions: ``run`` (daily), ``verify`` (weekly), ``prune`` (daily), ``list``, and ``restore`` (for
+operators only, never the scheduler's identity). The caller's Google-signed OIDC token is checked
+before the body is read.
+"""
 
 from __future__ import annotations
 
 import functions_framework.aio
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from shared import runtime, web
+from shared.auth.invoker import InvokerAuth
+from shared.backup.service import BackupCall, perform
 from shared.health import healthz
 
 settings = runtime.init_process()
+invokers = InvokerAuth(settings)
 
-router = web.Router([web.Route("GET", "/healthz", healthz)])
+
+async def post_action(request: Request, _: dict[str, str]) -> Response:
+    invoker = await invokers.caller(request)
+    call = await web.read_json(request, BackupCall, settings.max_body_bytes)
+    report = await perform(settings, call, invoker)
+    return JSONResponse({**report, "request_id": web.current_request_id()})
+
+
+router = web.Router([web.Route("POST", "/", post_action), web.Route("GET", "/healthz", healthz)])
 
 
 @functions_framework.aio.http

@@ -96,3 +96,26 @@ def local_token(settings: Settings, user: str, ttl_s: int = 3600, **claims: Any)
         ttl_s=ttl_s,
         **claims,
     )
+
+
+def scheduler_account(settings: Settings) -> str:
+    """The local stand-in for Cloud Scheduler's service account."""
+    return f"scheduler@{settings.project_id}.iam.gserviceaccount.com"
+
+
+def operator_account(settings: Settings) -> str:
+    """The local stand-in for an operator's service account (may restore)."""
+    return f"operator@{settings.project_id}.iam.gserviceaccount.com"
+
+
+def invoker_token(settings: Settings, email: str, audience: str, ttl_s: int = 3600) -> str:
+    """A Google-style OIDC ID token for a service account, as Cloud Scheduler sends one."""
+    return mint(
+        ensure_key(key_dir(settings)),
+        user=email,
+        issuer=issuer(settings),
+        audience=audience,
+        ttl_s=ttl_s,
+        email=email,
+        email_verified=True,
+    )

@@ -81,32 +81,40 @@ class TokenVerifier:
         self.jwks = JwksCache(settings.auth_jwks_url, settings.auth_jwks_ttl_s)
 
     async def verify(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise errors.Unauthenticated("malformed bearer token") from None
-        if header.get("alg") != "RS256" or not header.get("kid"):
-            raise errors.Unauthenticated("bearer token must be RS256 with a key id")
-        key = await self.jwks.key(str(header["kid"]))
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key,
-                algorithms=["RS256"],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise errors.Unauthenticated("bearer token has expired") from None
-        except jwt.InvalidAudienceError:
-            raise errors.Unauthenticated("bearer token is for another audience") from None
-        except jwt.InvalidIssuerError:
-            raise errors.Unauthenticated("bearer token is from another issuer") from None
-        except jwt.PyJWTError:
-            raise errors.Unauthenticated("bearer token is not valid") from None
+        claims = await decode(token, self.jwks, self.issuer, self.audience, self.leeway)
         subject = str(claims["sub"])
         if not subject or len(subject) > 128:
             raise errors.Unauthenticated("bearer token has no usable subject")
         return Principal(subject=f"user:{subject}", kind="user", claims=claims)
+
+
+async def decode(
+    token: str, jwks: JwksCache, issuer: str | list[str], audience: str, leeway: int
+) -> dict[str, Any]:
+    """The claims of an RS256 token signed by a key of ``jwks``, or 401 saying what is wrong."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise errors.Unauthenticated("malformed bearer token") from None
+    if header.get("alg") != "RS256" or not header.get("kid"):
+        raise errors.Unauthenticated("bearer token must be RS256 with a key id")
+    key = await jwks.key(str(header["kid"]))
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=key,
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise errors.Unauthenticated("bearer token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise errors.Unauthenticated("bearer token is for another audience") from None
+    except jwt.InvalidIssuerError:
+        raise errors.Unauthenticated("bearer token is from another issuer") from None
+    except jwt.PyJWTError:
+        raise errors.Unauthenticated("bearer token is not valid") from None
+    return claims

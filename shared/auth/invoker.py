@@ -1,0 +1,75 @@
+"""Who may call the scheduled functions (cache-maintenance, backup).
+
+Cloud Run IAM already admits only the scheduler's and the operators' service accounts; the
+functions check again in code (defence in depth, and a misconfigured ``allUsers`` binding stays
+harmless): a Google-signed OIDC ID token whose audience is this service and whose verified
+``email`` is Cloud Scheduler's identity or an operator's. The scheduler's identity never gets the
+operator-only actions (restore). A bypass exists for the local stack and tests only, when a setting
+says so (settings refuse it in staging and prod).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.requests import Request
+
+from shared import errors
+from shared.auth.tokens import JwksCache, decode
+from shared.settings import Settings
+
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ngx-scheduled"'}
+Role = Literal["scheduler", "operator"]
+
+
+@dataclass(frozen=True)
+class Invoker:
+    email: str
+    role: Role
+
+
+class InvokerAuth:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.jwks = JwksCache(settings.invoker_jwks_url, settings.auth_jwks_ttl_s)
+        issuer = settings.invoker_issuer
+        self.issuers = list(GOOGLE_ISSUERS) if issuer in GOOGLE_ISSUERS else [issuer]
+
+    async def caller(self, request: Request) -> Invoker:
+        """The verified caller, or 401 (no or bad token) / 403 (an identity not allowed here)."""
+        if self.settings.invoker_auth_bypass:
+            return Invoker("local-bypass", "operator")
+        audience = self.settings.invoker_audience
+        if not audience:
+            raise errors.Unavailable("this function has no invoker audience configured")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthenticated(
+                "a Google-signed OIDC token is required (Authorization: Bearer …)",
+                headers=CHALLENGE,
+            )
+        try:
+            claims = await decode(
+                token.strip(), self.jwks, self.issuers, audience, self.settings.auth_clock_skew_s
+            )
+        except errors.Unauthenticated as exc:
+            exc.headers = CHALLENGE
+            raise
+        email = str(claims.get("email", ""))
+        if not email or claims.get("email_verified") is not True:
+            raise errors.Unauthenticated("token carries no verified email", headers=CHALLENGE)
+        if email == self.settings.scheduler_service_account:
+            return Invoker(email, "scheduler")
+        if email in self.settings.operator_service_accounts:
+            return Invoker(email, "operator")
+        raise errors.PermissionDenied(f"{email} may not invoke this function")
+
+
+def require_operator(invoker: Invoker, action: str) -> None:
+    """Operator-only actions (restore) are refused to the scheduler's identity."""
+    if invoker.role != "operator":
+        raise errors.PermissionDenied(
+            f"{action!r} is for operators; {invoker.email} may not run it"
+        )
