@@ -211,14 +211,20 @@ def read_query(request: Request, model: type[ModelT]) -> ModelT:
     return validate(model, dict(request.query_params))
 
 
+def _field(err: Any) -> str:
+    """The dotted path of a failed field; a missing or unknown union tag names the tag field."""
+    path = ".".join(str(p) for p in err["loc"])
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str(err.get("ctx", {}).get("discriminator", "")).strip("'")
+        path = f"{path}.{tag}" if path else tag
+    return path or "body"
+
+
 def validate(model: type[ModelT], data: Any) -> ModelT:
     """``model`` from ``data``, or 422 with one detail per bad field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "issue": err["msg"]}
-            for err in exc.errors()
-        ]
+        details = [{"field": _field(err), "issue": err["msg"]} for err in exc.errors()]
         summary = "; ".join(f"{d['field']}: {d['issue']}" for d in details)
         raise errors.ValidationFailed(f"invalid request: {summary}", details=details) from None
