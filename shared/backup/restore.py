@@ -11,6 +11,7 @@ skipped and named).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -101,19 +102,42 @@ class Restorer:
         done: list[str] = await self._checkpoint(sink, checkpoint) if resume and not dry_run else []
         todo = [s for s in manifest.shards if s.name not in damaged and s.name not in done]
         tally = Tally()
-        api = None if dry_run else FirestoreApi(self.settings)
-        try:
-            total = 0
+        total = 0
+        restored = 0
+        if dry_run:
             for shard in todo:
-                lines = await self._lines(sink, backup_id, shard)
-                total += len(lines)
-                if api is not None:
-                    await self._write_shard(api, target, retarget, mode, lines, tally)
-                    done.append(shard.name)
-                    await sink.put(checkpoint, json.dumps({"done": done}).encode())
+                total += len(await self._lines(sink, backup_id, shard))
                 self.progress("restore", total)
-        finally:
-            if api is not None:
+        else:
+            api = FirestoreApi(self.settings)
+            writer = _Writer(api, target.database, mode, self.concurrency, tally)
+            try:
+                # Shard n+1 is decoded while shard n's batches are in flight; a shard enters the
+                # checkpoint once all its writes landed, in order.
+                pending: list[tuple[str, list[asyncio.Task[int]]]] = []
+                for shard in todo:
+                    lines = await self._lines(sink, backup_id, shard)
+                    total += len(lines)
+                    tasks = []
+                    for start in range(0, len(lines), BATCH):
+                        batch = _writes(lines[start : start + BATCH], start, retarget, mode)
+                        tasks.append(await writer.submit(batch))
+                    pending.append((shard.name, tasks))
+                    while pending and all(t.done() for t in pending[0][1]):
+                        restored += await self._settle(pending.pop(0), done, sink, checkpoint)
+                    self.progress("restore", total)
+                while pending:
+                    restored += await self._settle(pending.pop(0), done, sink, checkpoint)
+            except BaseException:
+                # Keep what did land: shards whose writes all finished go into the checkpoint,
+                # so the rerun resumes after them.
+                await writer.drain()
+                with contextlib.suppress(Exception):
+                    while pending and all(t.done() and not t.exception() for t in pending[0][1]):
+                        await self._settle(pending.pop(0), done, sink, checkpoint)
+                raise
+            finally:
+                await writer.drain()
                 await api.close()
         report: dict[str, Any] = {
             "backup_id": backup_id,
@@ -122,7 +146,7 @@ class Restorer:
             "mode": mode,
             "dry_run": dry_run,
             "documents": total,
-            "shards_restored": len(todo),
+            "shards_restored": len(todo) if dry_run else restored,
             "shards_already_done": len(manifest.shards) - len(todo) - len(damaged),
             "damaged_shards_skipped": sorted(damaged),
             "duration_s": round(time.monotonic() - started, 3),
@@ -167,75 +191,112 @@ class Restorer:
             )
         return lines
 
-    async def _write_shard(
-        self,
-        api: FirestoreApi,
-        target: Target,
-        retarget: records.Retarget,
-        mode: Mode,
-        lines: list[bytes],
-        tally: Tally,
+    async def _settle(
+        self, entry: tuple[str, list[asyncio.Task[int]]], done: list[str], sink: Sink, name: str
+    ) -> int:
+        """Wait for a shard's writes; checkpoint it when none failed. 1 if it was restored."""
+        shard, tasks = entry
+        failed = sum(await asyncio.gather(*tasks))
+        if failed:
+            return 0  # left out of the checkpoint: a rerun writes it again
+        done.append(shard)
+        await sink.put(name, json.dumps({"done": done}).encode())
+        return 1
+
+
+def _writes(lines: list[bytes], offset: int, retarget: records.Retarget, mode: Mode) -> list[Any]:
+    """The Write protos for a run of records (``offset``: the first one's index in its shard)."""
+    from google.cloud.firestore_v1.types import write
+
+    make = write.Write.pb()
+    writes = []
+    for number, line in enumerate(lines, offset + 1):
+        try:
+            path, doc = records.decode(line)
+        except ValueError as exc:
+            raise errors.FailedPrecondition(f"record {number} cannot be decoded: {exc}") from None
+        retarget.fields(doc)
+        doc.name = retarget.name(path)
+        item = make(update=doc)
+        if mode == "only-missing":
+            item.current_document.exists = False
+        writes.append(item)
+    return writes
+
+
+def _pause(attempt: int) -> float:
+    """Full-jitter exponential backoff."""
+    return random.uniform(0, min(8.0, 0.2 * 2**attempt))
+
+
+class _Writer:
+    """Sends batches, ``concurrency`` at a time; each task answers how many writes failed."""
+
+    def __init__(
+        self, api: FirestoreApi, db: Database, mode: Mode, concurrency: int, tally: Tally
     ) -> None:
-        from google.cloud.firestore_v1.types import write
+        self.api, self.db, self.mode, self.tally = api, db, mode, tally
+        self.gate = asyncio.Semaphore(concurrency)
+        self.tasks: set[asyncio.Task[int]] = set()
 
-        make = write.Write.pb()
-        writes = []
-        for number, line in enumerate(lines, 1):
-            try:
-                path, doc = records.decode(line)
-            except ValueError as exc:
-                raise errors.FailedPrecondition(
-                    f"record {number} cannot be decoded: {exc}"
-                ) from None
-            retarget.fields(doc)
-            doc.name = retarget.name(path)
-            item = make(update=doc)
-            if mode == "only-missing":
-                item.current_document.exists = False
-            writes.append(item)
-        gate = asyncio.Semaphore(self.concurrency)
+    async def submit(self, batch: list[Any]) -> asyncio.Task[int]:
+        await self.gate.acquire()  # back-pressure: decoding never runs far ahead of writing
+        task = asyncio.create_task(self._send(batch))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
-        async def send(batch: list[Any]) -> None:
-            async with gate:
-                if mode == "overwrite":
-                    await self._commit(api, target.database, batch, tally)
-                else:
-                    await self._batch_write(api, target.database, batch, tally)
+    async def drain(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
-        await asyncio.gather(*(send(writes[i : i + BATCH]) for i in range(0, len(writes), BATCH)))
+    async def _send(self, batch: list[Any]) -> int:
+        try:
+            if self.mode == "only-missing" and await self._commit(batch, fallback=True):
+                return 0
+            if self.mode == "overwrite":
+                return 0 if await self._commit(batch, fallback=False) else len(batch)
+            return await self._batch_write(batch)
+        finally:
+            self.gate.release()
 
-    async def _commit(
-        self, api: FirestoreApi, db: Database, batch: list[Any], tally: Tally
-    ) -> None:
-        """Overwrite: one atomic commit of plain sets, retried whole on a transient error."""
+    async def _commit(self, batch: list[Any], fallback: bool) -> bool:
+        """One atomic commit, retried whole on a transient error. In only-missing mode a commit
+        whose preconditions fail writes nothing and says so (False): the batch then goes through
+        per-write statuses. Restoring into an empty database never needs that slower path."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                await api.commit(db, batch)
-                tally.written += len(batch)
-                return
+                await self.api.commit(self.db, batch)
+                self.tally.written += len(batch)
+                return True
             except Exception as exc:
-                if type(exc).__name__ not in TRANSIENT_NAMES or attempt == ATTEMPTS:
-                    tally.failed += len(batch)
-                    tally.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-                    return
-                await asyncio.sleep(random.uniform(0, min(8.0, 0.2 * 2**attempt)))
+                name = type(exc).__name__
+                if fallback and name in ("AlreadyExists", "FailedPrecondition"):
+                    return False
+                if name not in TRANSIENT_NAMES or attempt == ATTEMPTS:
+                    if fallback:
+                        return False
+                    self.tally.failed += len(batch)
+                    self.tally.errors.append(f"{name}: {str(exc)[:200]}")
+                    return False
+                await asyncio.sleep(_pause(attempt))
+        return False  # pragma: no cover - the loop always returns
 
-    async def _batch_write(
-        self, api: FirestoreApi, db: Database, batch: list[Any], tally: Tally
-    ) -> None:
-        """Only-missing: per-write preconditions; transient failures are retried one by one."""
-        pending = batch
+    async def _batch_write(self, batch: list[Any]) -> int:
+        """Only-missing, per write: existing documents are skipped, transient failures retried."""
+        pending, tally = batch, self.tally
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                codes = await api.batch_write(db, pending)
+                codes = await self.api.batch_write(self.db, pending)
             except Exception as exc:
                 if type(exc).__name__ not in TRANSIENT_NAMES or attempt == ATTEMPTS:
                     tally.failed += len(pending)
                     tally.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
-                    return
-                await asyncio.sleep(random.uniform(0, min(8.0, 0.2 * 2**attempt)))
+                    return len(pending)
+                await asyncio.sleep(_pause(attempt))
                 continue
             retry = []
+            failed = 0
             for item, code in zip(pending, codes, strict=True):
                 if code == 0:
                     tally.written += 1
@@ -244,10 +305,12 @@ class Restorer:
                 elif code in TRANSIENT and attempt < ATTEMPTS:
                     retry.append(item)
                 else:
-                    tally.failed += 1
+                    failed += 1
                     if len(tally.errors) < 10:
                         tally.errors.append(f"gRPC code {code} for {item.update.name}")
+            tally.failed += failed
             if not retry:
-                return
+                return failed
             pending = retry
-            await asyncio.sleep(random.uniform(0, min(8.0, 0.2 * 2**attempt)))
+            await asyncio.sleep(_pause(attempt))
+        return len(pending)  # pragma: no cover - the last attempt never retries

@@ -12,6 +12,7 @@ BENCHMARKS = [
     "tests.bench.chat_throughput",
     "tests.bench.stream_capacity",
     "tests.bench.stream_first_delta",
+    "tests.bench.restore",
 ]
 
 
