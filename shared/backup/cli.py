@@ -33,7 +33,7 @@ def add_commands(commands: Any) -> None:
     run.add_argument("--collection", action="append", dest="collections")
     action("list", "list backups, newest first")
     verify = action("verify", "recompute checksums and decode every record")
-    verify.add_argument("backup_id")
+    verify.add_argument("backup_id", nargs="?", help="default: the newest complete backup")
     restore = action("restore", "restore a backup (a dry run unless --yes)")
     restore.add_argument("backup_id")
     restore.add_argument("--target-project")
@@ -55,7 +55,7 @@ def _call(args: argparse.Namespace) -> dict[str, Any]:
         body["sink"] = args.sink
     if args.action == "run" and args.collections:
         body["collections"] = args.collections
-    if args.action in ("verify", "restore"):
+    if args.action in ("verify", "restore") and args.backup_id:
         body["backup_id"] = args.backup_id
     if args.action == "restore":
         body |= {

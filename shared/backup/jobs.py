@@ -237,9 +237,15 @@ class Backups:
 
     # --- verify -----------------------------------------------------------------------------
 
-    async def verify(self, backup_id: str, sink_url: str | None = None) -> dict[str, Any]:
-        """Recompute every checksum, decode every record, compare counts; name what is wrong."""
+    async def verify(self, backup_id: str | None, sink_url: str | None = None) -> dict[str, Any]:
+        """Recompute every checksum, decode every record, compare counts; name what is wrong.
+        Without an id, the newest complete backup (what the weekly schedule checks)."""
         sink = self.sink(sink_url)
+        if backup_id is None:
+            complete = [b for b in await self.list(sink.url) if b["state"] == "complete"]
+            if not complete:
+                raise errors.NotFound(f"no complete backup in {sink.url} to verify")
+            backup_id = str(complete[0]["backup_id"])
         manifest = await load_manifest(sink, backup_id)
         problems: list[dict[str, str]] = []
         checked = 0

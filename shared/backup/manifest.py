@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from shared import errors
 
 MANIFEST = "manifest.json"
-_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
 
 
 class Shard(BaseModel):
@@ -42,18 +42,19 @@ class Manifest(BaseModel):
 
 
 def new_backup_id(now: datetime, suffix: str) -> str:
-    """Sortable by time: ``20261125T051500Z-ab12cd``."""
-    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + suffix
+    """Sortable by time, to the millisecond: ``20261125T051500.123Z-ab12cd``."""
+    at = now.astimezone(UTC)
+    return at.strftime("%Y%m%dT%H%M%S") + f".{at.microsecond // 1000:03d}Z-{suffix}"
 
 
 def check_backup_id(value: str) -> str:
     if not _ID.match(value):
         raise errors.ValidationFailed(
-            f"{value[:80]!r} is not a backup id (like 20261125T051500Z-ab12cd)",
+            f"{value[:80]!r} is not a backup id (like 20261125T051500.123Z-ab12cd)",
             details=[{"field": "backup_id", "issue": "malformed"}],
         )
     return value
 
 
 def created(backup_id: str) -> datetime:
-    return datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return datetime.strptime(backup_id[:19], "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC)

@@ -13,7 +13,9 @@ from shared.backup.restore import Restorer, Target
 from shared.settings import Settings
 
 Sink = Annotated[str | None, Field(None, max_length=1024, description="default: NGX_BACKUP_SINK")]
-BackupId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")]
+BackupId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
+]
 
 
 class _Call(BaseModel):
@@ -41,7 +43,7 @@ class ListCall(_Call):
 
 class VerifyCall(_Call):
     action: Literal["verify"]
-    backup_id: BackupId
+    backup_id: BackupId | None = Field(None, description="default: the newest complete backup")
 
 
 class RestoreCall(_Call):

@@ -267,11 +267,11 @@ async def test_prune_keeps_the_newest_and_the_young(settings: Settings, api: Fir
     backups = Backups(settings)
     ids = [(await backups.run()).backup_id for _ in range(3)]
     sink = open_sink(settings.backup_sink or "")
-    await sink.put("20200101T000000Z-abcdef/conversations/00000.ndjson.zst", b"left over")
+    await sink.put("20200101T000000.000Z-abcdef/conversations/00000.ndjson.zst", b"left over")
     later = created(ids[-1]) + timedelta(days=2)
 
     dry = await backups.prune(keep_last=1, keep_days=1, dry_run=True, now=later)
-    assert sorted(dry["deleted"]) == sorted([*ids[:2], "20200101T000000Z-abcdef"])
+    assert sorted(dry["deleted"]) == sorted([*ids[:2], "20200101T000000.000Z-abcdef"])
     assert len(await backups.list()) == 4
 
     done = await backups.prune(keep_last=1, keep_days=1, now=later)
