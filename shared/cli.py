@@ -108,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(run=_keys)
 
     from shared.backup import cli as backup_cli
+    from shared.cache_maintenance import cli as cache_cli
 
     backup_cli.add_commands(commands)
+    cache_cli.add_commands(commands)
     return parser
 
 

@@ -79,6 +79,21 @@ class Settings(BaseSettings):
     cache_compress_min_bytes: int = Field(1024, ge=0)
     cache_max_entry_bytes: int = Field(256 * 1024, ge=1024)
     cache_policy_reload_s: float = Field(30.0, gt=0)
+    # Cache maintenance: how TTLs are recommended from observed reuse.
+    cache_reuse_horizon_s: int = Field(7 * 86400, ge=60, description="how long reuse is tracked")
+    cache_reuse_coverage: float = Field(0.9, gt=0, le=1, description="share of reuses a TTL covers")
+    cache_min_reuses: int = Field(20, ge=1, description="fewer observed reuses: keep the TTL")
+    cache_min_ttl_s: int = Field(60, ge=1)
+    cache_max_ttl_s: int = Field(7 * 86400, ge=1)
+    cache_memory_budget_bytes: int | None = Field(
+        None, ge=1, description="default: 80% of Memorystore's maxmemory"
+    )
+    memorystore_instance: str | None = Field(
+        None, description="projects/P/locations/L/instances/I: eviction policy managed when set"
+    )
+    memorystore_endpoint: str | None = Field(
+        None, description="a local Memorystore API endpoint (tests); default: Google's"
+    )
     redis_timeout_s: float = Field(0.1, gt=0, description="per Redis operation; then no cache")
     redis_backoff_s: float = Field(2.0, ge=0, description="skip Redis this long after a failure")
     singleflight_wait_s: float = Field(20.0, gt=0)

@@ -2,8 +2,11 @@
 
 An entry is ``<created_ms>:<codec><payload>``; the codec is ``J`` (JSON) or ``Z`` (zstd level 3,
 chosen by `tests/bench/cache_codec.py`: about zlib-6's ratio at a fifth of its cost). A lookup
-runs one Lua script that reads the entry and bumps the class's hit or miss counter and reuse-age
-histogram in the same round trip; cache maintenance reads those counters.
+runs one Lua script that reads the entry and bumps the class's counters in the same round trip:
+a hit records the entry's age (``reuse_le_<b>``: age ≤ 2^b s); a miss on a request whose last
+answer was stored earlier — found through a small ``seen`` marker that outlives the entry for
+``cache_reuse_horizon_s`` — records how old that answer would have been (``expired_le_<b>``).
+Together they are the reuse-age distribution cache maintenance turns into TTLs.
 """
 
 from __future__ import annotations
@@ -37,10 +40,26 @@ if v then
   end
 else
   redis.call('HINCRBY', KEYS[2], 'misses', 1)
+  local seen = tonumber(redis.call('GET', KEYS[3]))
+  if seen then
+    local age = math.max(0, (tonumber(ARGV[1]) - seen) / 1000)
+    local bucket = 0
+    while 2 ^ bucket < age and bucket < 24 do bucket = bucket + 1 end
+    redis.call('HINCRBY', KEYS[2], 'expired_le_' .. bucket, 1)
+  end
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return v
 """
+
+
+def bucket(value: float) -> int:
+    """The log2 bucket of a positive figure, as the lookup script computes it (0..24)."""
+    found = 0
+    while 2**found < value and found < 24:
+        found += 1
+    return found
+
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -52,6 +71,11 @@ def stats_key(query_class: str, when: datetime | None = None) -> str:
     """The hourly counters hash of a query class."""
     hour = (when or datetime.now(UTC)).strftime("%Y%m%d%H")
     return f"{PREFIX}:stats:{query_class}:{hour}"
+
+
+def seen_key(key: str) -> str:
+    """When the answer of an entry key was last stored (ms); outlives the entry."""
+    return key.replace(f"{PREFIX}:c:", f"{PREFIX}:seen:", 1)
 
 
 def tag_key(kind: str, value: str) -> str:
@@ -122,17 +146,19 @@ def decode(entry: bytes) -> LlmResult:
 class ResponseCache:
     """Reads and writes cached answers; every method may raise `StoreUnavailable`."""
 
-    def __init__(self, store: Memorystore) -> None:
+    def __init__(self, store: Memorystore, reuse_horizon_s: int = 7 * 86400) -> None:
         self.store = store
+        self.reuse_horizon_s = reuse_horizon_s
         self._lookup = store.redis.register_script(_LOOKUP)
         self._release = store.redis.register_script(_RELEASE)
 
-    async def lookup(self, key: str, query_class: str) -> LlmResult | None:
+    async def lookup(
+        self, key: str, query_class: str, now_ms: int | None = None
+    ) -> LlmResult | None:
         """The cached answer (counted as a hit) or None (counted as a miss)."""
-        now_ms = int(time.time() * 1000)
-        entry = await self.store.run(
-            lambda r: self._lookup(keys=[key, stats_key(query_class)], args=[now_ms, STATS_TTL_S])
-        )
+        now_ms = now_ms or int(time.time() * 1000)
+        keys = [key, stats_key(query_class), seen_key(key)]
+        entry = await self.store.run(lambda r: self._lookup(keys=keys, args=[now_ms, STATS_TTL_S]))
         return decode(entry) if entry else None
 
     async def peek(self, key: str) -> LlmResult | None:
@@ -144,7 +170,8 @@ class ResponseCache:
         self, key: str, request: LlmRequest, result: LlmResult, policy: CachePolicy
     ) -> bool:
         """Cache an answer with its tags and the class's counters; False when it is too big."""
-        entry = encode(result, policy, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        entry = encode(result, policy, now_ms)
         stats = stats_key(request.query_class)
         if entry is None:
             await self.store.run(lambda r: r.hincrby(stats, "too_big", 1))
@@ -161,7 +188,9 @@ class ResponseCache:
             pipe.set(key, entry, ex=ttl)
             pipe.hincrby(stats, "stores", 1)
             pipe.hincrby(stats, "stored_bytes", len(entry))
+            pipe.hincrby(stats, f"size_le_{bucket(len(entry))}", 1)
             pipe.expire(stats, STATS_TTL_S)
+            pipe.set(seen_key(key), now_ms, ex=self.reuse_horizon_s)
             for tag in tags:
                 pipe.sadd(tag, key)
                 pipe.expire(tag, max(ttl, 86400))

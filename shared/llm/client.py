@@ -54,7 +54,11 @@ class LlmClient:
     ) -> None:
         self.settings = settings
         self.transport = transport or VertexTransport(settings)
-        self.cache = ResponseCache(store) if store is not None and settings.cache_enabled else None
+        self.cache = (
+            ResponseCache(store, settings.cache_reuse_horizon_s)
+            if store is not None and settings.cache_enabled
+            else None
+        )
         self.budget = (
             accounting.TokenBudget(store, settings.daily_token_budget)
             if store is not None

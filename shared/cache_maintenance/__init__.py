@@ -1,0 +1,1 @@
+"""Cache maintenance: analyze reuse, apply the recommended policy, invalidate selectively."""
