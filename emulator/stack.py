@@ -92,6 +92,7 @@ def function_env(settings: Settings) -> dict[str, str]:
         "NGX_RATE_LIMIT_TIERS": json.dumps(settings.rate_limit_tiers),
         "NGX_CORS_ORIGINS": json.dumps(settings.cors_origins),
         "NGX_STREAM_HEARTBEAT_S": str(settings.stream_heartbeat_s),
+        "NGX_CACHE_POLICY_RELOAD_S": str(settings.cache_policy_reload_s),
         # The scheduled functions' callers: Google-style OIDC tokens from the local issuer.
         "NGX_INVOKER_ISSUER": devtokens.issuer(settings),
         "NGX_INVOKER_JWKS_URL": f"{devtokens.issuer(settings)}/jwks.json",

@@ -38,6 +38,7 @@ TEST_LIMITS = {
     "rate_limit_ip_per_minute": 1_000_000,
     "rate_limit_tiers": {"free": 20, "standard": 1_000_000, "premium": 1_000_000},
     "stream_heartbeat_s": 0.2,
+    "cache_policy_reload_s": 1.0,
 }
 
 

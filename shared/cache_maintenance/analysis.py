@@ -1,14 +1,20 @@
 """Cache analysis: what the counters say, and the policy they argue for.
 
 Input: the per-class hourly counters the cache writes in the lookup's round trip (hits, misses,
-stores, sizes, and the reuse-age histograms ``reuse_le_<b>`` for hits and ``expired_le_<b>`` for
-reuses that found their answer expired), plus Redis ``INFO``. Output: per class a TTL that covers
-``cache_reuse_coverage`` of the observed reuses, bounded by the memory budget; the entry size
-limit, the compression threshold and the eviction policy — each with the figures behind it.
+stores, sizes, and the histogram of gaps between identical requests), plus Redis ``INFO``.
+
+A TTL counts from when an answer is stored, so a request repeated every 5 s hits a 4 s TTL never
+and a 16 s TTL three times in four. The hit rate a TTL would give therefore depends on chains of
+gaps, not on single gaps: it is predicted by replaying chains of requests drawn from the observed
+gap distribution and repeat share (a fixed seed keeps it reproducible). Each class gets the
+smallest TTL reaching ``cache_reuse_coverage`` of the hit rate an unbounded TTL would give,
+stepped down while over the memory budget; then the entry size limit, the compression threshold
+and the eviction policy — each with the figures behind it.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,24 +37,25 @@ class ClassCounters:
     stores: int = 0
     stored_bytes: int = 0
     too_big: int = 0
+    repeats: int = 0
     reuse: list[int] = field(default_factory=lambda: [0] * BUCKETS)
-    expired: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    gaps: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     sizes: list[int] = field(default_factory=lambda: [0] * BUCKETS)
 
     def add(self, raw: dict[str, int]) -> None:
-        for name in ("hits", "misses", "stores", "stored_bytes", "too_big"):
+        for name in ("hits", "misses", "stores", "stored_bytes", "too_big", "repeats"):
             setattr(self, name, getattr(self, name) + raw.get(name, 0))
         for prefix, target in (
             ("reuse_le_", self.reuse),
-            ("expired_le_", self.expired),
+            ("gap_le_", self.gaps),
             ("size_le_", self.sizes),
         ):
             for b in range(BUCKETS):
                 target[b] += raw.get(f"{prefix}{b}", 0)
 
     @property
-    def reuses(self) -> int:
-        return sum(self.reuse) + sum(self.expired)
+    def lookups(self) -> int:
+        return self.hits + self.misses
 
 
 @dataclass
@@ -57,12 +64,12 @@ class ClassAdvice:
     hits: int
     misses: int
     hit_rate: float
-    reuses_observed: int
+    repeats_observed: int
     current_ttl_s: int
     recommended_ttl_s: int
-    reuses_covered_now: float
-    reuses_covered_recommended: float
+    predicted_hit_rate_now: float
     predicted_hit_rate: float
+    best_possible_hit_rate: float
     avg_entry_bytes: int
     estimated_memory_bytes: int
     reason: str
@@ -85,24 +92,45 @@ def ttl_bucket(seconds: int) -> int:
     return b
 
 
-def coverage(c: ClassCounters, ttl_s: int) -> float:
-    """Share of observed reuses whose age was within ``ttl_s`` (bucket resolution)."""
-    total = c.reuses
-    if not total:
-        return 0.0
-    limit = ttl_bucket(ttl_s)
-    covered = sum(c.reuse[: limit + 1]) + sum(c.expired[: limit + 1])
-    return covered / total
+class HitModel:
+    """Predicts a class's hit rate under any TTL from its gap histogram and repeat share."""
 
+    SAMPLES = 40_000  # gaps drawn in all: bounds the work whatever the repeat share
 
-def covering_ttl(c: ClassCounters, share: float) -> int:
-    """The smallest bucket bound (2^b s) covering ``share`` of the reuses."""
-    total, running = c.reuses, 0
-    for b in range(BUCKETS):
-        running += c.reuse[b] + c.expired[b]
-        if running >= share * total:
-            return int(2**b)
-    return int(2 ** (BUCKETS - 1))
+    def __init__(self, c: ClassCounters, seed: int = 7) -> None:
+        rng = random.Random(seed)
+        self.repeat_share = min(0.999, c.repeats / c.lookups) if c.lookups else 0.0
+        # Chains of identical requests: each request is followed by another with the repeat
+        # share's probability, after a gap drawn from the histogram (log-uniform in its bucket).
+        self.chains: list[list[float]] = []
+        self._memo: dict[float, float] = {}
+        if not sum(c.gaps):
+            return
+        drawn = 0
+        while drawn < self.SAMPLES:
+            chain: list[float] = []
+            while rng.random() < self.repeat_share and drawn < self.SAMPLES:
+                b = rng.choices(range(BUCKETS), c.gaps)[0]
+                chain.append(2 ** rng.uniform(b - 1, b) if b else rng.random())
+                drawn += 1
+            self.chains.append(chain)
+            drawn += 1
+
+    def hit_rate(self, ttl_s: float) -> float:
+        if ttl_s in self._memo:
+            return self._memo[ttl_s]
+        requests = hits = 0
+        for gaps in self.chains:
+            requests += 1 + len(gaps)
+            age = 0.0
+            for gap in gaps:
+                age += gap
+                if age <= ttl_s:
+                    hits += 1
+                else:
+                    age = 0.0  # a miss stores a fresh answer
+        self._memo[ttl_s] = hits / requests if requests else 0.0
+        return self._memo[ttl_s]
 
 
 def _memory(c: ClassCounters, ttl_s: int, window_s: float) -> int:
@@ -124,20 +152,34 @@ def advise(
 ) -> list[ClassAdvice]:
     """A TTL per class; stepped down, least valuable first, while over the memory budget."""
     low, high = settings.cache_min_ttl_s, settings.cache_max_ttl_s
+    candidates = sorted({low, high, *(int(2**b) for b in range(BUCKETS) if low <= 2**b <= high)})
+    models = {name: HitModel(c) for name, c in counters.items()}
     chosen: dict[str, int] = {}
     reasons: dict[str, str] = {}
     for name, c in counters.items():
         current = policy.ttl_for(name)
-        if c.reuses < settings.cache_min_reuses:
+        if c.repeats < settings.cache_min_reuses:
             chosen[name] = current
-            reasons[name] = f"only {c.reuses} reuses observed (< {settings.cache_min_reuses}): kept"
+            reasons[name] = (
+                f"only {c.repeats} repeated requests observed (< {settings.cache_min_reuses}): "
+                "TTL kept"
+            )
             continue
-        ttl = min(high, max(low, covering_ttl(c, settings.cache_reuse_coverage)))
+        model = models[name]
+        best = model.hit_rate(high)
+        target = settings.cache_reuse_coverage * best
+        ttl = next((t for t in candidates if model.hit_rate(t) >= target), high)
         chosen[name] = ttl
         reasons[name] = (
-            f"{coverage(c, ttl):.0%} of {c.reuses} reuses are at most {ttl} s old "
-            f"(target {settings.cache_reuse_coverage:.0%}); the current {current} s covers "
-            f"{coverage(c, current):.0%}"
+            (
+                f"{c.repeats} of {c.lookups} lookups repeat an earlier request; a {ttl} s TTL is "
+                f"predicted to hit {model.hit_rate(ttl):.0%}, {model.hit_rate(ttl) / best:.0%} of "
+                f"the {best:.0%} an unbounded TTL would "
+                f"(target {settings.cache_reuse_coverage:.0%}); "
+                f"the current {current} s: {model.hit_rate(current):.0%}"
+            )
+            if best
+            else f"repeats never come back within {high} s: TTL {ttl} s"
         )
     budget = memory.budget_bytes
     if budget is not None:
@@ -146,40 +188,37 @@ def advise(
             return sum(_memory(counters[n], t, window_s) for n, t in chosen.items())
 
         while total() > budget:
-            # Step down the class that loses the fewest reuses per byte saved.
-            best: tuple[float, str, int] | None = None
+            # Step down the class that loses the fewest hits per byte saved.
+            pick: tuple[float, str, int] | None = None
             for name, ttl in chosen.items():
-                lower = max(low, int(2 ** max(0, ttl_bucket(ttl) - 1)))
+                lower = max([t for t in candidates if t < ttl], default=ttl)
                 if lower >= ttl:
                     continue
-                c = counters[name]
+                c, model = counters[name], models[name]
                 saved = _memory(c, ttl, window_s) - _memory(c, lower, window_s)
-                lost = (coverage(c, ttl) - coverage(c, lower)) * c.reuses
-                if saved > 0 and (best is None or lost / saved < best[0]):
-                    best = (lost / saved, name, lower)
-            if best is None:
+                lost = (model.hit_rate(ttl) - model.hit_rate(lower)) * c.lookups
+                if saved > 0 and (pick is None or lost / saved < pick[0]):
+                    pick = (lost / saved, name, lower)
+            if pick is None:
                 break
-            _, name, lower = best
+            _, name, lower = pick
             chosen[name] = lower
             reasons[name] += f"; lowered to {lower} s to fit the memory budget of {budget} B"
     advice = []
     for name, c in sorted(counters.items()):
-        lookups = c.hits + c.misses
-        ttl = chosen[name]
-        covered = coverage(c, ttl)
-        predicted = (covered * c.reuses / lookups) if lookups and c.reuses else 0.0
+        model, ttl, current = models[name], chosen[name], policy.ttl_for(name)
         advice.append(
             ClassAdvice(
                 query_class=name,
                 hits=c.hits,
                 misses=c.misses,
-                hit_rate=round(c.hits / lookups, 4) if lookups else 0.0,
-                reuses_observed=c.reuses,
-                current_ttl_s=policy.ttl_for(name),
+                hit_rate=round(c.hits / c.lookups, 4) if c.lookups else 0.0,
+                repeats_observed=c.repeats,
+                current_ttl_s=current,
                 recommended_ttl_s=ttl,
-                reuses_covered_now=round(coverage(c, policy.ttl_for(name)), 4),
-                reuses_covered_recommended=round(covered, 4),
-                predicted_hit_rate=round(predicted, 4),
+                predicted_hit_rate_now=round(model.hit_rate(current), 4),
+                predicted_hit_rate=round(model.hit_rate(ttl), 4),
+                best_possible_hit_rate=round(model.hit_rate(high), 4),
                 avg_entry_bytes=int(c.stored_bytes / c.stores) if c.stores else 0,
                 estimated_memory_bytes=_memory(c, ttl, window_s),
                 reason=reasons[name],

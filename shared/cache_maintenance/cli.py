@@ -58,9 +58,9 @@ def _table(report: dict[str, Any]) -> None:
     for c in report["classes"]:
         print(
             f"{c['query_class'][:16]:16} {c['hits']:>8} {c['misses']:>8} "
-            f"{c['hit_rate']:>6.0%} {c['reuses_observed']:>8} {c['current_ttl_s']:>8} "
-            f"{c['recommended_ttl_s']:>8} {c['reuses_covered_now']:>9.0%} "
-            f"{c['reuses_covered_recommended']:>9.0%} {c['predicted_hit_rate']:>9.0%} "
+            f"{c['hit_rate']:>6.0%} {c['repeats_observed']:>8} {c['current_ttl_s']:>8} "
+            f"{c['recommended_ttl_s']:>8} {c['predicted_hit_rate_now']:>9.0%} "
+            f"{c['predicted_hit_rate']:>9.0%} {c['best_possible_hit_rate']:>9.0%} "
             f"{c['estimated_memory_bytes']:>10,}"
         )
     for c in report["classes"]:

@@ -49,22 +49,25 @@ def load(path: Path) -> list[Lookup]:
 def replay(
     trace: list[Lookup], policy: CachePolicy, horizon_s: float = 7 * 86400
 ) -> dict[str, ClassCounters]:
-    """Counters as the cache would record them under ``policy``: hits with the entry's age,
-    misses with the age of the expired answer (when stored within ``horizon_s``), stores and
-    sizes. Memory pressure and evictions are not modelled."""
+    """Counters as the cache would record them under ``policy``: hits (with the entry's age),
+    misses, gaps between identical requests (within ``horizon_s``), stores and sizes. Memory
+    pressure and evictions are not modelled."""
     created: dict[str, float] = {}
+    last: dict[str, float] = {}
     counters: dict[str, ClassCounters] = {}
     for item in trace:
         c = counters.setdefault(item.query_class, ClassCounters())
+        previous = last.get(item.key)
+        last[item.key] = item.t
+        if previous is not None and item.t - previous <= horizon_s:
+            c.repeats += 1
+            c.gaps[bucket(item.t - previous)] += 1
         born = created.get(item.key)
-        ttl = policy.ttl_for(item.query_class)
-        if born is not None and item.t - born <= ttl:
+        if born is not None and item.t - born <= policy.ttl_for(item.query_class):
             c.hits += 1
             c.reuse[bucket(item.t - born)] += 1
             continue
         c.misses += 1
-        if born is not None and item.t - born <= horizon_s:
-            c.expired[bucket(item.t - born)] += 1
         if item.size <= policy.max_entry_bytes:
             created[item.key] = item.t
             c.stores += 1

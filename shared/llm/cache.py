@@ -3,10 +3,10 @@
 An entry is ``<created_ms>:<codec><payload>``; the codec is ``J`` (JSON) or ``Z`` (zstd level 3,
 chosen by `tests/bench/cache_codec.py`: about zlib-6's ratio at a fifth of its cost). A lookup
 runs one Lua script that reads the entry and bumps the class's counters in the same round trip:
-a hit records the entry's age (``reuse_le_<b>``: age ≤ 2^b s); a miss on a request whose last
-answer was stored earlier — found through a small ``seen`` marker that outlives the entry for
-``cache_reuse_horizon_s`` — records how old that answer would have been (``expired_le_<b>``).
-Together they are the reuse-age distribution cache maintenance turns into TTLs.
+hits and misses, the age of a hit entry (``reuse_le_<b>``: age ≤ 2^b s), and — through a small
+``seen`` marker per request kept for ``cache_reuse_horizon_s`` — the gap since the same request
+was last made (``gap_le_<b>``, ``repeats``). Gaps do not depend on the TTL in force, so cache
+maintenance can predict the hit rate of any TTL from them.
 """
 
 from __future__ import annotations
@@ -28,25 +28,27 @@ STATS_TTL_S = 48 * 3600
 
 _LOOKUP = """
 local v = redis.call('GET', KEYS[1])
+local now = tonumber(ARGV[1])
+local function bucket(seconds)
+  local b = 0
+  while 2 ^ b < seconds and b < 24 do b = b + 1 end
+  return b
+end
 if v then
   redis.call('HINCRBY', KEYS[2], 'hits', 1)
   redis.call('HINCRBY', KEYS[2], 'hit_bytes', string.len(v))
   local created = tonumber(string.match(v, '^(%d+):'))
   if created then
-    local age = math.max(0, (tonumber(ARGV[1]) - created) / 1000)
-    local bucket = 0
-    while 2 ^ bucket < age and bucket < 24 do bucket = bucket + 1 end
-    redis.call('HINCRBY', KEYS[2], 'reuse_le_' .. bucket, 1)
+    redis.call('HINCRBY', KEYS[2], 'reuse_le_' .. bucket(math.max(0, (now - created) / 1000)), 1)
   end
 else
   redis.call('HINCRBY', KEYS[2], 'misses', 1)
-  local seen = tonumber(redis.call('GET', KEYS[3]))
-  if seen then
-    local age = math.max(0, (tonumber(ARGV[1]) - seen) / 1000)
-    local bucket = 0
-    while 2 ^ bucket < age and bucket < 24 do bucket = bucket + 1 end
-    redis.call('HINCRBY', KEYS[2], 'expired_le_' .. bucket, 1)
-  end
+end
+local last = tonumber(redis.call('GET', KEYS[3]))
+redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3])
+if last then
+  redis.call('HINCRBY', KEYS[2], 'repeats', 1)
+  redis.call('HINCRBY', KEYS[2], 'gap_le_' .. bucket(math.max(0, (now - last) / 1000)), 1)
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return v
@@ -74,7 +76,7 @@ def stats_key(query_class: str, when: datetime | None = None) -> str:
 
 
 def seen_key(key: str) -> str:
-    """When the answer of an entry key was last stored (ms); outlives the entry."""
+    """When the request of an entry key was last made (ms); outlives the entry."""
     return key.replace(f"{PREFIX}:c:", f"{PREFIX}:seen:", 1)
 
 
@@ -158,7 +160,8 @@ class ResponseCache:
         """The cached answer (counted as a hit) or None (counted as a miss)."""
         now_ms = now_ms or int(time.time() * 1000)
         keys = [key, stats_key(query_class), seen_key(key)]
-        entry = await self.store.run(lambda r: self._lookup(keys=keys, args=[now_ms, STATS_TTL_S]))
+        args = [now_ms, STATS_TTL_S, self.reuse_horizon_s]
+        entry = await self.store.run(lambda r: self._lookup(keys=keys, args=args))
         return decode(entry) if entry else None
 
     async def peek(self, key: str) -> LlmResult | None:
@@ -170,8 +173,7 @@ class ResponseCache:
         self, key: str, request: LlmRequest, result: LlmResult, policy: CachePolicy
     ) -> bool:
         """Cache an answer with its tags and the class's counters; False when it is too big."""
-        now_ms = int(time.time() * 1000)
-        entry = encode(result, policy, now_ms)
+        entry = encode(result, policy, int(time.time() * 1000))
         stats = stats_key(request.query_class)
         if entry is None:
             await self.store.run(lambda r: r.hincrby(stats, "too_big", 1))
@@ -190,7 +192,6 @@ class ResponseCache:
             pipe.hincrby(stats, "stored_bytes", len(entry))
             pipe.hincrby(stats, f"size_le_{bucket(len(entry))}", 1)
             pipe.expire(stats, STATS_TTL_S)
-            pipe.set(seen_key(key), now_ms, ex=self.reuse_horizon_s)
             for tag in tags:
                 pipe.sadd(tag, key)
                 pipe.expire(tag, max(ttl, 86400))
