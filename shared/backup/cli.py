@@ -91,10 +91,10 @@ class ProgressLine:
 def _print(report: dict[str, Any]) -> None:
     action = report["action"]
     if action == "list":
-        print(f"{'BACKUP':24}  {'STATE':10}  {'READ TIME':28}  {'DOCS':>9}  {'BYTES':>11}")
+        print(f"{'BACKUP':28}  {'STATE':10}  {'READ TIME':28}  {'DOCS':>9}  {'BYTES':>11}")
         for b in report["backups"]:
             print(
-                f"{b['backup_id']:24}  {b['state']:10}  {b.get('read_time', '-'):28}  "
+                f"{b['backup_id']:28}  {b['state']:10}  {b.get('read_time', '-'):28}  "
                 f"{b.get('documents', 0):>9,}  {b.get('bytes', 0):>11,}"
             )
         return

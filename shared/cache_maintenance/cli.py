@@ -46,12 +46,12 @@ def _table(report: dict[str, Any]) -> None:
         "HITS",
         "MISSES",
         "HIT%",
-        "REUSES",
+        "REPEATS",
         "TTL NOW",
         "TTL NEW",
-        "COVER NOW",
-        "COVER NEW",
-        "PRED HIT%",
+        "PRED NOW",
+        "PRED NEW",
+        "BEST",
         "MEMORY",
     )
     print("{:16} {:>8} {:>8} {:>6} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>10}".format(*head))
@@ -120,10 +120,8 @@ def main(args: argparse.Namespace) -> int:
             state = "dry run: would change" if report["dry_run"] else "changed"
             if not report["policy_changed"]:
                 state = "unchanged"
-            print(
-                f"policy version {report['policy_version']}: {state}"
-                + ("; add --yes to write" if report["dry_run"] else "")
-            )
+            hint = "; add --yes to write" if report["dry_run"] and report["policy_changed"] else ""
+            print(f"policy version {report['policy_version']}: {state}{hint}")
             print(f"eviction: {json.dumps(report['eviction'])}")
     else:
         print(json.dumps(report))

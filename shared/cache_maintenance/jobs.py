@@ -255,7 +255,12 @@ def recommend(
         update={
             "class_ttl_s": {
                 **policy.class_ttl_s,
-                **{a.query_class: a.recommended_ttl_s for a in advice},
+                **{
+                    a.query_class: a.recommended_ttl_s
+                    for a in advice
+                    if a.query_class in policy.class_ttl_s
+                    or a.recommended_ttl_s != policy.ttl_for(a.query_class)
+                },
             },
             "max_entry_bytes": limit,
             "compress_min_bytes": threshold,
