@@ -109,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from shared.backup import cli as backup_cli
     from shared.cache_maintenance import cli as cache_cli
+    from shared.loadtest import cli as loadtest_cli
 
     backup_cli.add_commands(commands)
     cache_cli.add_commands(commands)
+    loadtest_cli.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""``agentctl loadtest``: open-loop load against chat and stream, with an SLO verdict."""
