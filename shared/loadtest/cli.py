@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -105,11 +106,13 @@ def run(scenario: Scenario, args: argparse.Namespace, out: Path) -> dict[str, An
         with local.private_stack(latency, scenario.users) as (target, root):
             before, started = local.cpu_by_component(root), time.monotonic()
             generator_before = time.process_time()
-            records = asyncio.run(Generator(scenario, target, args.seed).run(_progress))
+            with local.CpuSampler(root) as sampler:
+                records = asyncio.run(Generator(scenario, target, args.seed).run(_progress))
             elapsed = time.monotonic() - started
             cores = local.utilisation(before, local.cpu_by_component(root), elapsed)
             cores["load generator"] = round((time.process_time() - generator_before) / elapsed, 3)
-        busiest = max(cores, key=lambda name: cores[name])
+        peak = sampler.busiest_window()
+        busiest = max(peak or cores, key=lambda name: (peak or cores)[name])
         resources = {
             "model_latency": {
                 "ttft_ms": latency.ttft_ms,
@@ -117,7 +120,9 @@ def run(scenario: Scenario, args: argparse.Namespace, out: Path) -> dict[str, An
                 "answer_tokens": latency.answer_tokens,
             },
             "cpu_cores_used": cores,
+            "cpu_cores_busiest_10s": peak,
             "busiest": busiest,
+            "machine_cores": os.cpu_count(),
         }
     summary = report.summarize(records, scenario, settings.model_prices, resources)
     report.write_csv(records, out / "requests.csv")

@@ -126,35 +126,48 @@ class Generator:
     async def run(self, progress: Callable[[Live, float], None] | None = None) -> list[Record]:
         import aiohttp
 
-        planned = plan(self.scenario, self.seed)
         timeout = aiohttp.ClientTimeout(total=self.scenario.timeout_s)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            ticker = asyncio.create_task(self._tick(start, progress)) if progress else None
-            tasks = []
-            for index, item in enumerate(planned):
-                delay = start + item.at_s - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                sent = loop.time() - start
-                record = Record(
-                    index,
-                    item.kind,
-                    item.user,
-                    item.at_s,
-                    sent,
-                    repeat=item.repeat,
-                    follow_up=item.follow_up,
-                )
-                self.records.append(record)
-                self.live.sent += 1
-                tasks.append(asyncio.create_task(self._one(session, item, record, start)))
-            await asyncio.gather(*tasks)
-            if ticker is not None:
-                ticker.cancel()
+            warmup = self.scenario.warmup()
+            if warmup is not None:  # same session: its connections stay open for the run
+                await self._phase(session, plan(warmup, self.seed + 7), [], None)
+                self.live = Live()
+                self._conversations.clear()
+            await self._phase(session, plan(self.scenario, self.seed), self.records, progress)
         return self.records
+
+    async def _phase(
+        self,
+        session: Any,
+        planned: list[Planned],
+        records: list[Record],
+        progress: Callable[[Live, float], None] | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        ticker = asyncio.create_task(self._tick(start, progress)) if progress else None
+        tasks = []
+        for index, item in enumerate(planned):
+            delay = start + item.at_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent = loop.time() - start
+            record = Record(
+                index,
+                item.kind,
+                item.user,
+                item.at_s,
+                sent,
+                repeat=item.repeat,
+                follow_up=item.follow_up,
+            )
+            records.append(record)
+            self.live.sent += 1
+            tasks.append(asyncio.create_task(self._one(session, item, record, start)))
+        await asyncio.gather(*tasks)
+        if ticker is not None:
+            ticker.cancel()
 
     async def _tick(self, start: float, progress: Callable[[Live, float], None]) -> None:
         loop = asyncio.get_running_loop()

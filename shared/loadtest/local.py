@@ -165,3 +165,37 @@ def utilisation(
         name: round((after.get(name, 0.0) - before.get(name, 0.0)) / seconds, 3)
         for name in sorted(after)
     }
+
+
+class CpuSampler:
+    """Per-component CPU each second during a run: the busiest 10 s show where saturation is."""
+
+    def __init__(self, root: int) -> None:
+        import threading
+
+        self.root = root
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), cpu_by_component(self.root)))
+            self._stop.wait(1.0)
+
+    def busiest_window(self, seconds: int = 10) -> dict[str, float]:
+        """Cores used per component over the ``seconds`` with the most CPU used in all."""
+        best: dict[str, float] = {}
+        for (t0, first), (t1, last) in zip(self.samples, self.samples[seconds:], strict=False):
+            window = utilisation(first, last, t1 - t0)
+            if sum(window.values()) > sum(best.values()):
+                best = window
+        return best

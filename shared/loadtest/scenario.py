@@ -51,6 +51,9 @@ class Scenario(BaseModel):
     conversation_depth: int = Field(default=1, ge=1, le=50, description="turns per conversation")
     users: int = Field(default=50, ge=1, le=100_000)
     timeout_s: float = Field(default=30.0, gt=0, le=600)
+    warmup_s: float = Field(
+        default=10.0, ge=0, le=600, description="unrecorded ramp from 0 to the first stage's rate"
+    )
     slo: Slo = Field(default_factory=Slo)
 
     @field_validator("rate")
@@ -87,6 +90,18 @@ class Scenario(BaseModel):
 
     def peak_rps(self) -> float:
         return max(stage.rps for stage in self.rate)
+
+    def warmup(self) -> Scenario | None:
+        """The unrecorded ramp that brings connections, caches and pools to a steady state."""
+        if not self.warmup_s or not self.rate[0].rps:
+            return None
+        return self.model_copy(
+            update={
+                "name": f"{self.name}-warmup",
+                "duration_s": self.warmup_s,
+                "rate": [Stage(at_s=0, rps=0), Stage(at_s=self.warmup_s, rps=self.rate[0].rps)],
+            }
+        )
 
 
 def _steady(name: str, rps: float) -> Scenario:

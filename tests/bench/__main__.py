@@ -13,6 +13,7 @@ BENCHMARKS = [
     "tests.bench.stream_capacity",
     "tests.bench.stream_first_delta",
     "tests.bench.restore",
+    "tests.bench.loadgen",
 ]
 
 

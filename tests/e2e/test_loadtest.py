@@ -109,6 +109,7 @@ def test_a_short_run_against_a_private_stack_writes_its_results(tmp_path: Path) 
                 "prompt_pool": 3,
                 "conversation_depth": 2,
                 "users": 4,
+                "warmup_s": 2,
             }
         )
     )
