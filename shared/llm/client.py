@@ -458,6 +458,8 @@ class LlmClient:
             "model": result.model if result else (stats.models_tried or ["-"])[-1],
             "tokens_in": result.input_tokens if result else 0,
             "tokens_out": result.output_tokens if result else 0,
+            # In + out in one field: the usage KPI (`vertex_ai.client.tokens`) extracts one value.
+            "tokens": (result.input_tokens + result.output_tokens) if result else 0,
             "cache": stats.cache,
             "cache_hit": stats.cache in ("hit", "shared"),
             "attempts": stats.attempts,

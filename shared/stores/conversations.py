@@ -155,11 +155,9 @@ class ConversationStore:
             header |= {"created_at": now, "title": user_text.strip()[:TITLE_CHARS], "summary": ""}
         if summary is not None:
             header |= {"summary": summary.text, "summary_through": summary.through}
-        if retention_days:
-            header["expire_at"] = now + timedelta(days=retention_days)
         messages = conversation.collection(MESSAGES)
         question = {"role": "user", "text": user_text, "created_at": now, "request_id": request_id}
-        reply = {
+        reply: dict[str, Any] = {
             "role": "model",
             "text": answer.text,
             "created_at": now + timedelta(microseconds=1),
@@ -170,6 +168,11 @@ class ConversationStore:
             "cached": answer.cached,
             "request_id": request_id,
         }
+        if retention_days:
+            # Firestore TTL deletes documents one by one, never a subcollection with its parent:
+            # each message carries its own expiry so none outlives the retention period.
+            expire_at = now + timedelta(days=retention_days)
+            header["expire_at"] = question["expire_at"] = reply["expire_at"] = expire_at
 
         def write(batch: Any) -> None:
             batch.set(conversation, header, merge=True)

@@ -96,6 +96,7 @@ async def test_one_kpi_log_line_per_call(
     assert len(lines) == 2
     miss, hit = (r.__dict__ for r in lines)
     assert (miss["cache"], miss["cache_hit"], miss["tokens_out"]) == ("miss", False, 48)
+    assert miss["tokens"] == miss["tokens_in"] + 48 and hit["tokens"] == 0
     assert (hit["cache"], hit["cache_hit"], hit["tokens_out"], hit["cost_usd"]) == (
         "hit",
         True,

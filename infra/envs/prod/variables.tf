@@ -1,0 +1,30 @@
+variable "project_id" {
+  description = "The production project (one project per environment)."
+  type        = string
+}
+
+variable "region" {
+  type    = string
+  default = "us-central1"
+}
+
+variable "firestore_location" {
+  description = "A multi-region for production durability."
+  type        = string
+  default     = "nam5"
+}
+
+variable "image" {
+  description = "First image, e.g. us-central1-docker.pkg.dev/P/ngx/ngx-agent-functions:<commit>."
+  type        = string
+}
+
+variable "operator_members" {
+  type    = list(string)
+  default = []
+}
+
+variable "notification_channels" {
+  type    = list(string)
+  default = []
+}

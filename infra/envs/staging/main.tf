@@ -1,0 +1,44 @@
+# Staging: small, scales to zero, may be torn down (no deletion protection).
+# terraform init -backend-config="bucket=<state bucket>" && terraform apply -var project_id=<project>
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 6.50"
+    }
+  }
+  backend "gcs" {
+    prefix = "ngx/staging"
+  }
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+module "platform" {
+  source                = "../../modules/platform"
+  project_id            = var.project_id
+  region                = var.region
+  environment           = "staging"
+  firestore_location    = var.region
+  image                 = var.image
+  operator_members      = var.operator_members
+  notification_channels = var.notification_channels
+  deletion_protection   = false
+  backup_keep_days      = 7
+
+  services = {
+    chat              = { cpu = "1", memory = "512Mi", concurrency = 80, min_instances = 0, max_instances = 5, timeout_s = 300 }
+    stream            = { cpu = "1", memory = "512Mi", concurrency = 250, min_instances = 0, max_instances = 5, timeout_s = 3600 }
+    cache_maintenance = { cpu = "1", memory = "512Mi", concurrency = 1, min_instances = 0, max_instances = 1, timeout_s = 900 }
+    backup            = { cpu = "1", memory = "1Gi", concurrency = 1, min_instances = 0, max_instances = 1, timeout_s = 3600 }
+  }
+}
+
+output "service_urls" { value = module.platform.service_urls }
+output "service_accounts" { value = module.platform.service_accounts }
+output "image_repository" { value = module.platform.image_repository }

@@ -1,0 +1,272 @@
+# The product's KPIs as log-based metrics read from the one structured "llm call" log line each model
+# call writes (see shared/llm/client.py), the alerts and the latency SLO on them, and the dashboard.
+# Nothing exports metrics from inside the functions: nothing to lose when Cloud Run throttles the CPU.
+
+locals {
+  llm_calls = "resource.type=\"cloud_run_revision\" AND jsonPayload.logger=\"vertex_ai.client\" AND jsonPayload.message=\"llm call\""
+
+  # Name → (filter, value extractor, unit). Counters have no extractor; distributions record a value.
+  metrics = {
+    "vertex_ai.client.latency"      = { filter = local.llm_calls, value = "jsonPayload.latency_ms", unit = "ms" }
+    "vertex_ai.client.tokens"       = { filter = local.llm_calls, value = "jsonPayload.tokens", unit = "1" }
+    "vertex_ai.client.cost"         = { filter = local.llm_calls, value = "jsonPayload.cost_usd", unit = "USD" }
+    "vertex_ai.client.errors"       = { filter = "${local.llm_calls} AND severity>=WARNING", value = null, unit = "1" }
+    "vertex_ai.client.cache_hits"   = { filter = "${local.llm_calls} AND jsonPayload.cache_hit=true", value = null, unit = "1" }
+    "vertex_ai.client.cache_misses" = { filter = "${local.llm_calls} AND jsonPayload.cache=\"miss\"", value = null, unit = "1" }
+  }
+
+  # PromQL names of the metrics above (logging.googleapis.com/user/a.b → logging_googleapis_com:user_a_b).
+  promql = { for name in keys(local.metrics) : name => "logging_googleapis_com:user_${replace(name, ".", "_")}" }
+
+  calls_per_s  = "sum(rate(${local.promql["vertex_ai.client.latency"]}_count[5m]))"
+  tokens_per_s = "sum(rate(${local.promql["vertex_ai.client.tokens"]}_sum[1m]))"
+  errors_per_s = "sum(rate(${local.promql["vertex_ai.client.errors"]}[5m]))"
+  hits_per_s   = "sum(rate(${local.promql["vertex_ai.client.cache_hits"]}[30m]))"
+  misses_per_s = "sum(rate(${local.promql["vertex_ai.client.cache_misses"]}[30m]))"
+}
+
+resource "google_logging_metric" "kpi" {
+  for_each = local.metrics
+  project  = var.project_id
+  name     = each.key
+  filter   = each.value.filter
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = each.value.value == null ? "INT64" : "DISTRIBUTION"
+    unit         = each.value.unit
+    display_name = each.key
+
+    labels {
+      key         = "service"
+      value_type  = "STRING"
+      description = "Cloud Run service"
+    }
+
+    labels {
+      key         = "model"
+      value_type  = "STRING"
+      description = "Model that answered (or was tried last)"
+    }
+
+    labels {
+      key         = "error_type"
+      value_type  = "STRING"
+      description = "Error code of a failed call"
+    }
+  }
+
+  label_extractors = {
+    service    = "EXTRACT(resource.labels.service_name)"
+    model      = "EXTRACT(jsonPayload.model)"
+    error_type = "EXTRACT(jsonPayload.error_type)"
+  }
+
+  value_extractor = each.value.value == null ? null : "EXTRACT(${each.value.value})"
+
+  dynamic "bucket_options" {
+    for_each = each.value.value == null ? [] : [each.value.unit]
+    content {
+      exponential_buckets {
+        num_finite_buckets = 64
+        growth_factor      = 1.25
+        scale              = bucket_options.value == "USD" ? 0.000001 : 1
+      }
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "high_usage" {
+  project               = var.project_id
+  display_name          = "VertexAIHighUsage (${var.environment})"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = { app = "ngx", env = var.environment, runbook = "vertex-ai-high-usage" }
+
+  conditions {
+    display_name = "Tokens above ${var.usage_tokens_per_minute}/min for ${var.usage_duration_s / 60} min"
+    condition_prometheus_query_language {
+      query               = "${local.tokens_per_s} * 60 > ${var.usage_tokens_per_minute}"
+      duration            = "${var.usage_duration_s}s"
+      evaluation_interval = "60s"
+    }
+  }
+
+  documentation {
+    subject   = "Vertex AI token usage is high in ${var.environment}"
+    content   = "See docs/operations.md#vertexaihighusage."
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [google_logging_metric.kpi]
+}
+
+resource "google_monitoring_alert_policy" "high_error_rate" {
+  project               = var.project_id
+  display_name          = "VertexAIHighErrorRate (${var.environment})"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = { app = "ngx", env = var.environment, runbook = "vertex-ai-high-error-rate" }
+
+  conditions {
+    display_name = "Failed calls above ${var.error_ratio * 100}% for ${var.error_duration_s / 60} min"
+    condition_prometheus_query_language {
+      query               = "${local.errors_per_s} / ${local.calls_per_s} > ${var.error_ratio}"
+      duration            = "${var.error_duration_s}s"
+      evaluation_interval = "60s"
+    }
+  }
+
+  documentation {
+    subject   = "Vertex AI calls are failing in ${var.environment}"
+    content   = "See docs/operations.md#vertexaihigherrorrate."
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [google_logging_metric.kpi]
+}
+
+resource "google_monitoring_alert_policy" "low_cache_hit_rate" {
+  project               = var.project_id
+  display_name          = "VertexAILowCacheHitRate (${var.environment})"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = { app = "ngx", env = var.environment, runbook = "vertex-ai-low-cache-hit-rate" }
+
+  conditions {
+    display_name = "Cache hit rate below ${var.cache_hit_ratio * 100}% for ${var.cache_duration_s / 60} min"
+    condition_prometheus_query_language {
+      query               = "${local.hits_per_s} / (${local.hits_per_s} + ${local.misses_per_s}) < ${var.cache_hit_ratio}"
+      duration            = "${var.cache_duration_s}s"
+      evaluation_interval = "60s"
+    }
+  }
+
+  documentation {
+    subject   = "The response cache is missing in ${var.environment}"
+    content   = "See docs/operations.md#vertexailowcachehitrate."
+    mime_type = "text/markdown"
+  }
+
+  depends_on = [google_logging_metric.kpi]
+}
+
+# The latency SLO: var.latency_goal of model calls within var.latency_threshold_ms over 28 days.
+resource "google_monitoring_custom_service" "api" {
+  project      = var.project_id
+  service_id   = "ngx-api-${var.environment}"
+  display_name = "NGX Agent Functions API (${var.environment})"
+}
+
+resource "google_monitoring_slo" "latency" {
+  project             = var.project_id
+  service             = google_monitoring_custom_service.api.service_id
+  slo_id              = "llm-latency"
+  display_name        = "P${var.latency_goal * 100} model call latency < ${var.latency_threshold_ms} ms"
+  goal                = var.latency_goal
+  rolling_period_days = 28
+
+  request_based_sli {
+    distribution_cut {
+      distribution_filter = "metric.type=\"logging.googleapis.com/user/vertex_ai.client.latency\" resource.type=\"cloud_run_revision\""
+      range {
+        min = 0
+        max = var.latency_threshold_ms
+      }
+    }
+  }
+
+  depends_on = [google_logging_metric.kpi]
+}
+
+# Multi-window burn-rate alerts (the SRE workbook's pair): fast burn pages, slow burn tickets.
+resource "google_monitoring_alert_policy" "latency_burn_fast" {
+  project               = var.project_id
+  display_name          = "LatencySLOFastBurn (${var.environment})"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = { app = "ngx", env = var.environment, runbook = "latency-slo-burn" }
+
+  conditions {
+    display_name = "Burning the 28-day latency budget 14.4× too fast (1 h window)"
+    condition_threshold {
+      filter          = "select_slo_burn_rate(\"${google_monitoring_slo.latency.name}\", \"3600s\")"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 14.4
+      duration        = "0s"
+    }
+  }
+
+  documentation {
+    subject   = "Latency SLO burning fast in ${var.environment}"
+    content   = "See docs/operations.md#latencyslofastburn."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_alert_policy" "latency_burn_slow" {
+  project               = var.project_id
+  display_name          = "LatencySLOSlowBurn (${var.environment})"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = { app = "ngx", env = var.environment, runbook = "latency-slo-burn" }
+
+  conditions {
+    display_name = "Burning the 28-day latency budget 6× too fast (6 h window)"
+    condition_threshold {
+      filter          = "select_slo_burn_rate(\"${google_monitoring_slo.latency.name}\", \"21600s\")"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 6
+      duration        = "0s"
+    }
+  }
+
+  documentation {
+    subject   = "Latency SLO burning slowly in ${var.environment}"
+    content   = "See docs/operations.md#latencysloslowburn."
+    mime_type = "text/markdown"
+  }
+}
+
+resource "google_monitoring_dashboard" "kpis" {
+  project = var.project_id
+  dashboard_json = jsonencode({
+    displayName = "NGX Agent Functions (${var.environment})"
+    mosaicLayout = {
+      columns = 12
+      tiles = [for index, tile in local.tiles : {
+        xPos   = (index % 2) * 6
+        yPos   = floor(index / 2) * 4
+        width  = 6
+        height = 4
+        widget = {
+          title = tile.title
+          xyChart = {
+            dataSets = [for query in tile.queries : {
+              prometheusQuery = query
+              plotType        = "LINE"
+            }]
+          }
+        }
+      }]
+    }
+  })
+}
+
+locals {
+  run_filter = join("|", var.services)
+  tiles = [
+    { title = "Model calls per second", queries = ["${local.calls_per_s}"] },
+    {
+      title = "Model call latency (ms): p50, p95",
+      queries = [for q in ["0.5", "0.95"] :
+      "histogram_quantile(${q}, sum by (le) (rate(${local.promql["vertex_ai.client.latency"]}_bucket[5m])))"]
+    },
+    { title = "Cache hit rate", queries = ["${local.hits_per_s} / (${local.hits_per_s} + ${local.misses_per_s})"] },
+    { title = "Errors by type (per second)", queries = ["sum by (error_type) (rate(${local.promql["vertex_ai.client.errors"]}[5m]))"] },
+    { title = "CPU utilisation p95 by service", queries = ["histogram_quantile(0.95, sum by (le, service_name) (rate(run_googleapis_com:container_cpu_utilizations_bucket{monitored_resource=\"cloud_run_revision\",service_name=~\"${local.run_filter}\"}[5m])))"] },
+    { title = "Memory utilisation p95 by service", queries = ["histogram_quantile(0.95, sum by (le, service_name) (rate(run_googleapis_com:container_memory_utilizations_bucket{monitored_resource=\"cloud_run_revision\",service_name=~\"${local.run_filter}\"}[5m])))"] },
+    { title = "Estimated model cost (USD per hour)", queries = ["sum by (model) (rate(${local.promql["vertex_ai.client.cost"]}_sum[1h])) * 3600"] },
+    { title = "Tokens per minute", queries = ["${local.tokens_per_s} * 60"] },
+  ]
+}

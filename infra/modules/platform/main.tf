@@ -1,0 +1,344 @@
+# One environment of NGX Agent Functions: network, data stores, the four Cloud Run services with an
+# identity each, the scheduler that drives the private two, images, backups and monitoring.
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  apis = [
+    "aiplatform.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "compute.googleapis.com",
+    "firestore.googleapis.com",
+    "logging.googleapis.com",
+    "memorystore.googleapis.com",
+    "monitoring.googleapis.com",
+    "networkconnectivity.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+  ]
+
+  # A Cloud Run URL is known before the service exists; the private functions check it as the
+  # OIDC audience, so it goes into their environment without a dependency cycle.
+  url = { for name in keys(local.functions) : name => "https://ngx-${replace(name, "_", "-")}-${data.google_project.this.number}.${var.region}.run.app" }
+
+  scheduler_member = "serviceAccount:${google_service_account.scheduler.email}"
+  operator_emails  = [for m in var.operator_members : split(":", m)[1]]
+
+  common_env = {
+    NGX_ENVIRONMENT     = var.environment
+    NGX_PROJECT_ID      = var.project_id
+    NGX_VERTEX_LOCATION = var.region
+    NGX_REDIS_URL       = module.cache.redis_url
+  }
+
+  invoked_env = {
+    NGX_SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
+  }
+
+  # Per function: public or not, its own project roles (least privilege) and its settings.
+  functions = {
+    chat = {
+      public = true
+      roles  = ["roles/aiplatform.user", "roles/datastore.user", "roles/cloudtrace.agent"]
+      env    = {}
+    }
+    stream = {
+      public = true
+      roles  = ["roles/aiplatform.user", "roles/datastore.user", "roles/cloudtrace.agent"]
+      env    = {}
+    }
+    cache_maintenance = {
+      public = false
+      roles  = ["roles/datastore.user", google_project_iam_custom_role.cache_maintenance.id]
+      env = {
+        NGX_MEMORYSTORE_INSTANCE = module.cache.instance
+      }
+    }
+    backup = {
+      public = false
+      roles  = ["roles/datastore.user"]
+      env = {
+        NGX_BACKUP_SINK               = "gs://${google_storage_bucket.backups.name}/firestore"
+        NGX_BACKUP_KEEP_DAYS          = tostring(var.backup_keep_days)
+        NGX_OPERATOR_SERVICE_ACCOUNTS = jsonencode(local.operator_emails)
+      }
+    }
+  }
+
+  # Scheduled calls: function, schedule key, JSON body.
+  jobs = {
+    "cache-apply"   = { function = "cache_maintenance", schedule = "cache_apply", body = { action = "apply" } }
+    "backup-run"    = { function = "backup", schedule = "backup_run", body = { action = "run" } }
+    "backup-prune"  = { function = "backup", schedule = "backup_prune", body = { action = "prune" } }
+    "backup-verify" = { function = "backup", schedule = "backup_verify", body = { action = "verify" } }
+  }
+}
+
+resource "google_project_service" "apis" {
+  for_each           = toset(local.apis)
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+# --- network: the services reach Memorystore through direct VPC egress ---------------------------
+
+resource "google_compute_network" "vpc" {
+  project                 = var.project_id
+  name                    = "ngx-${var.environment}"
+  auto_create_subnetworks = false
+  depends_on              = [google_project_service.apis]
+}
+
+resource "google_compute_subnetwork" "services" {
+  project                  = var.project_id
+  name                     = "ngx-services-${var.environment}"
+  region                   = var.region
+  network                  = google_compute_network.vpc.id
+  ip_cidr_range            = var.subnet_cidr
+  private_ip_google_access = true
+
+  log_config {
+    aggregation_interval = "INTERVAL_10_MIN"
+    flow_sampling        = 0.5
+    metadata             = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# --- data ----------------------------------------------------------------------------------------
+
+module "cache" {
+  source              = "../cache"
+  project_id          = var.project_id
+  region              = var.region
+  environment         = var.environment
+  network             = google_compute_network.vpc.id
+  subnetwork          = google_compute_subnetwork.services.id
+  node_type           = var.memorystore_node_type
+  shard_count         = var.memorystore_shard_count
+  deletion_protection = var.deletion_protection
+}
+
+module "firestore" {
+  source                = "../firestore"
+  project_id            = var.project_id
+  location              = var.firestore_location
+  backup_retention_days = var.firestore_backup_retention_days
+  depends_on            = [google_project_service.apis]
+}
+
+# Logical backups (the backup function): private, versioned, old versions expire.
+resource "google_storage_bucket" "backups" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-ngx-backups-${var.environment}"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+  labels                      = { app = "ngx", env = var.environment }
+
+  versioning {
+    enabled = true
+  }
+
+  soft_delete_policy {
+    retention_duration_seconds = 7 * 86400
+  }
+
+  # The backup function prunes by its own rules; these are the backstops.
+  lifecycle_rule {
+    condition {
+      age = var.backup_keep_days + 60
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      age = 30
+    }
+    action {
+      type          = "SetStorageClass"
+      storage_class = "NEARLINE"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "backup_writer" {
+  bucket = google_storage_bucket.backups.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${module.service["backup"].service_account_email}"
+}
+
+# --- images --------------------------------------------------------------------------------------
+
+resource "google_artifact_registry_repository" "images" {
+  project                = var.project_id
+  location               = var.region
+  repository_id          = "ngx"
+  format                 = "DOCKER"
+  description            = "NGX Agent Functions images, tagged with the commit"
+  cleanup_policy_dry_run = false
+  labels                 = { app = "ngx", env = var.environment }
+
+  docker_config {
+    immutable_tags = true
+  }
+
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = var.artifact_keep_count
+    }
+  }
+
+  cleanup_policies {
+    id     = "delete-untagged"
+    action = "DELETE"
+    condition {
+      tag_state  = "UNTAGGED"
+      older_than = "604800s"
+    }
+  }
+
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      tag_state  = "ANY"
+      older_than = "7776000s"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# --- identities ----------------------------------------------------------------------------------
+
+# Cache maintenance reads and tunes the Memorystore instance, nothing else there.
+resource "google_project_iam_custom_role" "cache_maintenance" {
+  project     = var.project_id
+  role_id     = "ngxCacheMaintenance${title(var.environment)}"
+  title       = "NGX cache maintenance (${var.environment})"
+  description = "Read the Memorystore instance and change its engine configs."
+  permissions = [
+    "memorystore.instances.get",
+    "memorystore.instances.update",
+    "memorystore.operations.get",
+  ]
+}
+
+# Cloud Scheduler signs OIDC tokens as this account; it may invoke the private services only.
+resource "google_service_account" "scheduler" {
+  project      = var.project_id
+  account_id   = "ngx-scheduler"
+  display_name = "NGX Cloud Scheduler invoker"
+}
+
+# Cloud Build deploys revisions and runs the canary as this account.
+resource "google_service_account" "deployer" {
+  project      = var.project_id
+  account_id   = "ngx-deployer"
+  display_name = "NGX Cloud Build deployer"
+}
+
+resource "google_project_iam_member" "deployer" {
+  for_each = toset([
+    "roles/run.developer",     # new revisions, traffic changes
+    "roles/monitoring.viewer", # canary gates read metrics
+    "roles/datastore.user",    # canary state and the tests' emulator-free reads
+    "roles/logging.logWriter", # build logs
+  ])
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "deployer" {
+  project    = var.project_id
+  location   = var.region
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+# Deploying a revision that runs as a function's account needs actAs on that account alone.
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each           = module.service
+  service_account_id = "projects/${var.project_id}/serviceAccounts/${each.value.service_account_email}"
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.deployer.email}"
+}
+
+# --- the four functions --------------------------------------------------------------------------
+
+module "service" {
+  source              = "../cloud_run_service"
+  for_each            = local.functions
+  project_id          = var.project_id
+  region              = var.region
+  environment         = var.environment
+  name                = each.key
+  image               = var.image
+  network             = google_compute_network.vpc.id
+  subnetwork          = google_compute_subnetwork.services.id
+  public              = each.value.public
+  invokers            = each.value.public ? [] : concat([local.scheduler_member], each.key == "backup" ? var.operator_members : [])
+  project_roles       = each.value.roles
+  cpu                 = var.services[each.key].cpu
+  memory              = var.services[each.key].memory
+  concurrency         = var.services[each.key].concurrency
+  min_instances       = var.services[each.key].min_instances
+  max_instances       = var.services[each.key].max_instances
+  timeout_s           = var.services[each.key].timeout_s
+  deletion_protection = var.deletion_protection
+  secret_env          = lookup(var.secret_env, each.key, {})
+  env = merge(
+    local.common_env,
+    each.value.public ? {} : merge(local.invoked_env, { NGX_INVOKER_AUDIENCE = local.url[each.key] }),
+    each.value.env,
+    lookup(var.extra_env, each.key, {}),
+  )
+  depends_on = [google_project_service.apis]
+}
+
+module "job" {
+  source                    = "../scheduler_job"
+  for_each                  = local.jobs
+  project_id                = var.project_id
+  region                    = var.region
+  name                      = "ngx-${each.key}-${var.environment}"
+  description               = "POST ${jsonencode(each.value.body)} to ${each.value.function}"
+  schedule                  = var.schedules[each.value.schedule]
+  service_uri               = module.service[each.value.function].uri
+  scheduler_service_account = google_service_account.scheduler.email
+  body                      = each.value.body
+}
+
+# --- monitoring ----------------------------------------------------------------------------------
+
+module "monitoring" {
+  source                = "../monitoring"
+  project_id            = var.project_id
+  environment           = var.environment
+  services              = [for service in module.service : service.name]
+  notification_channels = var.notification_channels
+  depends_on            = [google_project_service.apis]
+}

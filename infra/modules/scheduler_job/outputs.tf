@@ -1,0 +1,1 @@
+output "name" { value = google_cloud_scheduler_job.this.name }
