@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev test deps system-deps lint typecheck pytest bench clean openapi
+.PHONY: dev test deps system-deps infra-tools lint typecheck pytest bench clean openapi
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,33 @@ system-deps:
 
 deps: system-deps $(STAMP)
 
+# Offline Terraform checks (no registry is reachable): hclfmt built from Debian's Go sources, the
+# google provider schema read from the cdktf wheel on PyPI, checkov in a venv of its own.
+TOOLS   := .tools
+HCLFMT  := $(TOOLS)/bin/hclfmt
+SCHEMA  := $(TOOLS)/google-provider-6.50.0.json
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+
+$(HCLFMT):
+	@[ -d /usr/share/gocode/src/github.com/hashicorp/hcl/v2 ] && command -v go > /dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go golang-github-hashicorp-hcl-v2-dev; }
+	mkdir -p $(TOOLS)/bin
+	GOPATH=/usr/share/gocode GO111MODULE=off GOCACHE=$(CURDIR)/$(TOOLS)/gocache \
+		go build -o $@ github.com/hashicorp/hcl/v2/cmd/hclfmt
+
+$(SCHEMA): tests/infra/provider_schema.py | $(STAMP)
+	$(BIN)/python -m tests.infra.provider_schema $@
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install -q --disable-pip-version-check checkov==3.3.30
+
+infra-tools: $(HCLFMT) $(SCHEMA) $(CHECKOV)
+
 dev: deps
 	$(BIN)/agentctl stack up
 
-test: deps lint typecheck pytest
+test: deps infra-tools lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,7 +64,7 @@ bench: deps
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .stack
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .stack
 
 openapi: $(STAMP)
 	$(BIN)/python -m shared.openapi > docs/openapi.json

@@ -109,6 +109,42 @@ resource "google_compute_subnetwork" "services" {
   }
 }
 
+# Nothing in this network accepts connections except the cache, from the services' subnet.
+resource "google_compute_firewall" "cache_from_services" {
+  project       = var.project_id
+  name          = "ngx-${var.environment}-allow-cache"
+  network       = google_compute_network.vpc.id
+  direction     = "INGRESS"
+  priority      = 1000
+  source_ranges = [var.subnet_cidr]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["6379", "11000-13047"]
+  }
+
+  log_config {
+    metadata = "EXCLUDE_ALL_METADATA"
+  }
+}
+
+resource "google_compute_firewall" "deny_ingress" {
+  project       = var.project_id
+  name          = "ngx-${var.environment}-deny-ingress"
+  network       = google_compute_network.vpc.id
+  direction     = "INGRESS"
+  priority      = 65000
+  source_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 # --- data ----------------------------------------------------------------------------------------
 
 module "cache" {
@@ -177,6 +213,20 @@ resource "google_storage_bucket" "backups" {
       type          = "SetStorageClass"
       storage_class = "NEARLINE"
     }
+  }
+}
+
+# Who read or wrote a backup: Data Access audit logs (rather than legacy bucket access logs).
+resource "google_project_iam_audit_config" "storage" {
+  project = var.project_id
+  service = "storage.googleapis.com"
+
+  audit_log_config {
+    log_type = "DATA_READ"
+  }
+
+  audit_log_config {
+    log_type = "DATA_WRITE"
   }
 }
 

@@ -1,0 +1,315 @@
+"""Offline checks of ``infra/``: format, provider schema, module interfaces and policies.
+
+Each check returns a list of problems (empty when the tree is sound), so the tests can run them on
+``infra/`` and on purpose-broken copies alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+FUNCTIONS = ("chat", "stream", "cache_maintenance", "backup")
+PUBLIC = {"chat", "stream"}
+META_ARGS = {
+    "count",
+    "for_each",
+    "depends_on",
+    "provider",
+    "lifecycle",
+    "provisioner",
+    "connection",
+}
+MODULE_META = {"source", "version", "count", "for_each", "depends_on", "providers"}
+INTERNAL = {"__is_block__", "__comments__", "__start_line__", "__end_line__", "__inline_comments__"}
+
+
+def tf_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.tf"))
+
+
+def parse(path: Path) -> dict[str, Any]:
+    with path.open() as handle:
+        return dict(hcl2.load(handle))
+
+
+def unquote(value: Any) -> Any:
+    """A literal string as Terraform means it (python-hcl2 keeps the quotes)."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _items(body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for key, value in body.items():
+        if key not in INTERNAL:
+            yield unquote(key), value
+
+
+def _is_block(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, dict) and v.get("__is_block__") for v in value)
+    )
+
+
+def blocks(root: Path, kind: str) -> Iterator[tuple[Path, str, str, dict[str, Any]]]:
+    """(file, type, name, body) of every ``resource`` / ``data`` block; (file, "", name, body)
+    of every ``module`` / ``variable`` / ``output`` block."""
+    for path in tf_files(root):
+        for entry in parse(path).get(kind, []):
+            for first, inner in _items(entry):
+                if kind in ("resource", "data"):
+                    for name, body in _items(inner):
+                        yield path, first, name, body
+                else:
+                    yield path, "", first, inner
+
+
+# --- format --------------------------------------------------------------------------------------
+
+
+def check_format(root: Path, hclfmt: Path) -> list[str]:
+    """Files ``hclfmt`` would rewrite (it formats exactly as ``terraform fmt``)."""
+    problems = []
+    for path in tf_files(root):
+        run = subprocess.run(
+            [str(hclfmt), "-check", "-require-no-change", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode != 0:
+            detail = run.stderr.strip().splitlines()[-1:] or ["needs formatting"]
+            problems.append(f"{path.relative_to(root)}: {detail[0]}")
+    return problems
+
+
+# --- provider schema -----------------------------------------------------------------------------
+
+
+def load_schema(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
+
+
+def _check_body(where: str, body: dict[str, Any], node: dict[str, Any], top: bool) -> list[str]:
+    """Unknown arguments and blocks, blocks written as arguments and back, missing required ones."""
+    problems = []
+    seen = set()
+    for key, value in _items(body):
+        if key == "dynamic":
+            for entry in value:
+                for name, dynamic in _items(entry):
+                    seen.add(name)
+                    if name not in node["blocks"]:
+                        problems.append(f"{where}: unknown block '{name}' (dynamic)")
+                        continue
+                    for content in dynamic.get("content", []):
+                        problems += _check_body(
+                            f"{where}.{name}", content, node["blocks"][name], False
+                        )
+            continue
+        if top and key in META_ARGS:
+            continue
+        seen.add(key)
+        if key in node["blocks"]:
+            if not _is_block(value):
+                problems.append(f"{where}: '{key}' is a block, written as an argument")
+                continue
+            for child in value:
+                problems += _check_body(f"{where}.{key}", child, node["blocks"][key], False)
+        elif key in node["args"]:
+            if _is_block(value):
+                problems.append(f"{where}: '{key}' is an argument, written as a block")
+        else:
+            problems.append(f"{where}: unknown argument '{key}'")
+    for name, required in node["args"].items():
+        if required and name not in seen:
+            problems.append(f"{where}: missing required argument '{name}'")
+    return problems
+
+
+def check_schema(root: Path, schema: dict[str, Any]) -> list[str]:
+    """Every resource and data source type, argument and nested block against the provider."""
+    problems = []
+    for kind in ("resource", "data"):
+        for path, rtype, name, body in blocks(root, kind):
+            where = f"{path.relative_to(root)}: {kind} {rtype}.{name}"
+            node = schema[kind].get(rtype)
+            if node is None:
+                problems.append(f"{where}: unknown {kind} type '{rtype}'")
+                continue
+            problems += _check_body(where, body, node, top=True)
+    return problems
+
+
+def check_modules(root: Path) -> list[str]:
+    """Module calls set only declared variables, and every variable that has no default."""
+    problems = []
+    for path, _, name, body in blocks(root, "module"):
+        source = unquote(body.get("source", ""))
+        target = (path.parent / source).resolve()
+        if not source.startswith(".") or not target.is_dir():
+            problems.append(f"{path.relative_to(root)}: module {name}: no local source {source!r}")
+            continue
+        declared = {var: spec for _, _, var, spec in blocks(target, "variable")}
+        given = {key for key, _ in _items(body)} - MODULE_META
+        for key in sorted(given - set(declared)):
+            problems.append(f"{path.relative_to(root)}: module {name}: no variable '{key}'")
+        for var, spec in declared.items():
+            if "default" not in spec and var not in given:
+                problems.append(f"{path.relative_to(root)}: module {name}: '{var}' not set")
+    return problems
+
+
+# --- policy --------------------------------------------------------------------------------------
+
+
+def _one(root: Path, kind: str, rtype: str, name: str) -> dict[str, Any] | None:
+    for _, t, n, body in blocks(root, kind):
+        if (t, n) == (rtype, name):
+            return body
+    return None
+
+
+def _locals(path: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for entry in parse(path).get("locals", []):
+        merged.update({k: v for k, v in _items(entry)})
+    return merged
+
+
+def _variable_defaults(module: Path) -> dict[str, Any]:
+    return {name: spec.get("default") for _, _, name, spec in blocks(module, "variable")}
+
+
+def check_services(root: Path) -> list[str]:
+    """Each function has a service and its own service account; only chat and stream are public."""
+    problems = []
+    platform = _locals(root / "modules/platform/main.tf")
+    functions = {unquote(k): v for k, v in platform.get("functions", {}).items()}
+    if sorted(functions) != sorted(FUNCTIONS):
+        problems.append(f"platform: functions {sorted(functions)} != {sorted(FUNCTIONS)}")
+    for name, spec in functions.items():
+        public = spec.get("public")
+        if public is not (name in PUBLIC):
+            problems.append(f"platform: {name} must be {'public' if name in PUBLIC else 'private'}")
+        if any("owner" in unquote(r) or "editor" in unquote(r) for r in spec.get("roles", [])):
+            problems.append(f"platform: {name} has a basic role (owner/editor)")
+
+    module = root / "modules/cloud_run_service"
+    service = _one(module, "resource", "google_cloud_run_v2_service", "this")
+    account = _one(module, "resource", "google_service_account", "this")
+    if service is None or account is None:
+        return [*problems, "cloud_run_service: needs a service and its own service account"]
+    template = service.get("template", [{}])[0]
+    if template.get("service_account") != "${google_service_account.this.email}":
+        problems.append("cloud_run_service: the revision must run as the service's own account")
+    ingress = service.get("ingress", "")
+    if "INGRESS_TRAFFIC_INTERNAL_ONLY" not in ingress or "var.public" not in ingress:
+        problems.append("cloud_run_service: private services must take internal traffic only")
+    members = str(_locals(module / "main.tf").get("invokers", ""))
+    if members != '${var.public ? ["allUsers"] : var.invokers}':
+        problems.append(
+            f"cloud_run_service: allUsers must be granted to public services only ({members})"
+        )
+    if "traffic" not in str(service.get("lifecycle", "")):
+        problems.append("cloud_run_service: traffic belongs to the canary (ignore_changes)")
+    return problems
+
+
+def check_scheduler(root: Path) -> list[str]:
+    """Scheduler jobs call private services with an OIDC token whose audience is the service."""
+    problems = []
+    platform = _locals(root / "modules/platform/main.tf")
+    functions = {unquote(k): v for k, v in platform.get("functions", {}).items()}
+    for job, spec in platform.get("jobs", {}).items():
+        target = unquote(spec.get("function"))
+        if functions.get(target, {}).get("public", True) is not False:
+            problems.append(f"platform: job {unquote(job)} targets {target}, which is not private")
+    job = _one(root / "modules/scheduler_job", "resource", "google_cloud_scheduler_job", "this")
+    oidc = (job or {}).get("http_target", [{}])[0].get("oidc_token", [{}])[0]
+    if oidc.get("audience") != "${var.service_uri}" or "service_account_email" not in oidc:
+        problems.append("scheduler_job: the request must carry an OIDC token for the service")
+    return problems
+
+
+ALERTS = {
+    # display name prefix: (variable → required default)
+    "VertexAIHighUsage": {"usage_tokens_per_minute": 100000, "usage_duration_s": 900},
+    "VertexAIHighErrorRate": {"error_ratio": 0.05, "error_duration_s": 300},
+    "VertexAILowCacheHitRate": {"cache_hit_ratio": 0.5, "cache_duration_s": 1800},
+}
+QUERIES = {
+    "VertexAIHighUsage": r"\* 60 > \$\{var\.usage_tokens_per_minute\}$",
+    "VertexAIHighErrorRate": r"/ .+ > \$\{var\.error_ratio\}$",
+    "VertexAILowCacheHitRate": r"/ \(.+\) < \$\{var\.cache_hit_ratio\}$",
+}
+DURATIONS = {
+    "VertexAIHighUsage": "usage_duration_s",
+    "VertexAIHighErrorRate": "error_duration_s",
+    "VertexAILowCacheHitRate": "cache_duration_s",
+}
+METRICS = (
+    "vertex_ai.client.latency",
+    "vertex_ai.client.errors",
+    "vertex_ai.client.cache_hits",
+    "vertex_ai.client.cache_misses",
+    "vertex_ai.client.tokens",
+)
+
+
+def check_monitoring(root: Path) -> list[str]:
+    """KPI metrics, the three alerts and their thresholds, the latency SLO and its burn alerts."""
+    problems = []
+    module = root / "modules/monitoring"
+    defaults = _variable_defaults(module)
+    metrics = {unquote(k) for k in _locals(module / "main.tf").get("metrics", {})}
+    for metric in METRICS:
+        if metric not in metrics:
+            problems.append(f"monitoring: no log-based metric {metric}")
+    policies = [
+        body
+        for _, t, _, body in blocks(module, "resource")
+        if t == "google_monitoring_alert_policy"
+    ]
+    by_name = {unquote(p.get("display_name", "")).split(" (")[0]: p for p in policies}
+    for alert, thresholds in ALERTS.items():
+        policy = by_name.get(alert)
+        if policy is None:
+            problems.append(f"monitoring: alert {alert} is missing")
+            continue
+        for variable, wanted in thresholds.items():
+            if defaults.get(variable) != wanted:
+                problems.append(
+                    f"monitoring: {alert}: {variable} = {defaults.get(variable)}, not {wanted}"
+                )
+        condition = policy.get("conditions", [{}])[0]
+        promql = condition.get("condition_prometheus_query_language", [{}])[0]
+        if not re.search(QUERIES[alert], unquote(promql.get("query", ""))):
+            problems.append(f"monitoring: {alert}: query does not compare with its threshold")
+        if unquote(promql.get("duration", "")) != f"${{var.{DURATIONS[alert]}}}s":
+            problems.append(f"monitoring: {alert}: duration is not var.{DURATIONS[alert]}")
+    slo = _one(module, "resource", "google_monitoring_slo", "latency")
+    if (
+        slo is None
+        or defaults.get("latency_threshold_ms") != 2000
+        or defaults.get("latency_goal") != 0.95
+    ):
+        problems.append("monitoring: latency SLO (P95 < 2000 ms) is missing or changed")
+    burns = [p for p in policies if "select_slo_burn_rate" in str(p.get("conditions"))]
+    if len(burns) < 2:
+        problems.append("monitoring: the latency SLO needs fast and slow burn-rate alerts")
+    if _one(module, "resource", "google_monitoring_dashboard", "kpis") is None:
+        problems.append("monitoring: the dashboard is missing")
+    return problems
+
+
+def check_policy(root: Path) -> list[str]:
+    return check_services(root) + check_scheduler(root) + check_monitoring(root)

@@ -1,0 +1,154 @@
+"""`infra/` passes the offline checks, and each check catches the mistake it exists for."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra import checks
+from tests.infra.conftest import INFRA, edit
+
+
+@pytest.fixture(scope="session")
+def schema(schema_file: Path) -> dict[str, Any]:
+    return checks.load_schema(schema_file)
+
+
+def test_schema_covers_the_resources_used(schema: dict[str, Any]) -> None:
+    used = {rtype for _, rtype, _, _ in checks.blocks(INFRA, "resource")}
+    assert len(schema["resource"]) > 1000
+    assert "google_cloud_run_v2_service" in used and used <= set(schema["resource"])
+
+
+def test_infra_is_formatted(hclfmt: Path) -> None:
+    assert checks.check_format(INFRA, hclfmt) == []
+
+
+def test_infra_matches_the_provider_schema(schema: dict[str, Any]) -> None:
+    assert checks.check_schema(INFRA, schema) == []
+
+
+def test_module_calls_match_module_variables() -> None:
+    assert checks.check_modules(INFRA) == []
+
+
+def test_infra_meets_the_policies() -> None:
+    assert checks.check_policy(INFRA) == []
+
+
+# --- purpose-broken copies -----------------------------------------------------------------------
+
+
+def test_unformatted_file_is_reported(broken: Path, hclfmt: Path) -> None:
+    edit(
+        broken / "modules/firestore/main.tf",
+        '  type                              = "FIRESTORE_NATIVE"',
+        '  type = "FIRESTORE_NATIVE"',
+    )
+    assert checks.check_format(broken, hclfmt) == [
+        "modules/firestore/main.tf: needs formatting"
+    ] or checks.check_format(broken, hclfmt)[0].startswith("modules/firestore/main.tf")
+
+
+def test_misspelt_argument_is_reported(broken: Path, schema: dict[str, Any]) -> None:
+    edit(
+        broken / "modules/cloud_run_service/main.tf",
+        "max_instance_request_concurrency",
+        "max_instance_request_concurency",
+    )
+    assert checks.check_schema(broken, schema) == [
+        "modules/cloud_run_service/main.tf: resource google_cloud_run_v2_service.this.template: "
+        "unknown argument 'max_instance_request_concurency'"
+    ]
+
+
+def test_misspelt_nested_and_dynamic_blocks_are_reported(
+    broken: Path, schema: dict[str, Any]
+) -> None:
+    path = broken / "modules/cloud_run_service/main.tf"
+    edit(path, "      startup_probe {", "      startup_probes {")
+    edit(path, "            secret_key_ref {", "            secret_ref {")
+    problems = checks.check_schema(broken, schema)
+    assert any("template.containers: unknown argument 'startup_probes'" in p for p in problems)
+    assert any("env.value_source: unknown argument 'secret_ref'" in p for p in problems)
+
+
+def test_missing_required_argument_is_reported(broken: Path, schema: dict[str, Any]) -> None:
+    edit(
+        broken / "modules/platform/main.tf",
+        "  network                  = google_compute_network.vpc.id\n",
+        "",
+    )
+    assert any(
+        "google_compute_subnetwork.services: missing required argument 'network'" in p
+        for p in checks.check_schema(broken, schema)
+    )
+
+
+def test_misspelt_module_argument_is_reported(broken: Path) -> None:
+    edit(
+        broken / "envs/prod/main.tf",
+        "  deletion_protection   = true",
+        "  delete_protection     = true",
+    )
+    assert checks.check_modules(broken) == [
+        "envs/prod/main.tf: module platform: no variable 'delete_protection'"
+    ]
+
+
+def test_public_backup_service_is_reported(broken: Path) -> None:
+    path = broken / "modules/platform/main.tf"
+    text = path.read_text()
+    backup = text.index("    backup = {")
+    path.write_text(text[:backup] + text[backup:].replace("public = false", "public = true", 1))
+    problems = checks.check_policy(broken)
+    assert "platform: backup must be private" in problems
+    assert any(
+        re.match(r"platform: job backup-\w+ targets backup, which is not private", p)
+        for p in problems
+    )
+
+
+def test_all_users_on_every_service_is_reported(broken: Path) -> None:
+    edit(
+        broken / "modules/cloud_run_service/main.tf",
+        'invokers     = var.public ? ["allUsers"] : var.invokers',
+        'invokers     = concat(["allUsers"], var.invokers)',
+    )
+    assert any(
+        "allUsers must be granted to public services only" in p for p in checks.check_policy(broken)
+    )
+
+
+def test_missing_alert_is_reported(broken: Path) -> None:
+    path = broken / "modules/monitoring/main.tf"
+    text = path.read_text()
+    start = text.index('resource "google_monitoring_alert_policy" "high_error_rate"')
+    end = text.index('resource "google_monitoring_alert_policy" "low_cache_hit_rate"')
+    path.write_text(text[:start] + text[end:])
+    assert checks.check_monitoring(broken) == ["monitoring: alert VertexAIHighErrorRate is missing"]
+
+
+def test_changed_alert_threshold_is_reported(broken: Path) -> None:
+    edit(
+        broken / "modules/monitoring/variables.tf", "default     = 100000", "default     = 1000000"
+    )
+    assert checks.check_monitoring(broken) == [
+        "monitoring: VertexAIHighUsage: usage_tokens_per_minute = 1000000, not 100000"
+    ]
+
+
+def test_missing_kpi_metric_is_reported(broken: Path) -> None:
+    path = broken / "modules/monitoring/main.tf"
+    text = path.read_text()
+    line = next(
+        row for row in text.splitlines(keepends=True) if '"vertex_ai.client.cache_misses" =' in row
+    )
+    path.write_text(text.replace(line, ""))
+    assert (
+        "monitoring: no log-based metric vertex_ai.client.cache_misses"
+        in checks.check_monitoring(broken)
+    )
