@@ -129,6 +129,7 @@ class ChatService:
             answer=answer,
             request_id=request_id,
             summary=prepared.summary,
+            retention_days=self._settings.conversation_retention_days or None,
         )
 
     async def chat(self, request: ChatRequest, caller: Caller, request_id: str) -> ChatResponse:

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     max_message_chars: int = Field(16_000, ge=1)
     history_messages: int = Field(20, ge=0, le=200)
+    # 0 keeps conversations; N: Firestore's TTL deletes them N days after their last message.
+    conversation_retention_days: int = Field(0, ge=0, le=3650)
 
     # Logging: prompt and answer text stay out of logs unless this is set.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -175,6 +177,15 @@ class Settings(BaseSettings):
     backup_keep_last: int = Field(7, ge=1)
     backup_keep_days: int = Field(30, ge=0)
     restore_concurrency: int = Field(4, ge=1, le=64)
+
+    # Canary releases (`agentctl canary`): the Cloud Run Admin API and Cloud Monitoring.
+    region: str = Field("us-central1", min_length=1, description="Cloud Run region of the services")
+    run_endpoint: str | None = Field(
+        None, description="a local Cloud Run Admin API endpoint (tests); default: Google's"
+    )
+    monitoring_endpoint: str | None = Field(
+        None, description="a local Cloud Monitoring API endpoint (tests); default: Google's"
+    )
 
     # Ports of the local stack (`agentctl stack up`).
     stack_firestore_port: int = Field(8686, ge=1, le=65535)
@@ -205,7 +216,9 @@ class Settings(BaseSettings):
                 data.setdefault(name, None)
         return data
 
-    @field_validator("vertex_endpoint", "firestore_emulator_host")
+    @field_validator(
+        "vertex_endpoint", "firestore_emulator_host", "run_endpoint", "monitoring_endpoint"
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -157,3 +157,38 @@ def test_a_failed_first_attempt_can_be_retried(stack: LocalStack) -> None:
     retried = httpx.post(url, json={"message": "x"}, headers=headers, timeout=30)
     assert retried.status_code == 200
     assert json.loads(retried.content)["text"]
+
+
+@pytest.mark.parametrize("retention_days", [0, 30])
+async def test_retention_puts_a_ttl_on_the_conversation_and_each_message(
+    firestore_db: Any, retention_days: int
+) -> None:
+    """Firestore's TTL deletes documents one by one, never a subcollection with its parent."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.llm.types import LlmResult
+    from shared.stores.conversations import ConversationStore, new_id
+
+    store = ConversationStore(firestore_db)
+    cid, mid = new_id(), new_id()
+    await store.append_exchange(
+        owner="alice",
+        conversation_id=cid,
+        new_conversation=True,
+        message_id=mid,
+        user_text="keep me a while",
+        answer=LlmResult(text="sure", model="gemini-2.5-flash"),
+        request_id="r1",
+        retention_days=retention_days or None,
+    )
+    conversation = firestore_db.collection("conversations").document(cid)
+    docs = [await conversation.get()] + [
+        d async for d in conversation.collection("messages").stream()
+    ]
+    assert len(docs) == 3
+    expiries = [d.to_dict().get("expire_at") for d in docs]
+    if not retention_days:
+        assert expiries == [None, None, None]
+        return
+    wanted = datetime.now(UTC) + timedelta(days=retention_days)
+    assert all(abs((e - wanted).total_seconds()) < 60 for e in expiries)

@@ -31,6 +31,8 @@ module "platform" {
   deletion_protection   = false
   backup_keep_days      = 7
 
+  conversation_retention_days = 30
+
   services = {
     chat              = { cpu = "1", memory = "512Mi", concurrency = 80, min_instances = 0, max_instances = 5, timeout_s = 300 }
     stream            = { cpu = "1", memory = "512Mi", concurrency = 250, min_instances = 0, max_instances = 5, timeout_s = 3600 }

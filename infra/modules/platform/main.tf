@@ -35,6 +35,10 @@ locals {
     NGX_REDIS_URL       = module.cache.redis_url
   }
 
+  api_env = {
+    NGX_CONVERSATION_RETENTION_DAYS = tostring(var.conversation_retention_days)
+  }
+
   invoked_env = {
     NGX_SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
   }
@@ -44,12 +48,12 @@ locals {
     chat = {
       public = true
       roles  = ["roles/aiplatform.user", "roles/datastore.user", "roles/cloudtrace.agent"]
-      env    = {}
+      env    = local.api_env
     }
     stream = {
       public = true
       roles  = ["roles/aiplatform.user", "roles/datastore.user", "roles/cloudtrace.agent"]
-      env    = {}
+      env    = local.api_env
     }
     cache_maintenance = {
       public = false

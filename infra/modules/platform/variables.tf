@@ -67,6 +67,12 @@ variable "backup_keep_days" {
   default     = 30
 }
 
+variable "conversation_retention_days" {
+  description = "0 keeps conversations; N: Firestore TTL deletes them N days after their last message."
+  type        = number
+  default     = 0
+}
+
 variable "firestore_backup_retention_days" {
   description = "Retention of Firestore's managed daily backups."
   type        = number
