@@ -109,10 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from shared.backup import cli as backup_cli
     from shared.cache_maintenance import cli as cache_cli
+    from shared.canary import cli as canary_cli
     from shared.loadtest import cli as loadtest_cli
 
     backup_cli.add_commands(commands)
     cache_cli.add_commands(commands)
+    canary_cli.add_commands(commands)
     loadtest_cli.add_commands(commands)
     return parser
 

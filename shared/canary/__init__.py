@@ -1,0 +1,1 @@
+"""Canary releases of Cloud Run revisions: traffic steps, metric gates, rollback, shared state."""
