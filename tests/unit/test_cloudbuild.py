@@ -1,0 +1,117 @@
+"""`cloudbuild.yaml`: test → build → push → revisions without traffic → canary, in that order."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+STEPS = {step["id"]: step for step in BUILD["steps"]}
+IMAGE = (
+    "${_REGION}-docker.pkg.dev/${_DEPLOY_PROJECT}/${_REPOSITORY}/ngx-agent-functions:${COMMIT_SHA}"
+)
+SERVICES = ("chat", "stream", "cache-maintenance", "backup")
+BUILT_IN = {"PROJECT_ID", "COMMIT_SHA", "SHORT_SHA", "BUILD_ID", "BRANCH_NAME", "LOCATION"}
+
+
+def script(step: dict[str, Any]) -> str:
+    assert step["entrypoint"] in ("bash", "sh") and step["args"][0] == "-c"
+    return str(step["args"][1])
+
+
+def test_steps_run_in_order() -> None:
+    assert list(STEPS) == [
+        "test",
+        "build",
+        "push",
+        *(f"deploy-{s}" for s in SERVICES),
+        "release-scheduled",
+        "canary-chat",
+        "canary-stream",
+    ]
+    seen: set[str] = set()
+    for step_id, step in STEPS.items():
+        if step_id != "test":
+            assert step.get("waitFor"), f"{step_id} would start at once, before the tests pass"
+        assert set(step.get("waitFor", [])) <= seen, f"{step_id} waits for a later step"
+        seen.add(step_id)
+    assert STEPS["build"]["waitFor"] == ["test"] and STEPS["push"]["waitFor"] == ["build"]
+
+
+def test_tests_run_with_the_emulators_as_ci_does() -> None:
+    step = STEPS["test"]
+    assert step["name"] == "gcr.io/google.com/cloudsdktool/google-cloud-cli:emulators"
+    assert "CI=true" in step["env"] and script(step).endswith("bash .ci/run")
+
+
+def test_the_image_is_tagged_with_the_commit_and_pushed() -> None:
+    build, push = STEPS["build"], STEPS["push"]
+    assert build["name"] == push["name"] == "gcr.io/cloud-builders/docker"
+    assert build["args"] == ["build", f"--tag={IMAGE}", "."]
+    assert push["args"] == ["push", IMAGE]
+
+
+def test_each_service_gets_a_tagged_revision_without_traffic() -> None:
+    for service in SERVICES:
+        step = STEPS[f"deploy-{service}"]
+        assert step["name"] == "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
+        assert step["waitFor"] == ["push"]
+        words = shlex.split(script(step).split("&&")[0])
+        assert words[:4] == ["gcloud", "run", "deploy", f"ngx-{service}"]
+        assert f"--image={IMAGE}" in words and "--no-traffic" in words
+        assert "--tag=c-${SHORT_SHA}" in words
+        assert script(step).endswith(f"> /workspace/{service}.revision")
+
+
+def test_service_names_match_terraform() -> None:
+    platform = (ROOT / "infra/modules/platform/main.tf").read_text()
+    module = (ROOT / "infra/modules/cloud_run_service/main.tf").read_text()
+    assert 'service_name = "ngx-${replace(var.name, "_", "-")}"' in module
+    for service in SERVICES:
+        assert f"    {service.replace('-', '_')} = {{" in platform
+
+
+def canary_args(step_id: str) -> Any:
+    """The canary command line as the step runs it, parsed by agentctl's own parser."""
+    text = script(STEPS[step_id]).replace("$$(cat /workspace/", "REV(")
+    values = {**BUILD["substitutions"], "SHORT_SHA": "abc1234"}
+    text = re.sub(r"\$\{(\w+)\}", lambda m: str(values[m.group(1)]), text)
+    text = re.sub(r"REV\((\w+)\.revision\)", r"ngx-\1-00002-xyz", text)
+    words = shlex.split(text)
+    assert words[:4] == ["exec", "python", "-m", "shared.cli"]
+    return build_parser().parse_args(words[4:])
+
+
+def test_canaries_run_from_the_new_image_and_parse() -> None:
+    for service in ("chat", "stream"):
+        step = STEPS[f"canary-{service}"]
+        assert step["name"] == IMAGE and step["waitFor"] == [f"deploy-{service}"]
+        args = canary_args(f"canary-{service}")
+        assert (args.command, args.action, args.service) == ("canary", "start", service)
+        assert args.revision == f"ngx-{service}-00002-xyz" and args.tag == "c-abc1234"
+        assert (args.steps, args.bake) == ("20,50,100", "30m,60m")
+        assert not args.no_wait and not args.dry_run
+        assert "NGX_PROJECT_ID=${_DEPLOY_PROJECT}" in step["env"]
+
+
+def test_scheduled_functions_move_to_the_new_revision() -> None:
+    step = STEPS["release-scheduled"]
+    assert step["waitFor"] == ["deploy-cache-maintenance", "deploy-backup"]
+    assert "--to-tags=c-${SHORT_SHA}=100" in script(step)
+    assert "ngx-cache-maintenance ngx-backup" in script(step)
+
+
+def test_substitutions_are_declared_and_used() -> None:
+    text = (ROOT / "cloudbuild.yaml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)\}", text))
+    declared = set(BUILD["substitutions"])
+    assert {"_DEPLOY_PROJECT", "_REGION", "_ENV"} <= declared
+    assert used - BUILT_IN == declared
+    assert BUILD["options"]["logging"] == "CLOUD_LOGGING_ONLY"
