@@ -18,10 +18,11 @@ import re
 import threading
 import time
 import uuid
-from concurrent import futures
 from typing import Any
 
 import grpc
+
+from emulator.grpc_server import serve
 
 SERVICES = "google.cloud.run.v2.Services"
 REVISIONS = "google.cloud.run.v2.Revisions"
@@ -358,17 +359,6 @@ class CloudRunFake:
                 {"GetOperation": unary(self.get_operation, operations_pb2.GetOperationRequest)},
             ),
         ]
-
-
-def serve(fake: Any, host: str, port: int) -> grpc.Server:
-    """Start a fake (this one or `emulator.monitoring`'s); stop it with ``server.stop(grace)``."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    for handler in fake.handlers():
-        server.add_generic_rpc_handlers((handler,))
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise OSError(f"cannot bind {host}:{port}")
-    server.start()
-    return server
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,10 +13,11 @@ import argparse
 import threading
 import time
 import uuid
-from concurrent import futures
 from typing import Any
 
 import grpc
+
+from emulator.grpc_server import serve
 
 SERVICE = "google.cloud.memorystore.v1.Memorystore"
 OPERATIONS = "google.longrunning.Operations"
@@ -122,17 +123,6 @@ class MemorystoreFake:
             },
         )
         return [service, operations]
-
-
-def serve(fake: MemorystoreFake, host: str, port: int) -> grpc.Server:
-    """Start the fake; the caller stops it with ``server.stop(grace)``."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    for handler in fake.handlers():
-        server.add_generic_rpc_handlers((handler,))
-    if server.add_insecure_port(f"{host}:{port}") == 0:
-        raise OSError(f"cannot bind {host}:{port}")
-    server.start()
-    return server
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import errors
+from shared.grpc_clients import async_client
 from shared.settings import Settings
 
 REQUEST_COUNT = "run.googleapis.com/request_count"
@@ -45,18 +46,13 @@ class Monitoring:
     def client(self) -> Any:
         if self._client is None:
             from google.cloud import monitoring_v3
+            from google.cloud.monitoring_v3.services.metric_service.transports import grpc_asyncio
 
-            if self.settings.monitoring_endpoint:
-                import grpc
-                from google.cloud.monitoring_v3.services.metric_service.transports import (
-                    grpc_asyncio,
-                )
-
-                channel = grpc.aio.insecure_channel(self.settings.monitoring_endpoint)
-                transport = grpc_asyncio.MetricServiceGrpcAsyncIOTransport(channel=channel)
-                self._client = monitoring_v3.MetricServiceAsyncClient(transport=transport)
-            else:
-                self._client = monitoring_v3.MetricServiceAsyncClient()
+            self._client = async_client(
+                monitoring_v3.MetricServiceAsyncClient,
+                grpc_asyncio.MetricServiceGrpcAsyncIOTransport,
+                self.settings.monitoring_endpoint,
+            )
         return self._client
 
     async def close(self) -> None:

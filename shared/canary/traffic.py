@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import errors
+from shared.grpc_clients import async_client
 from shared.settings import Settings
 
 log = logging.getLogger("ngx.canary")
@@ -59,35 +60,25 @@ class CloudRun:
     def services(self) -> Any:
         if self._services is None:
             from google.cloud import run_v2
+            from google.cloud.run_v2.services.services.transports import grpc_asyncio
 
-            endpoint = self.settings.run_endpoint
-            if endpoint:
-                import grpc
-                from google.cloud.run_v2.services.services.transports import grpc_asyncio
-
-                transport = grpc_asyncio.ServicesGrpcAsyncIOTransport(
-                    channel=grpc.aio.insecure_channel(endpoint)
-                )
-                self._services = run_v2.ServicesAsyncClient(transport=transport)
-            else:
-                self._services = run_v2.ServicesAsyncClient()
+            self._services = async_client(
+                run_v2.ServicesAsyncClient,
+                grpc_asyncio.ServicesGrpcAsyncIOTransport,
+                self.settings.run_endpoint,
+            )
         return self._services
 
     def revisions(self) -> Any:
         if self._revisions is None:
             from google.cloud import run_v2
+            from google.cloud.run_v2.services.revisions.transports import grpc_asyncio
 
-            endpoint = self.settings.run_endpoint
-            if endpoint:
-                import grpc
-                from google.cloud.run_v2.services.revisions.transports import grpc_asyncio
-
-                transport = grpc_asyncio.RevisionsGrpcAsyncIOTransport(
-                    channel=grpc.aio.insecure_channel(endpoint)
-                )
-                self._revisions = run_v2.RevisionsAsyncClient(transport=transport)
-            else:
-                self._revisions = run_v2.RevisionsAsyncClient()
+            self._revisions = async_client(
+                run_v2.RevisionsAsyncClient,
+                grpc_asyncio.RevisionsGrpcAsyncIOTransport,
+                self.settings.run_endpoint,
+            )
         return self._revisions
 
     async def close(self) -> None:

@@ -1,0 +1,19 @@
+"""One way to serve the control-plane fakes (Memorystore, Cloud Run, Monitoring) over plain gRPC."""
+
+from __future__ import annotations
+
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+
+def serve(fake: Any, host: str, port: int, workers: int = 8) -> grpc.Server:
+    """Start ``fake.handlers()`` on ``host:port``; stop it with ``server.stop(grace)``."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
+    for handler in fake.handlers():
+        server.add_generic_rpc_handlers((handler,))
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise OSError(f"cannot bind {host}:{port}")
+    server.start()
+    return server
