@@ -270,19 +270,25 @@ def check_monitoring(root: Path) -> list[str]:
     problems = []
     module = root / "modules/monitoring"
     defaults = _variable_defaults(module)
-    metrics = {unquote(k) for k in _locals(module / "main.tf").get("metrics", {})}
+    local = _locals(module / "main.tf")
+    metrics = {unquote(k) for k in local.get("metrics", {})}
     for metric in METRICS:
         if metric not in metrics:
             problems.append(f"monitoring: no log-based metric {metric}")
-    policies = [
-        body
-        for _, t, _, body in blocks(module, "resource")
-        if t == "google_monitoring_alert_policy"
-    ]
-    by_name = {unquote(p.get("display_name", "")).split(" (")[0]: p for p in policies}
+    policy = _one(module, "resource", "google_monitoring_alert_policy", "kpi")
+    promql = (policy or {}).get("conditions", [{}])[0].get("condition_prometheus_query_language")
+    if (
+        policy is None
+        or policy.get("for_each") != "${local.kpi_alerts}"
+        or not promql
+        or promql[0].get("query") != "${each.value.query}"
+        or promql[0].get("duration") != '"${each.value.duration_s}s"'
+    ):
+        problems.append("monitoring: the KPI alert policies must be made from local.kpi_alerts")
+    alerts = {unquote(k): v for k, v in local.get("kpi_alerts", {}).items()}
     for alert, thresholds in ALERTS.items():
-        policy = by_name.get(alert)
-        if policy is None:
+        spec = alerts.get(alert)
+        if spec is None:
             problems.append(f"monitoring: alert {alert} is missing")
             continue
         for variable, wanted in thresholds.items():
@@ -290,11 +296,9 @@ def check_monitoring(root: Path) -> list[str]:
                 problems.append(
                     f"monitoring: {alert}: {variable} = {defaults.get(variable)}, not {wanted}"
                 )
-        condition = policy.get("conditions", [{}])[0]
-        promql = condition.get("condition_prometheus_query_language", [{}])[0]
-        if not re.search(QUERIES[alert], unquote(promql.get("query", ""))):
+        if not re.search(QUERIES[alert], unquote(spec.get("query", ""))):
             problems.append(f"monitoring: {alert}: query does not compare with its threshold")
-        if unquote(promql.get("duration", "")) != f"${{var.{DURATIONS[alert]}}}s":
+        if spec.get("duration_s") != f"${{var.{DURATIONS[alert]}}}":
             problems.append(f"monitoring: {alert}: duration is not var.{DURATIONS[alert]}")
     slo = _one(module, "resource", "google_monitoring_slo", "latency")
     if (
@@ -303,8 +307,9 @@ def check_monitoring(root: Path) -> list[str]:
         or defaults.get("latency_goal") != 0.95
     ):
         problems.append("monitoring: latency SLO (P95 < 2000 ms) is missing or changed")
-    burns = [p for p in policies if "select_slo_burn_rate" in str(p.get("conditions"))]
-    if len(burns) < 2:
+    burns = {unquote(k) for k in local.get("burn_alerts", {})}
+    burn_policy = _one(module, "resource", "google_monitoring_alert_policy", "latency_burn")
+    if len(burns) < 2 or "select_slo_burn_rate" not in str(burn_policy):
         problems.append("monitoring: the latency SLO needs fast and slow burn-rate alerts")
     if _one(module, "resource", "google_monitoring_dashboard", "kpis") is None:
         problems.append("monitoring: the dashboard is missing")

@@ -126,10 +126,21 @@ def test_all_users_on_every_service_is_reported(broken: Path) -> None:
 def test_missing_alert_is_reported(broken: Path) -> None:
     path = broken / "modules/monitoring/main.tf"
     text = path.read_text()
-    start = text.index('resource "google_monitoring_alert_policy" "high_error_rate"')
-    end = text.index('resource "google_monitoring_alert_policy" "low_cache_hit_rate"')
+    start = text.index("    VertexAIHighErrorRate = {")
+    end = text.index("    VertexAILowCacheHitRate = {")
     path.write_text(text[:start] + text[end:])
     assert checks.check_monitoring(broken) == ["monitoring: alert VertexAIHighErrorRate is missing"]
+
+
+def test_alert_without_its_threshold_is_reported(broken: Path) -> None:
+    edit(
+        broken / "modules/monitoring/main.tf",
+        ' > ${var.error_ratio}"',
+        ' > 0.5"',
+    )
+    assert checks.check_monitoring(broken) == [
+        "monitoring: VertexAIHighErrorRate: query does not compare with its threshold"
+    ]
 
 
 def test_changed_alert_threshold_is_reported(broken: Path) -> None:

@@ -76,75 +76,50 @@ resource "google_logging_metric" "kpi" {
   }
 }
 
-resource "google_monitoring_alert_policy" "high_usage" {
-  project               = var.project_id
-  display_name          = "VertexAIHighUsage (${var.environment})"
-  combiner              = "OR"
-  notification_channels = var.notification_channels
-  user_labels           = { app = "ngx", env = var.environment, runbook = "vertex-ai-high-usage" }
-
-  conditions {
-    display_name = "Tokens above ${var.usage_tokens_per_minute}/min for ${var.usage_duration_s / 60} min"
-    condition_prometheus_query_language {
-      query               = "${local.tokens_per_s} * 60 > ${var.usage_tokens_per_minute}"
-      duration            = "${var.usage_duration_s}s"
-      evaluation_interval = "60s"
+# The KPI alerts: PromQL over the log-based metrics above, each linked to its runbook.
+locals {
+  kpi_alerts = {
+    VertexAIHighUsage = {
+      condition  = "Tokens above ${var.usage_tokens_per_minute}/min for ${var.usage_duration_s / 60} min"
+      query      = "${local.tokens_per_s} * 60 > ${var.usage_tokens_per_minute}"
+      duration_s = var.usage_duration_s
+      subject    = "Vertex AI token usage is high"
+    }
+    VertexAIHighErrorRate = {
+      condition  = "Failed calls above ${var.error_ratio * 100}% for ${var.error_duration_s / 60} min"
+      query      = "${local.errors_per_s} / ${local.calls_per_s} > ${var.error_ratio}"
+      duration_s = var.error_duration_s
+      subject    = "Vertex AI calls are failing"
+    }
+    VertexAILowCacheHitRate = {
+      condition  = "Cache hit rate below ${var.cache_hit_ratio * 100}% for ${var.cache_duration_s / 60} min"
+      query      = "${local.hits_per_s} / (${local.hits_per_s} + ${local.misses_per_s}) < ${var.cache_hit_ratio}"
+      duration_s = var.cache_duration_s
+      subject    = "The response cache is missing"
     }
   }
-
-  documentation {
-    subject   = "Vertex AI token usage is high in ${var.environment}"
-    content   = "See docs/operations.md#vertexaihighusage."
-    mime_type = "text/markdown"
-  }
-
-  depends_on = [google_logging_metric.kpi]
 }
 
-resource "google_monitoring_alert_policy" "high_error_rate" {
+resource "google_monitoring_alert_policy" "kpi" {
+  for_each              = local.kpi_alerts
   project               = var.project_id
-  display_name          = "VertexAIHighErrorRate (${var.environment})"
+  display_name          = "${each.key} (${var.environment})"
   combiner              = "OR"
   notification_channels = var.notification_channels
-  user_labels           = { app = "ngx", env = var.environment, runbook = "vertex-ai-high-error-rate" }
+  user_labels           = { app = "ngx", env = var.environment, alert = lower(each.key) }
 
   conditions {
-    display_name = "Failed calls above ${var.error_ratio * 100}% for ${var.error_duration_s / 60} min"
+    display_name = each.value.condition
     condition_prometheus_query_language {
-      query               = "${local.errors_per_s} / ${local.calls_per_s} > ${var.error_ratio}"
-      duration            = "${var.error_duration_s}s"
+      query               = each.value.query
+      duration            = "${each.value.duration_s}s"
       evaluation_interval = "60s"
     }
   }
 
   documentation {
-    subject   = "Vertex AI calls are failing in ${var.environment}"
-    content   = "See docs/operations.md#vertexaihigherrorrate."
-    mime_type = "text/markdown"
-  }
-
-  depends_on = [google_logging_metric.kpi]
-}
-
-resource "google_monitoring_alert_policy" "low_cache_hit_rate" {
-  project               = var.project_id
-  display_name          = "VertexAILowCacheHitRate (${var.environment})"
-  combiner              = "OR"
-  notification_channels = var.notification_channels
-  user_labels           = { app = "ngx", env = var.environment, runbook = "vertex-ai-low-cache-hit-rate" }
-
-  conditions {
-    display_name = "Cache hit rate below ${var.cache_hit_ratio * 100}% for ${var.cache_duration_s / 60} min"
-    condition_prometheus_query_language {
-      query               = "${local.hits_per_s} / (${local.hits_per_s} + ${local.misses_per_s}) < ${var.cache_hit_ratio}"
-      duration            = "${var.cache_duration_s}s"
-      evaluation_interval = "60s"
-    }
-  }
-
-  documentation {
-    subject   = "The response cache is missing in ${var.environment}"
-    content   = "See docs/operations.md#vertexailowcachehitrate."
+    subject   = "${each.value.subject} in ${var.environment}"
+    content   = "See docs/operations.md#${lower(each.key)}."
     mime_type = "text/markdown"
   }
 
@@ -180,50 +155,34 @@ resource "google_monitoring_slo" "latency" {
 }
 
 # Multi-window burn-rate alerts (the SRE workbook's pair): fast burn pages, slow burn tickets.
-resource "google_monitoring_alert_policy" "latency_burn_fast" {
-  project               = var.project_id
-  display_name          = "LatencySLOFastBurn (${var.environment})"
-  combiner              = "OR"
-  notification_channels = var.notification_channels
-  user_labels           = { app = "ngx", env = var.environment, runbook = "latency-slo-burn" }
-
-  conditions {
-    display_name = "Burning the 28-day latency budget 14.4× too fast (1 h window)"
-    condition_threshold {
-      filter          = "select_slo_burn_rate(\"${google_monitoring_slo.latency.name}\", \"3600s\")"
-      comparison      = "COMPARISON_GT"
-      threshold_value = 14.4
-      duration        = "0s"
-    }
-  }
-
-  documentation {
-    subject   = "Latency SLO burning fast in ${var.environment}"
-    content   = "See docs/operations.md#latencyslofastburn."
-    mime_type = "text/markdown"
+locals {
+  burn_alerts = {
+    LatencySLOFastBurn = { window = "3600s", rate = 14.4, condition = "Burning the 28-day latency budget 14.4× too fast (1 h window)" }
+    LatencySLOSlowBurn = { window = "21600s", rate = 6, condition = "Burning the 28-day latency budget 6× too fast (6 h window)" }
   }
 }
 
-resource "google_monitoring_alert_policy" "latency_burn_slow" {
+resource "google_monitoring_alert_policy" "latency_burn" {
+  for_each              = local.burn_alerts
   project               = var.project_id
-  display_name          = "LatencySLOSlowBurn (${var.environment})"
+  display_name          = "${each.key} (${var.environment})"
   combiner              = "OR"
   notification_channels = var.notification_channels
-  user_labels           = { app = "ngx", env = var.environment, runbook = "latency-slo-burn" }
+  user_labels           = { app = "ngx", env = var.environment, alert = lower(each.key) }
 
   conditions {
-    display_name = "Burning the 28-day latency budget 6× too fast (6 h window)"
+    display_name = each.value.condition
     condition_threshold {
-      filter          = "select_slo_burn_rate(\"${google_monitoring_slo.latency.name}\", \"21600s\")"
+      filter          = "select_slo_burn_rate(\"${google_monitoring_slo.latency.name}\", \"${each.value.window}\")"
       comparison      = "COMPARISON_GT"
-      threshold_value = 6
+      threshold_value = each.value.rate
       duration        = "0s"
     }
   }
 
   documentation {
-    subject   = "Latency SLO burning slowly in ${var.environment}"
-    content   = "See docs/operations.md#latencysloslowburn."
+    subject   = "${each.value.condition} in ${var.environment}"
+    content   = "See docs/operations.md#${lower(each.key)}."
     mime_type = "text/markdown"
   }
 }

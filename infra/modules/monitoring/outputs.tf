@@ -4,13 +4,10 @@ output "metric_types" {
 }
 
 output "alert_policies" {
-  value = {
-    usage       = google_monitoring_alert_policy.high_usage.name
-    errors      = google_monitoring_alert_policy.high_error_rate.name
-    cache       = google_monitoring_alert_policy.low_cache_hit_rate.name
-    slo_fast    = google_monitoring_alert_policy.latency_burn_fast.name
-    slo_slow    = google_monitoring_alert_policy.latency_burn_slow.name
-    dashboard   = google_monitoring_dashboard.kpis.id
-    latency_slo = google_monitoring_slo.latency.name
-  }
+  description = "Alert policy names by display name, the SLO and the dashboard."
+  value = merge(
+    { for name, policy in google_monitoring_alert_policy.kpi : name => policy.name },
+    { for name, policy in google_monitoring_alert_policy.latency_burn : name => policy.name },
+    { latency_slo = google_monitoring_slo.latency.name, dashboard = google_monitoring_dashboard.kpis.id },
+  )
 }
