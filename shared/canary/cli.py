@@ -92,6 +92,21 @@ def add_commands(commands: Any) -> None:
     )
     start.add_argument("--max-p95-ms", type=float, default=2000.0, help="default 2000")
     start.add_argument(
+        "--no-p95-gate",
+        action="store_true",
+        help="no request-latency gate (streams: a request lasts as long as its stream)",
+    )
+    start.add_argument(
+        "--lag",
+        default="3m",
+        help="windows end this long ago: Cloud Run metrics arrive late (default 3m)",
+    )
+    start.add_argument(
+        "--supersede",
+        action="store_true",
+        help="abort a rollout still running (an older release's) instead of refusing",
+    )
+    start.add_argument(
         "--max-failed-checks",
         type=int,
         default=1,
@@ -165,7 +180,8 @@ def _plan(args: argparse.Namespace) -> plans.Plan:
         "window_s": plans.parse_duration(args.window, "--window"),
         "min_requests": args.min_requests,
         "max_error_ratio": args.max_error_ratio,
-        "max_p95_ms": args.max_p95_ms,
+        "max_p95_ms": None if args.no_p95_gate else args.max_p95_ms,
+        "lag_s": plans.parse_duration(args.lag, "--lag"),
         "max_failed_checks": args.max_failed_checks,
         "kpis": args.kpis,
         "max_llm_error_ratio": args.max_llm_error_ratio,
@@ -211,7 +227,13 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         else:
             assert plan is not None
             rollout = await canary.start(
-                args.service, args.revision, plan, args.stable, args.tag, args.dry_run
+                args.service,
+                args.revision,
+                plan,
+                args.stable,
+                args.tag,
+                args.dry_run,
+                supersede=args.supersede,
             )
             if args.dry_run:
                 _print_plan(rollout)
@@ -275,9 +297,10 @@ def _print_plan(rollout: Any) -> None:
             f", model errors ≤ {gates.max_llm_error_ratio:.1%}, "
             f"model p95 ≤ {gates.max_llm_p95_ms:,.0f} ms"
         )
+    p95 = "p95 not gated" if gates.max_p95_ms is None else f"p95 ≤ {gates.max_p95_ms:,.0f} ms"
     print(
         f"  checks every {gates.interval_s:g}s over {gates.window_s:g}s: ≥ {gates.min_requests} "
-        f"requests, errors ≤ {gates.max_error_ratio:.1%}, p95 ≤ {gates.max_p95_ms:,.0f} ms{kpis}; "
+        f"requests, errors ≤ {gates.max_error_ratio:.1%}, {p95}{kpis}; "
         f"roll back at {gates.max_failed_checks} failed check(s)"
     )
     print("every split validated by Cloud Run (validate_only); nothing changed")

@@ -28,7 +28,10 @@ class Gates(BaseModel):
     window_s: float = Field(300.0, gt=0, description="how far back each check looks")
     min_requests: int = Field(100, ge=1, description="fewer: the check is inconclusive")
     max_error_ratio: float = Field(0.02, ge=0, le=1, description="5xx / all requests")
-    max_p95_ms: float = Field(2000.0, gt=0)
+    # None: no request-latency gate (a stream's request lasts as long as the stream).
+    max_p95_ms: float | None = Field(2000.0, gt=0)
+    # Cloud Run's metrics reach Cloud Monitoring up to ~3 min late: windows end this long ago.
+    lag_s: float = Field(180.0, ge=0, description="ingestion delay allowed for")
     max_failed_checks: int = Field(1, ge=1, description="roll back at this many failed checks")
     kpis: bool = Field(False, description="also gate on the log-based vertex_ai.client KPIs")
     max_llm_error_ratio: float = Field(0.05, ge=0, le=1, description="model errors / calls")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import errors
@@ -66,6 +66,7 @@ class Canary:
         stable: str | None = None,
         tag: str = "canary",
         dry_run: bool = False,
+        supersede: bool = False,
     ) -> Rollout:
         """Check everything, then give the candidate the first step (``dry_run``: only check).
 
@@ -74,13 +75,22 @@ class Canary:
         """
         sid = service_id(service)
         existing = await self.store.get(sid)
-        if existing is not None and existing.running:
+        superseding = bool(
+            existing and existing.running and supersede and existing.candidate != candidate
+        )
+        if existing is not None and existing.running and not superseding:
             raise errors.Conflict(
                 f"a rollout of {sid} is already running (candidate {existing.candidate} at "
                 f"{existing.percent}%): promote or abort it first"
             )
         split = await self.run.read(sid)
         await self.run.require_revision(sid, candidate)
+        if superseding and existing is not None:
+            # A newer release replaces one left running: its stable revision takes 100% first.
+            stable = stable or existing.stable
+            if not dry_run:
+                await self.abort(sid, f"superseded by {candidate}")
+                split = await self.run.read(sid)
         if stable is None:
             stable = split.serving_all()
             if stable is None:
@@ -217,7 +227,11 @@ class Canary:
         now = _now()
         try:
             sample = await self.monitoring.sample(
-                read.service, read.candidate, gates.window_s, gates.kpis, end=now
+                read.service,
+                read.candidate,
+                gates.window_s,
+                gates.kpis,
+                end=now - timedelta(seconds=gates.lag_s),
             )
             check = judge(sample, gates, at=now, step=read.step, percent=read.percent)
         except errors.Unavailable as exc:  # a blip is no evidence either way

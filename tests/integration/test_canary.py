@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,8 @@ STABLE = "ngx-chat-00002-abc"
 CANDIDATE = "ngx-chat-00003-def"
 COMMIT_TAG = "c-0a1b2c3"  # what `gcloud run deploy --no-traffic --tag` gave the candidate
 RATE = 4000.0  # requests per second: 80 reach a 20% candidate in one 0.1 s window
-FAST = {"interval_s": 0.1, "window_s": 0.1, "min_requests": 20}
-FAST_FLAGS = ["--interval", "100ms", "--window", "100ms", "--min-requests", "20"]
+FAST = {"interval_s": 0.1, "window_s": 0.1, "min_requests": 20, "lag_s": 0.0}
+FAST_FLAGS = ["--interval", "100ms", "--window", "100ms", "--min-requests", "20", "--lag", "0s"]
 
 
 @dataclass
@@ -448,3 +449,49 @@ def test_a_rolled_back_rollout_exits_1(
     assert f"{SERVICE}: rolled back at 20%: error ratio" in out
     assert " 20%  fail " in out
     assert google.split() == {STABLE: 100}
+
+
+async def test_a_newer_release_supersedes_a_rollout_left_running(
+    canary: Canary, google: Google
+) -> None:
+    with google.run.lock:  # a newer build deployed another revision
+        google.run.revisions[google.name].append("ngx-chat-00004-new")
+    await canary.start("chat", CANDIDATE, plan(), tag="c-0a1b2c3")
+    with pytest.raises(errors.Conflict):
+        await canary.start("chat", "ngx-chat-00004-new", plan())
+    assert google.split() == {STABLE: 80, CANDIDATE: 20}
+
+    newer = await canary.start("chat", "ngx-chat-00004-new", plan(), supersede=True)
+
+    assert newer.stable == STABLE and newer.candidate == "ngx-chat-00004-new"
+    assert google.splits_applied() == [
+        {STABLE: 80, CANDIDATE: 20},
+        {STABLE: 100},
+        {STABLE: 80, "ngx-chat-00004-new": 20},
+    ]
+    assert (CANDIDATE, 0, COMMIT_TAG) in google.traffic()  # the older candidate keeps its tag
+
+
+async def test_a_stream_is_judged_without_a_request_latency_gate(
+    canary: Canary, google: Google
+) -> None:
+    google.monitoring.set_revision(CANDIDATE, p95_ms=60_000.0)  # one-minute streams
+    await canary.start("chat", CANDIDATE, plan(max_p95_ms=None))
+
+    done = await asyncio.wait_for(canary.drive("chat"), 10)
+
+    assert done.status == "promoted"
+    assert all("p95" not in c.reason for c in done.checks)
+
+
+async def test_checks_look_at_a_window_that_ends_before_the_ingestion_lag(
+    canary: Canary, google: Google
+) -> None:
+    await canary.start("chat", CANDIDATE, plan(lag_s=0.4, window_s=0.2))
+    await canary.drive("chat", until=soon(0.35))
+
+    checks = [q for q in google.monitoring.queries if f'"{CANDIDATE}"' in q["filter"]]
+    assert checks
+    for query in checks:
+        assert abs(query["end"] - query["start"] - 0.2) < 0.01
+        assert query["end"] < time.time() - 0.3

@@ -97,7 +97,10 @@ def test_canaries_run_from_the_new_image_and_parse() -> None:
         assert (args.command, args.action, args.service) == ("canary", "start", service)
         assert args.revision == f"ngx-{service}-00002-xyz" and args.tag == "c-abc1234"
         assert (args.steps, args.bake) == ("20,50,100", "30m,60m")
-        assert not args.no_wait and not args.dry_run
+        assert not args.no_wait and not args.dry_run and args.supersede
+        assert args.max_wait == "3h" and args.min_requests == 100
+        # A stream's request latency is the stream's length: no p95 gate, the model KPIs instead.
+        assert (args.no_p95_gate, args.kpis) == (service == "stream", service == "stream")
         assert "NGX_PROJECT_ID=${_DEPLOY_PROJECT}" in step["env"]
 
 
@@ -106,6 +109,14 @@ def test_scheduled_functions_move_to_the_new_revision() -> None:
     assert step["waitFor"] == ["deploy-cache-maintenance", "deploy-backup"]
     assert "--to-tags=c-${SHORT_SHA}=100" in script(step)
     assert "ngx-cache-maintenance ngx-backup" in script(step)
+
+
+def test_scripts_escape_their_own_dollars() -> None:
+    """Cloud Build reads `$NAME` as a substitution: shell variables must be written `$$NAME`."""
+    for step in BUILD["steps"]:
+        for arg in step.get("args", []):
+            bare = re.findall(r"(?<!\$)\$(?!\$|\{)\(?\w*", re.sub(r"\$\$", "", str(arg)))
+            assert bare == [], f"{step['id']}: {bare}"
 
 
 def test_substitutions_are_declared_and_used() -> None:
