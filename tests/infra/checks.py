@@ -212,7 +212,7 @@ def check_services(root: Path) -> list[str]:
     if template.get("service_account") != "${google_service_account.this.email}":
         problems.append("cloud_run_service: the revision must run as the service's own account")
     ingress = service.get("ingress", "")
-    if "INGRESS_TRAFFIC_INTERNAL_ONLY" not in ingress or "var.public" not in ingress:
+    if ingress != '${var.public ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"}':
         problems.append("cloud_run_service: private services must take internal traffic only")
     members = str(_locals(module / "main.tf").get("invokers", ""))
     if members != '${var.public ? ["allUsers"] : var.invokers}':
@@ -234,9 +234,21 @@ def check_scheduler(root: Path) -> list[str]:
         if functions.get(target, {}).get("public", True) is not False:
             problems.append(f"platform: job {unquote(job)} targets {target}, which is not private")
     job = _one(root / "modules/scheduler_job", "resource", "google_cloud_scheduler_job", "this")
-    oidc = (job or {}).get("http_target", [{}])[0].get("oidc_token", [{}])[0]
+    target = (job or {}).get("http_target", [{}])[0]
+    oidc = target.get("oidc_token", [{}])[0]
     if oidc.get("audience") != "${var.service_uri}" or "service_account_email" not in oidc:
         problems.append("scheduler_job: the request must carry an OIDC token for the service")
+    # The audience Scheduler signs for must be the one the function checks (NGX_INVOKER_AUDIENCE).
+    calls = {name: body for _, _, name, body in blocks(root / "modules/platform", "module")}
+    if calls.get("job", {}).get("service_uri") != "${local.url[each.value.function]}":
+        problems.append(
+            "platform: scheduler jobs must call the URL the functions check as audience"
+        )
+    if (
+        "NGX_INVOKER_AUDIENCE = local.url[each.key]"
+        not in (root / "modules/platform/main.tf").read_text()
+    ):
+        problems.append("platform: private functions must check their own URL as audience")
     return problems
 
 

@@ -163,3 +163,25 @@ def test_missing_kpi_metric_is_reported(broken: Path) -> None:
         "monitoring: no log-based metric vertex_ai.client.cache_misses"
         in checks.check_monitoring(broken)
     )
+
+
+def test_scheduler_audience_other_than_the_checked_one_is_reported(broken: Path) -> None:
+    edit(
+        broken / "modules/platform/main.tf",
+        "service_uri               = local.url[each.value.function]",
+        "service_uri               = module.service[each.value.function].uri",
+    )
+    assert checks.check_policy(broken) == [
+        "platform: scheduler jobs must call the URL the functions check as audience"
+    ]
+
+
+def test_public_ingress_for_private_services_is_reported(broken: Path) -> None:
+    edit(
+        broken / "modules/cloud_run_service/main.tf",
+        '"INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"',
+        '"INGRESS_TRAFFIC_INTERNAL_ONLY" : "INGRESS_TRAFFIC_ALL"',
+    )
+    assert checks.check_policy(broken) == [
+        "cloud_run_service: private services must take internal traffic only"
+    ]

@@ -32,7 +32,9 @@ module "platform" {
   backup_keep_days      = 30
 
   firestore_backup_retention_days = 30
-  memorystore_node_type           = "HIGHMEM_MEDIUM"
+  # Direct VPC egress takes about two addresses per instance: room for 2 × 100 of each API service.
+  subnet_cidr           = "10.8.0.0/20"
+  memorystore_node_type = "HIGHMEM_MEDIUM"
 
   services = {
     chat              = { cpu = "2", memory = "1Gi", concurrency = 80, min_instances = 2, max_instances = 100, timeout_s = 300 }

@@ -9,7 +9,7 @@ locals {
   metrics = {
     "vertex_ai.client.latency"      = { filter = local.llm_calls, value = "jsonPayload.latency_ms", unit = "ms" }
     "vertex_ai.client.tokens"       = { filter = local.llm_calls, value = "jsonPayload.tokens", unit = "1" }
-    "vertex_ai.client.cost"         = { filter = local.llm_calls, value = "jsonPayload.cost_usd", unit = "USD" }
+    "vertex_ai.client.cost"         = { filter = local.llm_calls, value = "jsonPayload.cost_usd", unit = "{USD}" }
     "vertex_ai.client.errors"       = { filter = "${local.llm_calls} AND severity>=WARNING", value = null, unit = "1" }
     "vertex_ai.client.cache_hits"   = { filter = "${local.llm_calls} AND jsonPayload.cache_hit=true", value = null, unit = "1" }
     "vertex_ai.client.cache_misses" = { filter = "${local.llm_calls} AND jsonPayload.cache=\"miss\"", value = null, unit = "1" }
@@ -18,8 +18,10 @@ locals {
   # PromQL names of the metrics above (logging.googleapis.com/user/a.b → logging_googleapis_com:user_a_b).
   promql = { for name in keys(local.metrics) : name => "logging_googleapis_com:user_${replace(name, ".", "_")}" }
 
-  calls_per_s  = "sum(rate(${local.promql["vertex_ai.client.latency"]}_count[5m]))"
-  tokens_per_s = "sum(rate(${local.promql["vertex_ai.client.tokens"]}_sum[1m]))"
+  calls_per_s = "sum(rate(${local.promql["vertex_ai.client.latency"]}_count[5m]))"
+  # 5-minute rates: log-based metrics are written once a minute, so a 1-minute range may hold one
+  # point and give no rate at all.
+  tokens_per_s = "sum(rate(${local.promql["vertex_ai.client.tokens"]}_sum[5m]))"
   errors_per_s = "sum(rate(${local.promql["vertex_ai.client.errors"]}[5m]))"
   hits_per_s   = "sum(rate(${local.promql["vertex_ai.client.cache_hits"]}[30m]))"
   misses_per_s = "sum(rate(${local.promql["vertex_ai.client.cache_misses"]}[30m]))"
@@ -70,7 +72,7 @@ resource "google_logging_metric" "kpi" {
       exponential_buckets {
         num_finite_buckets = 64
         growth_factor      = 1.25
-        scale              = bucket_options.value == "USD" ? 0.000001 : 1
+        scale              = bucket_options.value == "{USD}" ? 0.000001 : 1
       }
     }
   }
@@ -202,7 +204,7 @@ resource "google_monitoring_dashboard" "kpis" {
           title = tile.title
           xyChart = {
             dataSets = [for query in tile.queries : {
-              prometheusQuery = query
+              timeSeriesQuery = { prometheusQuery = query }
               plotType        = "LINE"
             }]
           }

@@ -374,14 +374,16 @@ module "service" {
 }
 
 module "job" {
-  source                    = "../scheduler_job"
-  for_each                  = local.jobs
-  project_id                = var.project_id
-  region                    = var.region
-  name                      = "ngx-${each.key}-${var.environment}"
-  description               = "POST ${jsonencode(each.value.body)} to ${each.value.function}"
-  schedule                  = var.schedules[each.value.schedule]
-  service_uri               = module.service[each.value.function].uri
+  source      = "../scheduler_job"
+  for_each    = local.jobs
+  project_id  = var.project_id
+  region      = var.region
+  name        = "ngx-${each.key}-${var.environment}"
+  description = "POST ${jsonencode(each.value.body)} to ${each.value.function}"
+  depends_on  = [module.service]
+  schedule    = var.schedules[each.value.schedule]
+  # The URL the function checks as its OIDC audience (the service's `uri` is the hash-style one).
+  service_uri               = local.url[each.value.function]
   scheduler_service_account = google_service_account.scheduler.email
   body                      = each.value.body
 }
