@@ -1,7 +1,8 @@
-"""The container image: built as promised, and its file layout starts each of the four functions.
+"""The container image: built as promised, and its contents start each of the four functions.
 
-No Docker engine runs in CI, so the runtime stage's layout is assembled from the Dockerfile's own
-COPY lines and started with the image's own CMD; a file the image forgets to copy fails here.
+No Docker engine runs in CI, so the runtime stage is assembled as the Dockerfile builds it: a venv
+holding `requirements.txt` alone, the code from the Dockerfile's own COPY lines, the image's ENV
+and CMD. A file the image forgets to copy, or a dependency missing from the pins, fails here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -73,6 +75,27 @@ def test_dockerignore_keeps_out_everything_but_the_product() -> None:
         assert not sent(path), path
 
 
+@pytest.fixture(scope="session")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with exactly the image's dependencies (the build stage's `pip install`)."""
+    venv = tmp_path_factory.mktemp("image") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(venv / "bin/pip"),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "-r",
+            str(ROOT / "requirements.txt"),
+        ],
+        check=True,
+        timeout=600,
+    )
+    return venv
+
+
 def assemble(target: Path) -> dict[str, str]:
     """Copy what the runtime stage holds (the build stage's /app) and return the image's ENV."""
     build, runtime = stages()
@@ -94,7 +117,9 @@ def assemble(target: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_each_function_starts_from_the_image_layout(tmp_path: Path, function: str) -> None:
+def test_each_function_starts_from_the_image_layout(
+    tmp_path: Path, image_venv: Path, function: str
+) -> None:
     app = tmp_path / "app"
     image_env = assemble(app)
     cmd = json.loads(
@@ -103,8 +128,8 @@ def test_each_function_starts_from_the_image_layout(tmp_path: Path, function: st
     assert image_env["PYTHONPATH"] == "/app"
     port = free_ports(1)[0]
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NGX_")},
-        "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}",
+        **{k: v for k, v in os.environ.items() if not k.startswith(("NGX_", "VIRTUAL_ENV"))},
+        "PATH": f"{image_venv / 'bin'}:{os.environ['PATH']}",
         "PYTHONPATH": str(app),
         "FUNCTION_TARGET": function,
         "PORT": str(port),
