@@ -372,7 +372,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="ID=REV1,REV2",
-        help="a service and its revisions, oldest first; the last one serves 100%%",
+        help="a service and its revisions, oldest first; the last one serves 100%% unless one "
+        "is marked with a trailing * (ID=REV1*,REV2: REV2 is a candidate without traffic)",
     )
     parser.add_argument("--operation-s", type=float, default=0.1)
 
@@ -380,8 +381,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def from_arguments(args: argparse.Namespace) -> CloudRunFake:
     fake = CloudRunFake(args.project, args.region, args.operation_s)
     for spec in args.service:
-        service_id, _, revisions = spec.partition("=")
-        fake.add_service(service_id, [r for r in revisions.split(",") if r])
+        service_id, _, listed = spec.partition("=")
+        names = [r for r in listed.split(",") if r]
+        serving = next((r.rstrip("*") for r in names if r.endswith("*")), None)
+        fake.add_service(service_id, [r.rstrip("*") for r in names], serving=serving)
     return fake
 
 
