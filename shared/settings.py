@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     )
     auth_clock_skew_s: int = Field(60, ge=0, le=600)
     auth_jwks_ttl_s: int = Field(3600, ge=10)
+    auth_token_cache_size: int = Field(
+        4096, ge=0, le=1_000_000, description="verified tokens kept per process; 0 turns it off"
+    )
     api_key_cache_s: int = Field(60, ge=0)
 
     # Rate limits: requests per minute, per API key or user (by tier) and per client IP.

@@ -98,10 +98,12 @@ class Router:
         routes: list[Route],
         guard: Callable[[], Guard] | None = None,
         cors: Cors | None = None,
+        after_first: Callable[[], None] | None = None,
     ) -> None:
         self._routes = [(route, route.pattern) for route in routes]
         self._guard = guard
         self._cors = cors
+        self._after_first = after_first  # run once, when the first response is ready
 
     def _methods(self, path: str) -> list[str]:
         return [route.method for route, pattern in self._routes if pattern.match(path)]
@@ -162,6 +164,9 @@ class Router:
         finally:
             trace_var.reset(trace_token)
             request_id_var.reset(rid_token)
+            if self._after_first is not None:
+                after_first, self._after_first = self._after_first, None
+                after_first()
 
     async def _dispatch(self, request: Request) -> Response:
         route, params = self._match(request.method, request.url.path)

@@ -11,7 +11,8 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared import runtime, web
+# coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
+from shared import coldstart, runtime, web
 from shared.auth.invoker import InvokerAuth
 from shared.backup.service import BackupCall, perform
 from shared.health import healthz
@@ -27,7 +28,10 @@ async def post_action(request: Request, _: dict[str, str]) -> Response:
     return JSONResponse({**report, "request_id": web.current_request_id()})
 
 
-router = web.Router([web.Route("POST", "/", post_action), web.Route("GET", "/healthz", healthz)])
+router = web.Router(
+    [web.Route("POST", "/", post_action), web.Route("GET", "/healthz", healthz)],
+    after_first=coldstart.resume,
+)
 
 
 @functions_framework.aio.http

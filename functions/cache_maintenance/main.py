@@ -11,7 +11,8 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared import runtime, web
+# coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
+from shared import coldstart, runtime, web
 from shared.auth.invoker import InvokerAuth
 from shared.cache_maintenance.jobs import CacheMaintenance
 from shared.cache_maintenance.service import CacheCall, perform
@@ -29,7 +30,10 @@ async def post_action(request: Request, _: dict[str, str]) -> Response:
     return JSONResponse({**report, "request_id": web.current_request_id()})
 
 
-router = web.Router([web.Route("POST", "/", post_action), web.Route("GET", "/healthz", healthz)])
+router = web.Router(
+    [web.Route("POST", "/", post_action), web.Route("GET", "/healthz", healthz)],
+    after_first=coldstart.resume,
+)
 
 
 @functions_framework.aio.http

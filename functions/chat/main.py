@@ -6,7 +6,8 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared import runtime, web
+# coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
+from shared import coldstart, runtime, web
 from shared.chat import Caller
 from shared.contracts import ChatRequest, PageQuery
 from shared.cors import Cors
@@ -75,6 +76,7 @@ router = web.Router(
     ],
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),
+    after_first=coldstart.resume,
 )
 
 

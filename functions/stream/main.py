@@ -10,7 +10,8 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from shared import runtime, sse, web
+# coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
+from shared import coldstart, runtime, sse, web
 from shared.chat import Caller
 from shared.contracts import ChatRequest
 from shared.cors import Cors
@@ -42,6 +43,7 @@ router = web.Router(
     ],
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),
+    after_first=coldstart.resume,
 )
 
 

@@ -3,6 +3,8 @@
 Issuer, audience and JWKS URL are settings (Firebase Auth defaults). The key set is cached for its
 ``Cache-Control: max-age`` (or ``auth_jwks_ttl_s``) and fetched again when a token names an unknown
 ``kid`` — at most once every `MIN_REFRESH_S`, so forged kids cannot make us hammer the JWKS host.
+A mobile app sends the same token for up to an hour, so each verified token is remembered
+(`VerifiedTokens`) until it expires or the key set changes, and its RSA signature is checked once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import OrderedDict
 from typing import Any
 
 import httpx
@@ -35,6 +38,11 @@ class JwksCache:
         self._expires = 0.0
         self._fetched = float("-inf")
         self._lock = asyncio.Lock()
+        self.generation = 0  # bumped whenever the set of keys changes
+
+    def fresh(self) -> bool:
+        """Whether the cached key set is within its lifetime (no fetch would be made)."""
+        return bool(self._keys) and time.monotonic() < self._expires
 
     async def key(self, kid: str) -> Any:
         """The public key for ``kid``; refreshes when stale or when the kid is unknown."""
@@ -65,10 +73,55 @@ class JwksCache:
                 keys[jwk["kid"]] = jwt.PyJWK(jwk).key
             except (KeyError, jwt.PyJWKError):
                 continue
+        if keys.keys() != self._keys.keys():
+            self.generation += 1
         self._keys = keys
         found = _MAX_AGE.search(response.headers.get("cache-control", ""))
         ttl = int(found.group(1)) if found else self.ttl_s
         self._expires = time.monotonic() + min(ttl, self.ttl_s)
+
+
+class VerifiedTokens:
+    """Claims of tokens already verified, by the token itself, until they expire (LRU-bounded).
+
+    The key is the whole token, signature included, so only the very token that was verified
+    finds its entry. Entries end at the token's ``exp`` (plus the allowed skew, as `decode`
+    allows) and all together when the key set changes or goes stale, so a withdrawn key stops
+    being honoured at the next JWKS refresh, as without the cache.
+    """
+
+    def __init__(self, jwks: JwksCache, size: int, leeway: int) -> None:
+        self._jwks = jwks
+        self._size = size
+        self._leeway = leeway
+        self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._generation = jwks.generation
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        if not self._entries:
+            return None
+        if self._generation != self._jwks.generation or not self._jwks.fresh():
+            self._entries.clear()
+            return None
+        found = self._entries.get(token)
+        if found is None:
+            return None
+        claims, until = found
+        if time.time() >= until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return claims
+
+    def put(self, token: str, claims: dict[str, Any]) -> None:
+        if self._size == 0:
+            return
+        if self._generation != self._jwks.generation:
+            self._entries.clear()
+            self._generation = self._jwks.generation
+        self._entries[token] = (claims, float(claims["exp"]) + self._leeway)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
 
 
 class TokenVerifier:
@@ -79,9 +132,13 @@ class TokenVerifier:
         self.audience = settings.token_audience
         self.leeway = settings.auth_clock_skew_s
         self.jwks = JwksCache(settings.auth_jwks_url, settings.auth_jwks_ttl_s)
+        self.verified = VerifiedTokens(self.jwks, settings.auth_token_cache_size, self.leeway)
 
     async def verify(self, token: str) -> Principal:
-        claims = await decode(token, self.jwks, self.issuer, self.audience, self.leeway)
+        claims = self.verified.get(token)
+        if claims is None:
+            claims = await decode(token, self.jwks, self.issuer, self.audience, self.leeway)
+            self.verified.put(token, claims)
         subject = str(claims["sub"])
         if not subject or len(subject) > 128:
             raise errors.Unauthenticated("bearer token has no usable subject")

@@ -1,9 +1,10 @@
 """Cold start: launch → first successful chat, against launch → first 200 of a bare aio hello world.
 
 Both are started the same way (``python -m functions_framework --asgi``, one gunicorn/uvicorn
-worker, as on Cloud Run) in the same run, alternating, with compiled bytecode as in the container
-image. The emulator answers with zero latency so the figure is start-up cost only. Prints the
-medians of N runs and their ratio; the target is ≤ 2.0×.
+worker, as on Cloud Run) in the same run, alternating, by the interpreter of the container image's
+environment (a venv of ``requirements.txt`` alone, bytecode compiled: dev tools installed next to
+the SDKs change what their optional imports load). The emulator answers with zero latency so the
+figure is start-up cost only. Prints the medians of N runs and their ratio; the target is ≤ 2.0×.
 
     python -m tests.bench.cold_start [--runs 5]
 """
@@ -12,20 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from emulator.stack import ROOT, Stack, function_env
+from emulator.stack import ROOT, Stack
 from shared.auth import devtokens
 from shared.settings import LOCAL_HOST, Settings
+from tests.bench.harness import function_env_of, function_python
 from tests.conftest import stack_settings
 
 HELLO = Path(__file__).resolve().parent / "hello" / "main.py"
@@ -40,12 +40,12 @@ def free_port() -> int:
 
 
 def launch_until_ok(
-    target: str, source: Path, env: dict[str, str], request: dict[str, object]
+    python: Path, target: str, source: Path, env: dict[str, str], request: dict[str, object]
 ) -> float:
     """Seconds from process launch to the first 200 answer to ``request``."""
     port = free_port()
     argv = [
-        sys.executable,
+        str(python),
         "-m",
         "functions_framework",
         "--target",
@@ -85,7 +85,8 @@ def launch_until_ok(
 
 
 def measure(settings: Settings, runs: int) -> dict[str, object]:
-    env = {**os.environ, **function_env(settings)}
+    python = function_python()
+    env = function_env_of(settings)
     token = devtokens.local_token(settings, "bench")
     chat_request = {
         "method": "POST",
@@ -96,12 +97,12 @@ def measure(settings: Settings, runs: int) -> dict[str, object]:
     hello_request = {"method": "GET", "url": "/"}
     chat_main = ROOT / "functions" / "chat" / "main.py"
     # One warm-up of each fills the OS page cache, as on a machine that has run the image before.
-    launch_until_ok("hello", HELLO, env, hello_request)
-    launch_until_ok("chat", chat_main, env, chat_request)
+    launch_until_ok(python, "hello", HELLO, env, hello_request)
+    launch_until_ok(python, "chat", chat_main, env, chat_request)
     hello, chat = [], []
     for _ in range(runs):
-        hello.append(launch_until_ok("hello", HELLO, env, hello_request))
-        chat.append(launch_until_ok("chat", chat_main, env, chat_request))
+        hello.append(launch_until_ok(python, "hello", HELLO, env, hello_request))
+        chat.append(launch_until_ok(python, "chat", chat_main, env, chat_request))
     ratio = statistics.median(chat) / statistics.median(hello)
     return {
         "benchmark": "cold_start",

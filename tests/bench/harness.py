@@ -1,5 +1,6 @@
 """What the benchmarks share: backing services on free ports and function processes started the
-way Cloud Run starts them (``python -m functions_framework --asgi``, one worker)."""
+way Cloud Run starts them (``python -m functions_framework --asgi``, one worker) from the container
+image's environment (a venv of ``requirements.txt`` alone, bytecode compiled)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import contextlib
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +20,7 @@ import httpx
 from emulator.stack import ROOT, Stack, function_env
 from shared.settings import LOCAL_HOST, Settings
 from tests.conftest import free_ports, stack_settings
+from tests.image_venv import image_venv
 
 HELLO = Path(__file__).resolve().parent / "hello" / "main.py"
 # Benchmarks measure the service, not its limits.
@@ -27,6 +28,19 @@ UNLIMITED = {
     "rate_limit_ip_per_minute": 10**9,
     "rate_limit_tiers": {"free": 10**9, "standard": 10**9, "premium": 10**9},
 }
+
+
+def function_python() -> Path:
+    """The image environment's interpreter; the product's code compiled as in the image."""
+    venv = image_venv()
+    subprocess.run([venv / "bin" / "python", "-m", "compileall", "-q", ROOT / "shared"], check=True)
+    return venv / "bin" / "python"
+
+
+def function_env_of(settings: Settings, **extra: str) -> dict[str, str]:
+    """A function process's environment: this one without its venv, plus the stack's settings."""
+    inherited = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    return {**inherited, **function_env(settings), **extra}
 
 
 @contextlib.contextmanager
@@ -73,7 +87,7 @@ def launch(target: str, source: Path, settings: Settings, **env: str) -> subproc
     port = free_ports(1)[0]
     process = subprocess.Popen(
         [
-            sys.executable,
+            function_python(),
             "-m",
             "functions_framework",
             "--target",
@@ -86,7 +100,7 @@ def launch(target: str, source: Path, settings: Settings, **env: str) -> subproc
             "--port",
             str(port),
         ],
-        env={**os.environ, **function_env(settings), **env},
+        env=function_env_of(settings, **env),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

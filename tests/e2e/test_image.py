@@ -14,7 +14,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_ports
+from tests.image_venv import image_venv as build_image_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -76,24 +76,9 @@ def test_dockerignore_keeps_out_everything_but_the_product() -> None:
 
 
 @pytest.fixture(scope="session")
-def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def image_venv() -> Path:
     """A venv with exactly the image's dependencies (the build stage's `pip install`)."""
-    venv = tmp_path_factory.mktemp("image") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [
-            str(venv / "bin/pip"),
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "-r",
-            str(ROOT / "requirements.txt"),
-        ],
-        check=True,
-        timeout=600,
-    )
-    return venv
+    return build_image_venv()
 
 
 def assemble(target: Path) -> dict[str, str]:

@@ -110,3 +110,18 @@ def test_every_error_code_is_unique() -> None:
     classes = [errors.AppError, *errors.AppError.__subclasses__()]
     codes = [cls.code for cls in classes]
     assert len(codes) == len(set(codes))
+
+
+async def test_after_first_runs_once_even_when_the_first_request_fails() -> None:
+    calls: list[int] = []
+    once = web.Router([web.Route("GET", "/crash", crash)], after_first=lambda: calls.append(1))
+
+    async def serve(request: Request) -> Response:
+        return await once(request)
+
+    transport = httpx.ASGITransport(app=Starlette(routes=[Route("/{path:path}", serve)]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert (await http.get("/crash")).status_code == 500
+        assert calls == [1]
+        assert (await http.get("/nowhere")).status_code == 404
+    assert calls == [1]

@@ -1,0 +1,161 @@
+"""Verified tokens are remembered, but never past their expiry or a change of signing keys.
+
+A real JWKS endpoint on 127.0.0.1 serves the keys; tokens are minted and checked with the real
+RSA keys, and the count of full verifications is what the cache saves.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import errors
+from shared.auth import devtokens, tokens
+from shared.settings import load_settings
+
+ISSUER = "https://issuer.example"
+AUDIENCE = "ngx-test"
+
+
+class JwksServer:
+    """Serves whichever key set `keys` holds now."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # the http.server hook
+                body = json.dumps({"keys": outer.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    served = JwksServer()
+    thread = threading.Thread(target=served.server.serve_forever, daemon=True)
+    thread.start()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+@pytest.fixture
+def full_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every token that goes through the full signature and claims check."""
+    seen: list[str] = []
+    real = tokens.decode
+
+    async def counting(token: str, *args: Any) -> dict[str, Any]:
+        seen.append(token)
+        return await real(token, *args)
+
+    monkeypatch.setattr(tokens, "decode", counting)
+    return seen
+
+
+def signing_key(directory: Path) -> Path:
+    return devtokens.ensure_key(directory)
+
+
+def mint(key: Path, user: str, ttl_s: int = 3600) -> str:
+    return devtokens.mint(key, user=user, issuer=ISSUER, audience=AUDIENCE, ttl_s=ttl_s)
+
+
+def verifier(server: JwksServer, **overrides: Any) -> tokens.TokenVerifier:
+    settings = load_settings(
+        environment="test",
+        auth_issuer=ISSUER,
+        auth_audience=AUDIENCE,
+        auth_jwks_url=server.url,
+        **overrides,
+    )
+    return tokens.TokenVerifier(settings)
+
+
+async def test_a_token_is_fully_verified_once(
+    jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
+) -> None:
+    key = signing_key(tmp_path)
+    jwks_server.keys = devtokens.jwks(key)["keys"]
+    check = verifier(jwks_server)
+    token = mint(key, "alice")
+    first = await check.verify(token)
+    again = [await check.verify(token) for _ in range(5)]
+    assert all(p.subject == first.subject == "user:alice" for p in again)
+    assert full_checks == [token]
+    with pytest.raises(errors.Unauthenticated):  # a changed signature is not the cached token
+        await check.verify(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
+
+
+async def test_a_remembered_token_still_expires(
+    jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
+) -> None:
+    key = signing_key(tmp_path)
+    jwks_server.keys = devtokens.jwks(key)["keys"]
+    check = verifier(jwks_server, auth_clock_skew_s=0)
+    token = mint(key, "alice", ttl_s=2)  # exp is whole seconds: at least 1 s of life left
+    claims = (await check.verify(token)).claims
+    time.sleep(float(claims["exp"]) - time.time() + 0.1)  # just past exp; no skew allowed
+    with pytest.raises(errors.Unauthenticated, match="expired"):
+        await check.verify(token)
+    assert full_checks == [token, token]
+
+
+async def test_a_withdrawn_key_stops_being_honoured(
+    jwks_server: JwksServer,
+    full_checks: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tokens, "MIN_REFRESH_S", 0.0)  # let each unknown kid refetch at once
+    old, new = signing_key(tmp_path / "old"), signing_key(tmp_path / "new")
+    jwks_server.keys = devtokens.jwks(old)["keys"]
+    check = verifier(jwks_server)
+    old_token = mint(old, "alice")
+    await check.verify(old_token)
+    jwks_server.keys = devtokens.jwks(new)["keys"]  # rotated: the old key is withdrawn
+    await check.verify(mint(new, "bob"))  # an unknown kid makes the verifier refetch the keys
+    with pytest.raises(errors.Unauthenticated, match="unknown key"):
+        await check.verify(old_token)
+
+
+async def test_the_cache_is_bounded(
+    jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
+) -> None:
+    key = signing_key(tmp_path)
+    jwks_server.keys = devtokens.jwks(key)["keys"]
+    check = verifier(jwks_server, auth_token_cache_size=2)
+    a, b, c = (mint(key, user) for user in ("a", "b", "c"))
+    for token in (a, b, a, c, a, b):  # c pushes out b, the least recently used
+        await check.verify(token)
+    assert full_checks == [a, b, c, b]
+
+
+async def test_size_zero_turns_the_cache_off(
+    jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
+) -> None:
+    key = signing_key(tmp_path)
+    jwks_server.keys = devtokens.jwks(key)["keys"]
+    check = verifier(jwks_server, auth_token_cache_size=0)
+    token = mint(key, "alice")
+    await check.verify(token)
+    await check.verify(token)
+    assert full_checks == [token, token]
