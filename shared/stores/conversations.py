@@ -19,6 +19,7 @@ from typing import Any
 from shared import errors
 from shared.llm.prompt import Message
 from shared.llm.types import LlmResult
+from shared.stores import writes
 from shared.stores.group_commit import GroupCommitter
 
 CONVERSATIONS = "conversations"
@@ -142,15 +143,9 @@ class ConversationStore:
         The answer is stored as ``message_id`` and the question beside it as ``{message_id}-q``,
         so ids can be handed to the client before the model has answered.
         """
-        from google.cloud.firestore_v1.transforms import Increment
-
         now = datetime.now(UTC)
         conversation = self._conversation(conversation_id)
-        header: dict[str, Any] = {
-            "owner": owner,
-            "updated_at": now,
-            "message_count": Increment(2),
-        }
+        header: dict[str, Any] = {"owner": owner, "updated_at": now}
         if new_conversation:
             header |= {"created_at": now, "title": user_text.strip()[:TITLE_CHARS], "summary": ""}
         if summary is not None:
@@ -174,10 +169,14 @@ class ConversationStore:
             expire_at = now + timedelta(days=retention_days)
             header["expire_at"] = question["expire_at"] = reply["expire_at"] = expire_at
 
+        pbs = [  # built here, in the request's own task, not in the shared commit
+            writes.merge_write(conversation._document_path, header, {"message_count": 2}),
+            writes.set_write(messages.document(f"{message_id}-q")._document_path, question),
+            writes.set_write(messages.document(message_id)._document_path, reply),
+        ]
+
         def write(batch: Any) -> None:
-            batch.set(conversation, header, merge=True)
-            batch.set(messages.document(f"{message_id}-q"), question)
-            batch.set(messages.document(message_id), reply)
+            batch._add_write_pbs(pbs)  # where batch.set puts the protos it builds
 
         await self._committer.commit(write, count=3)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from shared.settings import Settings
@@ -19,3 +21,11 @@ def make_client(settings: Settings) -> Any:
     from google.cloud.firestore_v1.async_client import AsyncClient
 
     return AsyncClient(project=settings.project_id, database=settings.firestore_database)
+
+
+@lru_cache(maxsize=1)
+def raw_types() -> SimpleNamespace:
+    """The raw protobuf classes behind the client's ``Document`` and ``Write`` types."""
+    from google.cloud.firestore_v1.types import document, write
+
+    return SimpleNamespace(Document=document.Document.pb(), Write=write.Write.pb())

@@ -72,6 +72,16 @@ class Function:
                         total += int(line.split()[1])
         return total
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the process tree (master and worker)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
 
 def _children(pid: int) -> list[int]:
     found = []
