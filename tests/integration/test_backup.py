@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,14 @@ async def test_round_trip_keeps_every_document_and_type(
     assert after == before
 
 
+def epoch_ns(stamp: str) -> int:
+    """An RFC 3339 UTC time as integer nanoseconds (its fraction has 0 to 9 digits, so the strings
+    themselves do not sort by time)."""
+    whole, _, fraction = stamp.removesuffix("Z").partition(".")
+    seconds = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 10**9 + int(fraction.ljust(9, "0"))
+
+
 async def test_writes_during_a_backup_are_wholly_in_or_wholly_out(
     settings: Settings, api: FirestoreApi
 ) -> None:
@@ -109,8 +117,8 @@ async def test_writes_during_a_backup_are_wholly_in_or_wholly_out(
             if path.startswith("conversations/grp"):
                 group = doc.fields["group"].integer_value
                 seen[group] = seen.get(group, 0) + 1
-    read_time = manifest.read_time
-    before = {g for g, at in committed.items() if at.rfc3339() <= read_time}
+    read_time = epoch_ns(manifest.read_time)
+    before = {g for g, at in committed.items() if epoch_ns(at.rfc3339()) <= read_time}
     after = set(committed) - before
     assert before and after, "the writer must commit on both sides of the read time"
     assert set(seen) == before
