@@ -6,7 +6,7 @@ The model sees the newest history that fits the prompt budget plus a rolling sum
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,8 @@ from shared.llm.client import LlmClient
 from shared.llm.types import LlmRequest, LlmResult, Turn
 from shared.settings import Settings
 from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
+
+Seal = Callable[[bytes], Sequence[Any]]  # an answer's body → writes committed with its exchange
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class ChatService:
         prepared: Prepared,
         answer: LlmResult,
         request_id: str,
+        also: Sequence[Any] = (),
     ) -> None:
         await self._store.append_exchange(
             owner=caller.subject,
@@ -130,15 +133,21 @@ class ChatService:
             request_id=request_id,
             summary=prepared.summary,
             retention_days=self._settings.conversation_retention_days or None,
+            also=also,
         )
 
-    async def chat(self, request: ChatRequest, caller: Caller, request_id: str) -> ChatResponse:
-        """Answer one message and return it in the contract's shape."""
+    async def chat(
+        self, request: ChatRequest, caller: Caller, request_id: str, seal: Seal | None = None
+    ) -> ChatResponse:
+        """Answer one message and return it in the contract's shape.
+
+        ``seal`` turns the answer's JSON body into writes stored in the same commit as the
+        exchange (an idempotent request's recorded answer), so both are stored or neither is.
+        """
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
         answer = await self._llm.generate(prepared.request)
-        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id)
-        return ChatResponse(
+        reply = ChatResponse(
             conversation_id=cid,
             message_id=mid,
             text=answer.text,
@@ -146,6 +155,9 @@ class ChatService:
             usage=usage_of(answer),
             request_id=request_id,
         )
+        also = seal(reply.model_dump_json().encode()) if seal is not None else ()
+        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id, also)
+        return reply
 
     async def stream(
         self, request: ChatRequest, caller: Caller, request_id: str

@@ -1,38 +1,48 @@
 """Idempotent POSTs: the first answer to an ``Idempotency-Key`` is stored and replayed as is.
 
 ``idempotency/{sha256(subject, key)}`` holds the state (``pending`` → ``done``), a hash of the
-request body, the stored response and ``expire_at`` (Firestore TTL). The first request creates the
-document (``create`` fails if it exists, so exactly one caller wins across instances) and runs;
-concurrent replays wait for it — on the same instance through a shared future, elsewhere by
-polling — and receive the stored bytes. The same key with a different body is refused with 422.
-A replay still pending after ``idempotency_wait_s`` gets 409 with ``Retry-After``. A failed first
-attempt removes its record, so the client's retry runs again.
+request body, the stored response, a lease and ``expire_at`` (Firestore TTL). The first request
+creates the document (``create`` fails if it exists, so exactly one caller wins across instances)
+and runs; concurrent replays wait for it — on the same instance through a shared future,
+elsewhere by polling — and receive the stored bytes. The same key with a different body is
+refused with 422. A replay still pending after ``idempotency_wait_s`` gets 409 with
+``Retry-After``. A failed first attempt removes its record, so the client's retry runs again.
+
+Exactly once, across crashes: the chat answer is *sealed* — its ``done`` record is written in the
+same commit as the exchange, on the condition that the record is still the one this request
+claimed (its update time). A request whose instance died before that commit leaves a pending
+record; once its lease (``idempotency_lease_s``) runs out a replay takes the claim over and runs
+the request. Should the first owner still be alive, its commit now fails whole — no second
+exchange is ever stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import errors
 from shared.settings import Settings
+from shared.stores import writes
 
 log = logging.getLogger("ngx.idempotency")
 COLLECTION = "idempotency"
 MAX_KEY_CHARS = 255
+JSON = "application/json"
 
 
 @dataclass(frozen=True)
 class StoredResponse:
     status: int
     body: bytes
-    media_type: str = "application/json"
+    media_type: str = JSON
 
 
 def body_hash(payload: Any) -> str:
@@ -41,22 +51,43 @@ def body_hash(payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass
+class Claim:
+    """This request's hold on a pending record: the update time of its own write of it."""
+
+    reference: Any
+    update_time: Any  # a protobuf Timestamp
+    sealed: bytes | None = None
+
+    def seal(self, body: bytes) -> Sequence[Any]:
+        """The writes that record ``body`` (a 200 JSON answer) as done, if the claim still holds."""
+        self.sealed = body
+        done = {"state": "done", "status": 200, "body": body, "media_type": JSON}
+        name = self.reference._document_path
+        return [writes.merge_write(name, done, last_update_time=self.update_time)]
+
+
+Produce = Callable[[Callable[[bytes], Sequence[Any]]], Awaitable[StoredResponse]]
+
+
 class Idempotency:
     def __init__(self, db: Any, settings: Settings) -> None:
         self._db = db
         self._ttl = timedelta(hours=settings.idempotency_ttl_h)
+        self._lease = timedelta(seconds=settings.idempotency_lease_s)
         self._wait_s = settings.idempotency_wait_s
         # Requests running in this process: doc id → (body hash, future of the answer).
         self._local: dict[str, tuple[str, asyncio.Future[StoredResponse]]] = {}
 
     async def run(
-        self,
-        subject: str,
-        key: str,
-        request_hash: str,
-        produce: Callable[[], Awaitable[StoredResponse]],
+        self, subject: str, key: str, request_hash: str, produce: Produce
     ) -> StoredResponse:
-        """The stored answer for ``key``, producing it once if this is the first request."""
+        """The stored answer for ``key``, producing it once if this is the first request.
+
+        ``produce`` receives a seal: a function from the answer's JSON body to the writes to
+        commit with the answer's own data. An answer produced without calling it is recorded
+        after the fact, as a plain update.
+        """
         if not key or len(key) > MAX_KEY_CHARS:
             raise errors.ValidationFailed(
                 f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} characters",
@@ -89,29 +120,18 @@ class Idempotency:
         except TimeoutError:
             raise _in_flight() from None
 
-    async def _run_once(
-        self, doc_id: str, request_hash: str, produce: Callable[[], Awaitable[StoredResponse]]
-    ) -> StoredResponse:
-        from google.api_core.exceptions import AlreadyExists
-
+    async def _run_once(self, doc_id: str, request_hash: str, produce: Produce) -> StoredResponse:
         reference = self._db.collection(COLLECTION).document(doc_id)
-        now = datetime.now(UTC)
+        claim = await self._claim(reference, request_hash)
+        if isinstance(claim, StoredResponse):
+            return claim
         try:
-            await reference.create(
-                {
-                    "state": "pending",
-                    "body_hash": request_hash,
-                    "created_at": now,
-                    "expire_at": now + self._ttl,
-                }
-            )
-        except AlreadyExists:
-            return await self._replay(reference, request_hash)
-        try:
-            stored = await produce()
+            stored = await produce(claim.seal)
         except BaseException:
-            await reference.delete()
+            await self._release(claim)
             raise
+        if claim.sealed is not None:
+            return StoredResponse(200, claim.sealed)
         if 200 <= stored.status < 300:
             await reference.update(
                 {
@@ -119,14 +139,44 @@ class Idempotency:
                     "status": stored.status,
                     "body": stored.body,
                     "media_type": stored.media_type,
-                }
+                },
+                option=self._db.write_option(last_update_time=claim.update_time),
             )
         else:
-            await reference.delete()
+            await self._release(claim)
         return stored
 
-    async def _replay(self, reference: Any, request_hash: str) -> StoredResponse:
-        """Wait for another instance's first request to finish, then return its answer."""
+    def _pending(self, request_hash: str, now: datetime) -> dict[str, Any]:
+        return {
+            "state": "pending",
+            "body_hash": request_hash,
+            "created_at": now,
+            "lease_until": now + self._lease,
+            "expire_at": now + self._ttl,
+        }
+
+    async def _claim(self, reference: Any, request_hash: str) -> Claim | StoredResponse:
+        """Create the pending record, or follow whoever holds it (taking over a lapsed lease)."""
+        from google.api_core.exceptions import AlreadyExists
+
+        try:
+            result = await reference.create(self._pending(request_hash, datetime.now(UTC)))
+        except AlreadyExists:
+            return await self._replay(reference, request_hash)
+        return Claim(reference, result.update_time.timestamp_pb())
+
+    async def _release(self, claim: Claim) -> None:
+        """Remove our pending record so that a retry runs again, unless another request holds it."""
+        from google.api_core.exceptions import FailedPrecondition, NotFound
+
+        option = self._db.write_option(last_update_time=claim.update_time)
+        with contextlib.suppress(FailedPrecondition, NotFound):
+            await claim.reference.delete(option=option)
+
+    async def _replay(self, reference: Any, request_hash: str) -> Claim | StoredResponse:
+        """Wait for the first request to finish and return its answer; take over a lapsed one."""
+        from google.api_core.exceptions import FailedPrecondition
+
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._wait_s
         delay = 0.05
@@ -141,6 +191,15 @@ class Idempotency:
                 raise _mismatch()
             if data["state"] == "done":
                 return StoredResponse(data["status"], bytes(data["body"]), data["media_type"])
+            now = datetime.now(UTC)
+            if data.get("lease_until", data["created_at"] + self._lease) <= now:
+                option = self._db.write_option(last_update_time=snapshot.update_time)
+                with contextlib.suppress(FailedPrecondition):  # another replay took it first
+                    result = await reference.update(
+                        {"created_at": now, "lease_until": now + self._lease}, option=option
+                    )
+                    log.warning("idempotency claim taken over after its lease ran out")
+                    return Claim(reference, result.update_time.timestamp_pb())
             if loop.time() >= give_up:
                 raise _in_flight()
             await asyncio.sleep(delay)

@@ -159,7 +159,15 @@ def document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "description": "Replays return the first answer; no second model call.",
+                            "description": (
+                                "Replays return the first answer byte for byte, without a "
+                                "second model call (kept for idempotency_ttl_h, 24 h by "
+                                "default; the answer is stored in the same commit as its "
+                                "exchange). A replay while the first request runs waits for "
+                                "it, then answers 409 with Retry-After; the same key with "
+                                "another body is 422. If the first request's instance died, "
+                                "a replay after idempotency_lease_s (120 s) runs it again."
+                            ),
                             "schema": {
                                 "type": "string",
                                 "minLength": 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from shared import telemetry
+from shared import telemetry, web
 from shared.auth.apikeys import ApiKeyStore
 from shared.auth.tokens import TokenVerifier
 from shared.chat import ChatService
@@ -22,7 +22,9 @@ from shared.streams import StreamHub
 
 
 def init_process() -> Settings:
-    """Validate settings and configure logging and tracing; every function calls this at import."""
+    """Validate settings, configure logging and tracing, and let every path reach the function;
+    every function calls this at import."""
+    web.route_every_path()
     settings = get_settings()
     configure_logging(settings.project_id, settings.log_level)
     telemetry.configure(settings)

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # Idempotency records: how long they are kept, how long a replay waits for the first request.
     idempotency_ttl_h: int = Field(24, ge=1, le=24 * 30)
     idempotency_wait_s: float = Field(30.0, gt=0)
+    idempotency_lease_s: float = Field(
+        120.0, ge=1, description="a pending first request older than this may be taken over"
+    )
 
     # CORS: browser origins allowed to call the API.
     cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:3000"])
@@ -246,6 +249,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "operator_service_accounts must not include scheduler_service_account: "
                 "restores are never reachable with the scheduler's identity"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_request(self) -> Settings:
+        if self.idempotency_lease_s <= self.vertex_deadline_s:
+            raise ValueError(
+                "idempotency_lease_s must exceed vertex_deadline_s: a first request still "
+                "waiting for the model must not be taken over"
             )
         return self
 

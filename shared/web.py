@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -84,6 +85,21 @@ def error_response(exc: errors.AppError, request_id: str) -> JSONResponse:
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, exc.retry_after))
     return JSONResponse(body.model_dump(), status_code=exc.status, headers=headers)
+
+
+class _AnyPath(PathConvertor):
+    regex = "(?s:.*)"  # Starlette's ".*" stops at a line break
+
+
+def route_every_path() -> None:
+    """Let every request path reach the function, line breaks included.
+
+    functions-framework sends ``/{path:path}`` to the function, but Starlette's path pattern does
+    not match a decoded ``%0A``: such requests got the framework's plain-text 404 instead of the
+    error envelope. The framework builds its routes after it loads the function's module, so a
+    function calls this at import (`runtime.init_process` does).
+    """
+    register_url_convertor("path", _AnyPath())
 
 
 class Router:

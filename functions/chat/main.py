@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
 from shared import coldstart, runtime, web
-from shared.chat import Caller
+from shared.chat import Caller, Seal
 from shared.contracts import ChatRequest, PageQuery
 from shared.cors import Cors
 from shared.health import healthz, readiness
@@ -25,8 +25,8 @@ async def post_chat(request: Request, _: dict[str, str]) -> Response:
     body = await web.read_json(request, ChatRequest, settings.max_body_bytes)
     who, request_id = caller(request), web.current_request_id()
 
-    async def answer() -> StoredResponse:
-        reply = await runtime.chat_service().chat(body, who, request_id)
+    async def answer(seal: Seal | None = None) -> StoredResponse:
+        reply = await runtime.chat_service().chat(body, who, request_id, seal)
         return StoredResponse(200, reply.model_dump_json().encode())
 
     key = request.headers.get("idempotency-key", body.request_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,11 +138,13 @@ class ConversationStore:
         request_id: str,
         summary: SummaryUpdate | None = None,
         retention_days: int | None = None,
+        also: Sequence[Any] = (),
     ) -> None:
         """Store the user's message and the answer atomically, creating the conversation if new.
 
         The answer is stored as ``message_id`` and the question beside it as ``{message_id}-q``,
-        so ids can be handed to the client before the model has answered.
+        so ids can be handed to the client before the model has answered. ``also``: further
+        ``Write`` protos that must land in the same commit (the sealed idempotent answer).
         """
         now = datetime.now(UTC)
         conversation = self._conversation(conversation_id)
@@ -173,12 +176,13 @@ class ConversationStore:
             writes.merge_write(conversation._document_path, header, {"message_count": 2}),
             writes.set_write(messages.document(f"{message_id}-q")._document_path, question),
             writes.set_write(messages.document(message_id)._document_path, reply),
+            *also,
         ]
 
         def write(batch: Any) -> None:
             batch._add_write_pbs(pbs)  # where batch.set puts the protos it builds
 
-        await self._committer.commit(write, count=3)
+        await self._committer.commit(write, count=len(pbs))
 
 
 def _field_filter(field: str, op: str, value: Any) -> Any:

@@ -168,10 +168,19 @@ async def test_bad_input_is_rejected_in_the_envelope_and_nothing_is_written(
     assert stack.model_calls()["total"] == 0
 
 
-@pytest.mark.parametrize("method,path,status", [("GET", "/v1/chat", 405), ("GET", "/v2/x", 404)])
+@pytest.mark.parametrize(
+    "method,path,status",
+    [
+        ("GET", "/v1/chat", 405),
+        ("GET", "/v2/x", 404),
+        ("GET", "/v1/conversations/%0Aabc", 404),  # a decoded line break still reaches us
+        ("DELETE", "/%0A%0D", 404),
+    ],
+)
 def test_unknown_route_and_method(stack: LocalStack, method: str, path: str, status: int) -> None:
     response = httpx.request(method, f"{stack.url('chat')}{path}", headers=stack.auth(), timeout=10)
     assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["request_id"] == response.headers["X-Request-Id"]
 
 

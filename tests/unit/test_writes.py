@@ -12,6 +12,7 @@ from shared.stores import writes
 NOW = datetime(2026, 12, 5, 14, 30, 1, 123456, tzinfo=UTC)
 VALUES: dict[str, Any] = {
     "text": "héllo — ünïcode ✓",
+    "raw": b"\x00\xff",
     "empty": "",
     "yes": True,
     "no": False,
@@ -63,7 +64,8 @@ def test_a_merge_with_an_increment_is_the_sdks(db: Any) -> None:
         ({"at": datetime(2026, 1, 1)}, ValueError, "timezone-aware"),
         ({"big": 2**63}, ValueError, "64-bit"),
         ({"tags": ["a"]}, TypeError, "list"),
-        ({"raw": b"x"}, TypeError, "bytes"),
+        ({"raw": bytearray(b"x")}, TypeError, "bytearray"),
+        ({"nested": {"a": 1}}, TypeError, "dict"),
         ({"a.b": 1}, ValueError, "plain identifier"),
         ({"`x`": 1}, ValueError, "plain identifier"),
     ],
@@ -78,3 +80,14 @@ def test_values_outside_the_exchange_types_are_refused(
 def test_an_increment_on_a_dotted_path_is_refused() -> None:
     with pytest.raises(ValueError, match="plain identifier"):
         writes.merge_write("projects/p/databases/(default)/documents/c/d", {}, {"a.b": 1})
+
+
+def test_a_conditional_update_is_the_sdks(db: Any) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ref = db.collection("idempotency").document("abc")
+    when = Timestamp(seconds=1_796_480_000, nanos=123_456_000)
+    done = {"state": "done", "status": 200, "body": b'{"text":"\xc3\xa9"}', "media_type": "a/b"}
+    option = db.write_option(last_update_time=when)
+    expected = sdk_writes(db, lambda batch: batch.update(ref, done, option=option))
+    assert [writes.merge_write(ref._document_path, done, last_update_time=when)] == expected

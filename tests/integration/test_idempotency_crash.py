@@ -1,0 +1,200 @@
+"""Idempotent chat, exactly once across crashes: the answer is sealed in the exchange's commit.
+
+Against the Firestore emulator with the real stores; "another instance" is a second
+`Idempotency` over its own client, as two Cloud Run instances would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.idempotency import COLLECTION, Idempotency, StoredResponse
+from shared.llm.types import LlmResult
+from shared.stores.conversations import ConversationStore, new_id
+from tests.conftest import LocalStack
+
+Seal = Any  # the callable `Idempotency.run` hands to its producer
+
+
+def settings_for(stack: LocalStack, lease_s: float = 120.0) -> Any:
+    return stack.client_settings(idempotency_lease_s=lease_s, vertex_deadline_s=lease_s / 2)
+
+
+def record_id(subject: str, key: str) -> str:
+    return hashlib.sha256(f"{subject}\x1f{key}".encode()).hexdigest()
+
+
+async def store_exchange(
+    store: ConversationStore, conversation_id: str, text: str, also: Sequence[Any] = ()
+) -> None:
+    await store.append_exchange(
+        owner="alice",
+        conversation_id=conversation_id,
+        new_conversation=True,
+        message_id=new_id(),
+        user_text="hello",
+        answer=LlmResult(text=text, model="gemini-2.5-flash"),
+        request_id="r1",
+        also=also,
+    )
+
+
+def exchange_producer(
+    store: ConversationStore, conversation_id: str, text: str, gate: asyncio.Event | None = None
+) -> Any:
+    """Like the chat handler: stores an exchange with the sealed answer, returns the answer."""
+    calls: list[str] = []
+
+    async def produce(seal: Seal) -> StoredResponse:
+        calls.append(conversation_id)
+        if gate is not None:
+            await gate.wait()
+        body = json.dumps({"conversation_id": conversation_id, "text": text}).encode()
+        await store_exchange(store, conversation_id, text, also=seal(body))
+        return StoredResponse(200, body)
+
+    produce.calls = calls  # type: ignore[attr-defined]
+    return produce
+
+
+async def test_a_sealed_answer_shares_its_exchanges_commit(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    headers = {**stack.auth(), "Idempotency-Key": "one-commit"}
+    response = httpx.post(
+        f"{stack.url('chat')}/v1/chat", json={"message": "hi"}, headers=headers, timeout=30
+    )
+    assert response.status_code == 200
+    cid = response.json()["conversation_id"]
+    conversation = firestore_db.collection("conversations").document(cid)
+    docs = [await conversation.get()]
+    docs += [m async for m in conversation.collection("messages").stream()]
+    records = [r async for r in firestore_db.collection(COLLECTION).stream()]
+    assert len(docs) == 3 and len(records) == 1
+    assert records[0].to_dict()["state"] == "done"
+    assert bytes(records[0].to_dict()["body"]) == response.content
+    # One commit: every document it wrote carries the same update time.
+    assert {d.update_time for d in docs} == {records[0].update_time}
+
+
+async def test_a_first_request_that_died_is_taken_over_after_its_lease(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    settings = settings_for(stack, lease_s=5.0)
+    store = ConversationStore(firestore_db)
+    stale = datetime.now(UTC) - timedelta(seconds=6)
+    await (
+        firestore_db.collection(COLLECTION)
+        .document(record_id("alice", "k"))
+        .create(
+            {
+                "state": "pending",
+                "body_hash": "h",
+                "created_at": stale,
+                "lease_until": stale + timedelta(seconds=5),
+                "expire_at": stale + timedelta(hours=1),
+            }
+        )
+    )  # what an instance that died mid-request leaves behind
+    produce = exchange_producer(store, "c-retry", "answered on retry")
+    stored = await Idempotency(firestore_db, settings).run("alice", "k", "h", produce)
+    assert json.loads(stored.body)["text"] == "answered on retry"
+    assert produce.calls == ["c-retry"]
+    again = exchange_producer(store, "c-never", "must not run")
+    replay = await Idempotency(firestore_db, settings).run("alice", "k", "h", again)
+    assert replay == stored and again.calls == []
+
+
+async def test_a_pending_request_within_its_lease_is_not_taken_over(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    settings = settings_for(stack).model_copy(update={"idempotency_wait_s": 0.3})
+    now = datetime.now(UTC)
+    await (
+        firestore_db.collection(COLLECTION)
+        .document(record_id("alice", "k"))
+        .create(
+            {
+                "state": "pending",
+                "body_hash": "h",
+                "created_at": now,
+                "lease_until": now + timedelta(seconds=120),
+                "expire_at": now + timedelta(hours=1),
+            }
+        )
+    )
+    produce = exchange_producer(ConversationStore(firestore_db), "c2", "no")
+    from shared import errors
+
+    with pytest.raises(errors.Conflict, match="still running"):
+        await Idempotency(firestore_db, settings).run("alice", "k", "h", produce)
+    assert produce.calls == []
+
+
+async def test_an_owner_that_lost_its_claim_stores_nothing(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    from google.api_core.exceptions import FailedPrecondition
+    from google.cloud.firestore_v1.async_client import AsyncClient
+
+    settings = settings_for(stack, lease_s=1.0)
+    other_db = AsyncClient(project=stack.settings.project_id)  # the second instance
+    slow_store, fast_store = ConversationStore(firestore_db), ConversationStore(other_db)
+    gate = asyncio.Event()
+    slow = exchange_producer(slow_store, "c-slow", "late", gate)
+    first = asyncio.create_task(Idempotency(firestore_db, settings).run("alice", "k", "h", slow))
+    await asyncio.sleep(1.3)  # the first owner stalls past its lease
+    fast = exchange_producer(fast_store, "c-fast", "taken over")
+    taken = await Idempotency(other_db, settings).run("alice", "k", "h", fast)
+    gate.set()  # the first owner wakes up and tries to commit its exchange and its seal
+    with pytest.raises(FailedPrecondition):
+        await first
+    conversations = firestore_db.collection("conversations")
+    assert not (await conversations.document("c-slow").get()).exists  # nothing half-written
+    assert (await conversations.document("c-fast").get()).exists
+    record = await firestore_db.collection(COLLECTION).document(record_id("alice", "k")).get()
+    assert record.to_dict()["state"] == "done" and bytes(record.to_dict()["body"]) == taken.body
+    other_db.close()
+
+
+async def test_a_refused_seal_fails_only_its_own_exchange(
+    stack: LocalStack, firestore_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exchanges share group commits; one holding a stale claim must not sink the others."""
+    from google.api_core.exceptions import FailedPrecondition
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from shared.stores import writes
+
+    store = ConversationStore(firestore_db)
+    batches: list[int] = []
+    real_batch = firestore_db.batch
+
+    def counting_batch() -> Any:
+        batches.append(1)
+        return real_batch()
+
+    record = firestore_db.collection(COLLECTION).document("stale")
+    await record.create({"state": "pending"})
+    monkeypatch.setattr(firestore_db, "batch", counting_batch)
+    stale_seal = writes.merge_write(
+        record._document_path, {"state": "done"}, last_update_time=Timestamp(seconds=1)
+    )
+    results = await asyncio.gather(
+        store_exchange(store, "c-stale", "refused", also=[stale_seal]),
+        store_exchange(store, "c-fine", "kept"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], FailedPrecondition) and results[1] is None
+    assert len(batches) == 3  # the shared commit, then each exchange alone
+    conversations = firestore_db.collection("conversations")
+    assert not (await conversations.document("c-stale").get()).exists
+    assert (await conversations.document("c-fine").get()).exists
