@@ -7,6 +7,7 @@ import sys
 
 BENCHMARKS = [
     "tests.bench.cold_start",
+    "tests.bench.import_floor",
     "tests.bench.client_overhead",
     "tests.bench.cache_codec",
     "tests.bench.chat_throughput",
