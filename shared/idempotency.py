@@ -36,6 +36,8 @@ log = logging.getLogger("ngx.idempotency")
 COLLECTION = "idempotency"
 MAX_KEY_CHARS = 255
 JSON = "application/json"
+# What a commit carrying a seal answers when the record changed since it was claimed.
+LOST_CLAIM = frozenset({"FailedPrecondition", "NotFound"})
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ class Idempotency:
         try:
             stored = await self._run_once(doc_id, request_hash, produce)
         except BaseException as exc:
-            future.set_exception(exc)
+            # Waiters hear an error they can act on; a cancelled first request is not theirs.
+            future.set_exception(exc if isinstance(exc, Exception) else _interrupted())
             future.exception()
             raise
         else:
@@ -123,8 +126,20 @@ class Idempotency:
     async def _run_once(self, doc_id: str, request_hash: str, produce: Produce) -> StoredResponse:
         reference = self._db.collection(COLLECTION).document(doc_id)
         claim = await self._claim(reference, request_hash)
-        if isinstance(claim, StoredResponse):
-            return claim
+        while not isinstance(claim, StoredResponse):
+            try:
+                return await self._produce(claim, produce)
+            except Exception as exc:
+                if claim.sealed is None or type(exc).__name__ not in LOST_CLAIM:
+                    raise
+            # Our sealed commit was refused: the record is no longer the one we claimed (taken
+            # over, or already sealed by a commit whose reply was lost). Answer as a replay.
+            log.warning("idempotency claim lost before its answer was stored")
+            claim = await self._replay(reference, request_hash)
+        return claim
+
+    async def _produce(self, claim: Claim, produce: Produce) -> StoredResponse:
+        reference = claim.reference
         try:
             stored = await produce(claim.seal)
         except BaseException:
@@ -175,7 +190,7 @@ class Idempotency:
 
     async def _replay(self, reference: Any, request_hash: str) -> Claim | StoredResponse:
         """Wait for the first request to finish and return its answer; take over a lapsed one."""
-        from google.api_core.exceptions import FailedPrecondition
+        from google.api_core.exceptions import FailedPrecondition, NotFound
 
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._wait_s
@@ -194,7 +209,8 @@ class Idempotency:
             now = datetime.now(UTC)
             if data.get("lease_until", data["created_at"] + self._lease) <= now:
                 option = self._db.write_option(last_update_time=snapshot.update_time)
-                with contextlib.suppress(FailedPrecondition):  # another replay took it first
+                # Another replay took it first, or its owner just removed it: look again.
+                with contextlib.suppress(FailedPrecondition, NotFound):
                     result = await reference.update(
                         {"created_at": now, "lease_until": now + self._lease}, option=option
                     )
@@ -210,6 +226,12 @@ def _mismatch() -> errors.AppError:
     return errors.ValidationFailed(
         "this Idempotency-Key was used with a different request body",
         details=[{"field": "Idempotency-Key", "issue": "reused with another body"}],
+    )
+
+
+def _interrupted() -> errors.AppError:
+    return errors.Conflict(
+        "the first request with this Idempotency-Key was interrupted; retry it", retry_after=1
     )
 
 

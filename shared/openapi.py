@@ -166,7 +166,7 @@ def document() -> dict[str, Any]:
                                 "exchange). A replay while the first request runs waits for "
                                 "it, then answers 409 with Retry-After; the same key with "
                                 "another body is 422. If the first request's instance died, "
-                                "a replay after idempotency_lease_s (120 s) runs it again."
+                                "a replay after idempotency_lease_s (300 s) runs it again."
                             ),
                             "schema": {
                                 "type": "string",

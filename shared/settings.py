@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import SettingsError
 
+FIRESTORE_RETRY_S = 60.0  # the Firestore client's default retry deadline for a call
 LOCAL_HOST = "127.0.0.1"
 # Settings whose defaults point at the local stack; deployed environments must set them explicitly.
 LOCAL_ONLY = ("vertex_endpoint", "firestore_emulator_host")
@@ -133,7 +134,7 @@ class Settings(BaseSettings):
     idempotency_ttl_h: int = Field(24, ge=1, le=24 * 30)
     idempotency_wait_s: float = Field(30.0, gt=0)
     idempotency_lease_s: float = Field(
-        120.0, ge=1, description="a pending first request older than this may be taken over"
+        300.0, ge=1, description="a pending first request older than this may be taken over"
     )
 
     # CORS: browser origins allowed to call the API.
@@ -254,10 +255,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> Settings:
-        if self.idempotency_lease_s <= self.vertex_deadline_s:
+        # A chat may call the model twice (summary, answer) and wait on Firestore's own retries.
+        if self.idempotency_lease_s <= 2 * self.vertex_deadline_s + FIRESTORE_RETRY_S:
             raise ValueError(
-                "idempotency_lease_s must exceed vertex_deadline_s: a first request still "
-                "waiting for the model must not be taken over"
+                "idempotency_lease_s must exceed 2 × vertex_deadline_s + "
+                f"{FIRESTORE_RETRY_S:.0f} s: a first request still running must not be taken over"
             )
         return self
 

@@ -27,7 +27,7 @@ from shared.sse import HEARTBEAT, error_event, frame
 
 log = logging.getLogger("ngx.streams")
 TERMINAL = {"done", "error"}
-_EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})$")
+_EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})\Z")
 LISTENER_TTL_MS = 1500
 LIVE_TTL_MS = 3000
 

@@ -34,7 +34,7 @@ log = logging.getLogger("ngx.http")
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
@@ -60,7 +60,7 @@ def _compile(template: str) -> re.Pattern[str]:
     regex = "".join(
         f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts)
     )
-    return re.compile(f"^{regex}$")
+    return re.compile(f"^{regex}\\Z")
 
 
 def request_id_of(request: Request) -> str:

@@ -10,6 +10,7 @@ A mobile app sends the same token for up to an hour, so each verified token is r
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -38,7 +39,8 @@ class JwksCache:
         self._expires = 0.0
         self._fetched = float("-inf")
         self._lock = asyncio.Lock()
-        self.generation = 0  # bumped whenever the set of keys changes
+        self.generation = 0  # bumped whenever the key set changes (a kid, or a key under a kid)
+        self._fingerprint = ""
 
     def fresh(self) -> bool:
         """Whether the cached key set is within its lifetime (no fetch would be made)."""
@@ -67,14 +69,17 @@ class JwksCache:
             if not self._keys:
                 raise errors.Unavailable("cannot verify tokens right now", retry_after=5) from None
             return
+        listed = response.json().get("keys", [])
         keys = {}
-        for jwk in response.json().get("keys", []):
+        for jwk in listed:
             try:
                 keys[jwk["kid"]] = jwt.PyJWK(jwk).key
             except (KeyError, jwt.PyJWKError):
                 continue
-        if keys.keys() != self._keys.keys():
+        fingerprint = json.dumps(listed, sort_keys=True)
+        if fingerprint != self._fingerprint:
             self.generation += 1
+            self._fingerprint = fingerprint
         self._keys = keys
         found = _MAX_AGE.search(response.headers.get("cache-control", ""))
         ttl = int(found.group(1)) if found else self.ttl_s
@@ -119,7 +124,7 @@ class VerifiedTokens:
         if self._generation != self._jwks.generation:
             self._entries.clear()
             self._generation = self._jwks.generation
-        self._entries[token] = (claims, float(claims["exp"]) + self._leeway)
+        self._entries[token] = (claims, int(claims["exp"]) + self._leeway)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
 

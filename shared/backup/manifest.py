@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from shared import errors
 
 MANIFEST = "manifest.json"
-_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
+_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}\Z")
 
 
 class Shard(BaseModel):

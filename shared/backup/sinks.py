@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from shared import errors
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]\Z")
 
 
 class Missing(Exception):

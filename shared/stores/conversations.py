@@ -27,7 +27,7 @@ CONVERSATIONS = "conversations"
 MESSAGES = "messages"
 TITLE_CHARS = 80
 DELETE_BATCH = 400
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,80}\Z")
 
 
 def new_id() -> str:
@@ -172,10 +172,13 @@ class ConversationStore:
             expire_at = now + timedelta(days=retention_days)
             header["expire_at"] = question["expire_at"] = reply["expire_at"] = expire_at
 
-        pbs = [  # built here, in the request's own task, not in the shared commit
+        # Built here, in the request's own task, not in the shared commit. The messages are new
+        # documents (fresh ids) and are *created*: should a commit land and its reply be lost, no
+        # later attempt can store the exchange again or count its messages twice.
+        pbs = [
             writes.merge_write(conversation._document_path, header, {"message_count": 2}),
-            writes.set_write(messages.document(f"{message_id}-q")._document_path, question),
-            writes.set_write(messages.document(message_id)._document_path, reply),
+            writes.create_write(messages.document(f"{message_id}-q")._document_path, question),
+            writes.create_write(messages.document(message_id)._document_path, reply),
             *also,
         ]
 

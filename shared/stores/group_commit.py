@@ -7,6 +7,9 @@ ones (each write is still billed alone; what shrinks is RPCs and commit latency 
 The first exchange of a quiet period is committed at once; later ones wait at most ``linger_s``
 for company. A commit refused for a failed precondition (an idempotent answer sealed by an owner
 that lost its claim) is retried member by member, so only the member that holds it fails.
+Members *create* their new documents: a member refused alone with ``AlreadyExists`` was stored
+by an earlier attempt (a commit that landed but whose reply was lost, then retried by the client
+library) and is reported stored, never written twice.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class GroupCommitter:
         self._linger_s = linger_s
         self._open: _Group | None = None
         self._in_flight = 0
+        self._flushes: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def commit(self, write: Write, count: int) -> None:
         """Commit ``write`` (``count`` writes, applied to a batch) with whatever else is waiting."""
@@ -59,9 +63,12 @@ class GroupCommitter:
     def _schedule(self, group: _Group) -> None:
         # Nothing in flight: commit now. Otherwise linger so concurrent exchanges join in.
         delay = 0.0 if self._in_flight == 0 else self._linger_s
-        asyncio.get_running_loop().call_later(
-            delay, lambda: asyncio.ensure_future(self._flush(group))
-        )
+        asyncio.get_running_loop().call_later(delay, self._start_flush, group)
+
+    def _start_flush(self, group: _Group) -> None:
+        task = asyncio.ensure_future(self._flush(group))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
 
     async def _flush(self, group: _Group) -> None:
         if self._open is group:
@@ -69,31 +76,39 @@ class GroupCommitter:
         self._in_flight += 1
         try:
             failure = await self._commit(group.members)
-            split = len(group.members) > 1 and type(failure).__name__ in PRECONDITION_ERRORS
-            if split:
+            if len(group.members) > 1 and type(failure).__name__ in PRECONDITION_ERRORS:
                 await asyncio.gather(*(self._alone(member) for member in group.members))
                 return
             for member in group.members:
-                _settle(member, failure)
+                _settle(member, _unless_stored(failure))
         finally:
             self._in_flight -= 1
 
     async def _alone(self, member: _Member) -> None:
-        _settle(member, await self._commit([member]))
+        _settle(member, _unless_stored(await self._commit([member])))
 
-    async def _commit(self, members: list[_Member]) -> Exception | None:
-        batch = self._db.batch()
-        for member in members:
-            member.write(batch)
+    async def _commit(self, members: list[_Member]) -> BaseException | None:
         try:
+            batch = self._db.batch()
+            for member in members:
+                member.write(batch)
             await batch.commit()
-        except Exception as exc:
+        except BaseException as exc:  # every waiter hears of it, cancellation included
             return exc
         return None
 
 
-def _settle(member: _Member, failure: Exception | None) -> None:
-    if failure is None:
+def _unless_stored(failure: BaseException | None) -> BaseException | None:
+    """``AlreadyExists`` from a single member: the documents it creates exist, so it is stored."""
+    return None if type(failure).__name__ == "AlreadyExists" else failure
+
+
+def _settle(member: _Member, failure: BaseException | None) -> None:
+    if member.done.done():
+        return
+    if isinstance(failure, asyncio.CancelledError):
+        member.done.cancel()
+    elif failure is None:
         member.done.set_result(None)
     else:
         member.done.set_exception(failure)

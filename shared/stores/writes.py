@@ -62,6 +62,13 @@ def set_write(name: str, data: dict[str, Any]) -> Any:
     return raw_types().Write(update=_document(name, data))
 
 
+def create_write(name: str, data: dict[str, Any]) -> Any:
+    """``create(data)``: as `set_write`, on the condition that no document ``name`` exists yet."""
+    write = set_write(name, data)
+    write.current_document.exists = False
+    return write
+
+
 def merge_write(
     name: str,
     data: dict[str, Any],

@@ -24,8 +24,10 @@ from tests.conftest import LocalStack
 Seal = Any  # the callable `Idempotency.run` hands to its producer
 
 
-def settings_for(stack: LocalStack, lease_s: float = 120.0) -> Any:
-    return stack.client_settings(idempotency_lease_s=lease_s, vertex_deadline_s=lease_s / 2)
+def settings_for(stack: LocalStack, lease_s: float = 300.0) -> Any:
+    """Settings with a lease of ``lease_s`` (the rule lease > 2 × deadline + 60 s waived)."""
+    settings = stack.client_settings()
+    return settings.model_copy(update={"idempotency_lease_s": lease_s})
 
 
 def record_id(subject: str, key: str) -> str:
@@ -139,10 +141,9 @@ async def test_a_pending_request_within_its_lease_is_not_taken_over(
     assert produce.calls == []
 
 
-async def test_an_owner_that_lost_its_claim_stores_nothing(
+async def test_an_owner_that_lost_its_claim_stores_nothing_and_answers_as_a_replay(
     stack: LocalStack, firestore_db: Any
 ) -> None:
-    from google.api_core.exceptions import FailedPrecondition
     from google.cloud.firestore_v1.async_client import AsyncClient
 
     settings = settings_for(stack, lease_s=1.0)
@@ -155,8 +156,7 @@ async def test_an_owner_that_lost_its_claim_stores_nothing(
     fast = exchange_producer(fast_store, "c-fast", "taken over")
     taken = await Idempotency(other_db, settings).run("alice", "k", "h", fast)
     gate.set()  # the first owner wakes up and tries to commit its exchange and its seal
-    with pytest.raises(FailedPrecondition):
-        await first
+    assert await first == taken  # its commit was refused; it answers with the stored answer
     conversations = firestore_db.collection("conversations")
     assert not (await conversations.document("c-slow").get()).exists  # nothing half-written
     assert (await conversations.document("c-fast").get()).exists
@@ -198,3 +198,54 @@ async def test_a_refused_seal_fails_only_its_own_exchange(
     conversations = firestore_db.collection("conversations")
     assert not (await conversations.document("c-stale").get()).exists
     assert (await conversations.document("c-fine").get()).exists
+
+
+async def test_an_exchange_whose_commit_landed_is_not_stored_twice(
+    stack: LocalStack, firestore_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that landed but whose reply was lost is retried: its creates now refuse, and the
+    member is reported stored — the conversation counts its messages once."""
+    from shared.stores.group_commit import GroupCommitter
+
+    store = ConversationStore(firestore_db)
+    members: list[Any] = []
+    real_commit = store._committer.commit
+
+    async def recording(write: Any, count: int) -> None:
+        members.append((write, count))
+        await real_commit(write, count)
+
+    monkeypatch.setattr(store._committer, "commit", recording)
+    await store_exchange(store, "c-twice", "stored once")
+    write, count = members[0]
+    committer = GroupCommitter(firestore_db)
+    await committer.commit(write, count)  # the same writes again, alone
+    for _ in range(2):  # and in company, where the refusal sends each member on alone
+        await asyncio.gather(
+            committer.commit(write, count), store_exchange(store, f"c-{new_id()}", "company")
+        )
+    conversation = await firestore_db.collection("conversations").document("c-twice").get()
+    assert conversation.to_dict()["message_count"] == 2
+    assert len(await firestore_db.collection("conversations").get()) == 3
+
+
+async def test_waiters_on_a_cancelled_first_request_get_a_retryable_conflict(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    from shared import errors
+
+    idempotency = Idempotency(firestore_db, settings_for(stack))
+    gate = asyncio.Event()
+    slow = exchange_producer(ConversationStore(firestore_db), "c-cancel", "never", gate)
+    first = asyncio.create_task(idempotency.run("alice", "k", "h", slow))
+    await asyncio.sleep(0.3)
+    waiter = asyncio.create_task(idempotency.run("alice", "k", "h", slow))
+    await asyncio.sleep(0.1)
+    first.cancel()
+    with pytest.raises(errors.Conflict, match="interrupted"):
+        await waiter
+    assert slow.calls == ["c-cancel"]
+    # The cancelled request left nothing behind: a retry runs.
+    retry = exchange_producer(ConversationStore(firestore_db), "c-after", "ran")
+    stored = await idempotency.run("alice", "k", "h", retry)
+    assert json.loads(stored.body)["text"] == "ran"

@@ -47,3 +47,9 @@ def test_model_prefix_uses_project_and_region() -> None:
     assert settings.vertex_model_prefix == (
         "projects/p1/locations/europe-west4/publishers/google/models/"
     )
+
+
+def test_an_idempotency_lease_shorter_than_a_request_is_refused() -> None:
+    with pytest.raises(SettingsError, match="idempotency_lease_s must exceed"):
+        load_settings(idempotency_lease_s=100, vertex_deadline_s=30)
+    assert load_settings(idempotency_lease_s=121, vertex_deadline_s=30).idempotency_lease_s == 121

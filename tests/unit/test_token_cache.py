@@ -159,3 +159,35 @@ async def test_size_zero_turns_the_cache_off(
     await check.verify(token)
     await check.verify(token)
     assert full_checks == [token, token]
+
+
+async def test_a_key_replaced_under_the_same_kid_stops_being_honoured(
+    jwks_server: JwksServer,
+    full_checks: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    monkeypatch.setattr(tokens, "MIN_REFRESH_S", 0.0)
+    old, new = signing_key(tmp_path / "old"), signing_key(tmp_path / "new")
+
+    def keys_as(path: Path, kid: str) -> list[dict[str, Any]]:
+        return [{**devtokens.jwks(path)["keys"][0], "kid": kid}]
+
+    def token_as(path: Path, kid: str) -> str:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 600}
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+
+    jwks_server.keys = keys_as(old, "k1")
+    check = verifier(jwks_server)
+    old_token = token_as(old, "k1")
+    await check.verify(old_token)
+    jwks_server.keys = keys_as(new, "k1")  # the same kid now names another key
+    with pytest.raises(errors.Unauthenticated, match="unknown key"):
+        await check.verify(token_as(new, "zz"))  # an unknown kid: the key set is fetched again
+    with pytest.raises(errors.Unauthenticated, match="not valid"):
+        await check.verify(old_token)

@@ -47,6 +47,12 @@ def test_a_set_is_the_sdks(db: Any) -> None:
     assert [writes.set_write(ref._document_path, VALUES)] == expected
 
 
+def test_a_create_is_the_sdks(db: Any) -> None:
+    ref = db.collection("conversations").document("c1").collection("messages").document("m")
+    expected = sdk_writes(db, lambda batch: batch.create(ref, VALUES))
+    assert [writes.create_write(ref._document_path, VALUES)] == expected
+
+
 def test_a_merge_with_an_increment_is_the_sdks(db: Any) -> None:
     from google.cloud.firestore_v1.transforms import Increment
 
