@@ -35,4 +35,4 @@ def test_typescript_client_against_the_stack(stack: LocalStack) -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout
-    assert "# pass 7" in result.stdout
+    assert "# pass 8" in result.stdout

@@ -87,7 +87,9 @@ export class ApiError extends Error {
   }
 }
 
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+// 409: the first request with this Idempotency-Key is still running, failed or was interrupted;
+// the same key is safe to send again after Retry-After.
+const RETRYABLE_STATUS = new Set([409, 429, 502, 503, 504]);
 const DEFAULT_RETRY: RetryPolicy = { attempts: 5, initialDelayMs: 200, maxDelayMs: 5000 };
 
 /** Exponential backoff with full jitter: a random delay up to min(max, initial * 2^n). */

@@ -57,6 +57,26 @@ test("chat retries a network failure without a second answer", async () => {
   assert.equal((await calls()).total - before, 1);
 });
 
+test("chat waits out a 409 for its idempotency key and gets the one answer", async () => {
+  let seen = 0;
+  const busyFirst: typeof fetch = async (input, init) => {
+    if (seen++ === 0) {
+      // What the chat function answers while the first request with this key still runs.
+      const error = { code: "conflict", message: "still running", details: [], request_id: "r" };
+      return new Response(JSON.stringify({ error }), {
+        status: 409,
+        headers: { "Content-Type": "application/json", "Retry-After": "0" },
+      });
+    }
+    return fetch(input, init);
+  };
+  const before = (await calls()).total;
+  const answer = await client({ fetch: busyFirst }).chat({ message: "wait for the first", tier: "fast" });
+  assert.ok(answer.text.length > 0);
+  assert.equal(seen, 2);
+  assert.equal((await calls()).total - before, 1);
+});
+
 test("errors arrive as ApiError with the envelope", async () => {
   const api = new NgxClient({ baseUrl: chatUrl, token: "not-a-token" });
   await assert.rejects(api.chat({ message: "hi" }), (error: unknown) => {
