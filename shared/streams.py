@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -30,6 +30,8 @@ TERMINAL = {"done", "error"}
 _EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})\Z")
 LISTENER_TTL_MS = 1500
 LIVE_TTL_MS = 3000
+PUBLISH_LINGER_S = 0.02
+Event = tuple[int, str, bytes]  # seq, event name, SSE frame
 
 
 async def _read(buffer: str, cursor: str, r: Any) -> list[Any]:
@@ -41,6 +43,42 @@ async def _read(buffer: str, cursor: str, r: Any) -> list[Any]:
 def _keys(sid: str) -> tuple[str, str, str, str]:
     base = f"ngx:sse:{sid}"
     return base, f"{base}:owner", f"{base}:live", f"{base}:listener"
+
+
+class _Publisher:
+    """Copies one stream's events to its Redis buffer, in order, several to a write.
+
+    The client gets each event straight from the producer; the buffer only serves resumptions.
+    Events that arrive within `PUBLISH_LINGER_S` of the first waiting one, or while a write is in
+    flight, share the next write (under load most of a stream's events do). A terminal event is
+    written without lingering.
+    """
+
+    def __init__(
+        self, write: Callable[[list[Event]], Awaitable[None]], keep: Callable[[Any], None]
+    ) -> None:
+        self._write = write
+        self._keep = keep
+        self._pending: list[Event] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, event: Event) -> None:
+        self._pending.append(event)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+            self._keep(self._task)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            if self._pending[-1][1] not in TERMINAL:
+                await asyncio.sleep(PUBLISH_LINGER_S)
+            batch, self._pending = self._pending, []
+            await self._write(batch)
+
+    async def close(self) -> None:
+        """Wait until every added event is written."""
+        if self._task is not None:
+            await self._task
 
 
 class StreamHub:
@@ -117,6 +155,7 @@ class StreamHub:
         request_id: str,
     ) -> None:
         buffer, _, live_key, _ = _keys(sid)
+        publisher = _Publisher(partial(self._publish, buffer, live_key), self._keep)
         seq = 0
 
         async def emit(name: str, data: BaseModel) -> None:
@@ -124,7 +163,7 @@ class StreamHub:
             seq += 1
             payload = frame(name, data, f"{sid}:{seq}")
             queue.put_nowait(payload)
-            await self._publish(buffer, live_key, seq, name, payload)
+            publisher.add((seq, name, payload))
 
         try:
             await emit(*first)
@@ -138,17 +177,18 @@ class StreamHub:
                 await emit("error", error_event(errors.AppError("internal error"), request_id))
         finally:
             queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await publisher.close()  # the buffer complete before the stream stops being live
             with contextlib.suppress(StoreUnavailable):
                 await self.store.run(lambda r: r.delete(live_key))
             with contextlib.suppress(Exception):
                 await rest.aclose()  # type: ignore[attr-defined]
 
-    async def _publish(
-        self, buffer: str, live_key: str, seq: int, name: str, payload: bytes
-    ) -> None:
+    async def _publish(self, buffer: str, live_key: str, events: list[Event]) -> None:
         async def write(r: Any) -> None:
             pipe = r.pipeline(transaction=False)
-            pipe.xadd(buffer, {"seq": seq, "event": name, "frame": payload}, maxlen=5000)
+            for seq, name, payload in events:
+                pipe.xadd(buffer, {"seq": seq, "event": name, "frame": payload}, maxlen=5000)
             pipe.expire(buffer, self.buffer_ttl_s)
             pipe.set(live_key, 1, px=LIVE_TTL_MS)
             await pipe.execute()
