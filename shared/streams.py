@@ -156,6 +156,8 @@ class StreamHub:
     ) -> None:
         buffer, _, live_key, _ = _keys(sid)
         publisher = _Publisher(partial(self._publish, buffer, live_key), self._keep)
+        alive = asyncio.create_task(self._mark_live(live_key))
+        self._keep(alive)
         seq = 0
 
         async def emit(name: str, data: BaseModel) -> None:
@@ -177,12 +179,21 @@ class StreamHub:
                 await emit("error", error_event(errors.AppError("internal error"), request_id))
         finally:
             queue.put_nowait(None)
+            alive.cancel()
             with contextlib.suppress(Exception):
                 await publisher.close()  # the buffer complete before the stream stops being live
             with contextlib.suppress(StoreUnavailable):
                 await self.store.run(lambda r: r.delete(live_key))
             with contextlib.suppress(Exception):
                 await rest.aclose()  # type: ignore[attr-defined]
+
+    async def _mark_live(self, live_key: str) -> None:
+        """Renew the live mark while the producer runs, events or not (a model may think for
+        longer than a mark lasts before its first token): resumers tell alive from dead by it."""
+        while True:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.run(lambda r: r.set(live_key, 1, px=LIVE_TTL_MS))
+            await asyncio.sleep(LIVE_TTL_MS / 3000)
 
     async def _publish(self, buffer: str, live_key: str, events: list[Event]) -> None:
         async def write(r: Any) -> None:

@@ -170,3 +170,27 @@ async def test_resume_is_refused_for_others_and_bad_ids(stack: LocalStack) -> No
         assert done.status_code == 200
         resumed = [line for line in done.text.splitlines() if line.startswith("event: ")]
         assert resumed[-1] == "event: done"
+
+
+async def test_a_stream_waiting_on_a_slow_first_token_can_be_resumed(stack: LocalStack) -> None:
+    """The producer stays visibly alive while the model thinks: a client that drops late in a
+    long wait for the first token and reconnects at once gets the whole answer, one model call."""
+    stack.fault("gemini-2.5-flash", latency_ms=4500)  # longer than a live mark lasts
+    url = f"{stack.url('stream')}/v1/chat:stream"
+    headers = stack.auth()
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream("POST", url, json={"message": "think"}, headers=headers) as r:
+            meta = None
+            async for line in r.aiter_lines():
+                if line.startswith("id: "):
+                    meta = line[4:]
+                if meta and time.monotonic() - started > 3.2:  # heartbeats keep lines coming
+                    break
+        assert meta is not None
+        resumed = {**headers, "Last-Event-ID": meta}
+        async with client.stream("POST", url, json={"message": "think"}, headers=resumed) as r:
+            after, _ = await read_events(r)
+    assert [e["event"] for e in after][-2:] == ["usage", "done"], after
+    assert text_of(after)
+    assert stack.model_calls()["calls"] == {"gemini-2.5-flash": {"StreamGenerateContent": 1}}
