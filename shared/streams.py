@@ -156,7 +156,9 @@ class StreamHub:
     ) -> None:
         buffer, _, live_key, _ = _keys(sid)
         publisher = _Publisher(partial(self._publish, buffer, live_key), self._keep)
-        alive = asyncio.create_task(self._mark_live(live_key))
+        running = asyncio.Event()
+        running.set()
+        alive = asyncio.create_task(self._mark_live(live_key, running))
         self._keep(alive)
         seq = 0
 
@@ -179,20 +181,42 @@ class StreamHub:
                 await emit("error", error_event(errors.AppError("internal error"), request_id))
         finally:
             queue.put_nowait(None)
-            alive.cancel()
-            with contextlib.suppress(Exception):
-                await publisher.close()  # the buffer complete before the stream stops being live
-            with contextlib.suppress(StoreUnavailable):
-                await self.store.run(lambda r: r.delete(live_key))
-            with contextlib.suppress(Exception):
-                await rest.aclose()  # type: ignore[attr-defined]
+            try:
+                # Shielded: a second cancellation must not cut the buffer short or leave it live.
+                await asyncio.shield(self._finish(live_key, publisher, alive, running))
+            finally:
+                with contextlib.suppress(Exception):
+                    await rest.aclose()  # type: ignore[attr-defined]
 
-    async def _mark_live(self, live_key: str) -> None:
+    async def _finish(
+        self,
+        live_key: str,
+        publisher: _Publisher,
+        alive: asyncio.Task[None],
+        running: asyncio.Event,
+    ) -> None:
+        """Stop renewing the live mark, write what is left to the buffer, then drop the mark."""
+        running.clear()
+        alive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await alive
+        try:
+            await publisher.close()
+        except Exception:
+            log.exception("stream buffer write failed")  # resumers will be told it was cut
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.run(lambda r: r.delete(live_key))
+
+    async def _mark_live(self, live_key: str, running: asyncio.Event) -> None:
         """Renew the live mark while the producer runs, events or not (a model may think for
-        longer than a mark lasts before its first token): resumers tell alive from dead by it."""
-        while True:
+        longer than a mark lasts before its first token): resumers tell alive from dead by it.
+        ``running`` is checked after every await, as a cancellation can be lost in a finished
+        Redis call's timeout on Python 3.11."""
+        while running.is_set():
             with contextlib.suppress(StoreUnavailable):
                 await self.store.run(lambda r: r.set(live_key, 1, px=LIVE_TTL_MS))
+            if not running.is_set():
+                return
             await asyncio.sleep(LIVE_TTL_MS / 3000)
 
     async def _publish(self, buffer: str, live_key: str, events: list[Event]) -> None:
@@ -251,8 +275,13 @@ class StreamHub:
             idle = 0.0
             for entry_id, fields in entries[0][1]:
                 cursor = entry_id
-                if int(fields[b"seq"]) <= after:
+                seq = int(fields[b"seq"])
+                if seq <= after:
                     continue
+                if seq != after + 1:  # a buffer write was lost: never hand out a gapped answer
+                    yield self._interrupted(sid)
+                    return
+                after = seq
                 yield fields[b"frame"]
                 if fields[b"event"].decode() in TERMINAL:
                     return

@@ -157,7 +157,12 @@ def candidate_text(response: Any) -> tuple[str, str | None]:
     candidate = candidates[0]
     text = "".join(part.text for part in candidate.content.parts)
     reason = candidate.finish_reason  # an enum number on the raw message
-    return text, (_finish_reasons()(reason).name if reason else None)
+    if not reason:
+        return text, None
+    try:
+        return text, _finish_reasons()(reason).name
+    except ValueError:  # a reason newer than this SDK
+        return text, str(reason)
 
 
 @lru_cache(maxsize=1)

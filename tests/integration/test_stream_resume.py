@@ -194,3 +194,34 @@ async def test_a_stream_waiting_on_a_slow_first_token_can_be_resumed(stack: Loca
     assert [e["event"] for e in after][-2:] == ["usage", "done"], after
     assert text_of(after)
     assert stack.model_calls()["calls"] == {"gemini-2.5-flash": {"StreamGenerateContent": 1}}
+
+
+async def test_a_buffer_with_a_lost_write_is_never_resumed_with_a_gap(stack: LocalStack) -> None:
+    """Should a buffer write have been lost (Redis failed mid-stream), a resumer is told the
+    stream was cut rather than handed an answer with a piece missing."""
+    import redis.asyncio
+
+    from shared.contracts import DeltaEvent, DoneEvent
+    from shared.sse import frame
+
+    sid, buffer = "gappy0001", "ngx:sse:gappy0001"
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    await client.set(f"{buffer}:owner", "user:alice", ex=60)
+    events = [
+        (2, "delta", DeltaEvent(text="one")),
+        (4, "delta", DeltaEvent(text="three")),  # seq 3 never reached the buffer
+        (5, "done", DoneEvent(finish_reason="STOP")),
+    ]
+    for seq, name, data in events:
+        payload = frame(name, data, f"{sid}:{seq}")
+        await client.xadd(buffer, {"seq": seq, "event": name, "frame": payload})
+    await client.aclose()
+    headers = {**stack.auth("alice"), "Last-Event-ID": f"{sid}:1"}
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream("POST", f"{stack.url('stream')}/v1/chat:stream", headers=headers) as r,
+    ):
+        after, _ = await read_events(r)
+    assert [e["event"] for e in after] == ["delta", "error"]
+    assert after[0]["data"]["text"] == "one"
+    assert "interrupted" in after[1]["data"]["error"]["message"]
