@@ -6,7 +6,7 @@ The model sees the newest history that fits the prompt budget plus a rolling sum
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +27,12 @@ from shared.contracts import (
     PageQuery,
     Usage,
 )
+from shared.idempotency import Seal
 from shared.llm import prompt
 from shared.llm.client import LlmClient
 from shared.llm.types import LlmRequest, LlmResult, Turn
 from shared.settings import Settings
 from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
-
-Seal = Callable[[bytes], Sequence[Any]]  # an answer's body → writes committed with its exchange
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ Exactly once, across crashes: the chat answer is *sealed* — its ``done`` recor
 same commit as the exchange, on the condition that the record is still the one this request
 claimed (its update time). A request whose instance died before that commit leaves a pending
 record; once its lease (``idempotency_lease_s``) runs out a replay takes the claim over and runs
-the request. Should the first owner still be alive, its commit now fails whole — no second
-exchange is ever stored.
+the request. Should the first owner still be alive, its commit now fails whole and it answers as
+a replay would — no second exchange is ever stored.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ class Claim:
         return [writes.merge_write(name, done, last_update_time=self.update_time)]
 
 
-Produce = Callable[[Callable[[bytes], Sequence[Any]]], Awaitable[StoredResponse]]
+Seal = Callable[[bytes], Sequence[Any]]  # an answer's body → writes committed with its exchange
+Produce = Callable[[Seal], Awaitable[StoredResponse]]
 
 
 class Idempotency:

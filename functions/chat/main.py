@@ -8,11 +8,11 @@ from starlette.responses import JSONResponse, Response
 
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
 from shared import coldstart, runtime, web
-from shared.chat import Caller, Seal
+from shared.chat import Caller
 from shared.contracts import ChatRequest, PageQuery
 from shared.cors import Cors
 from shared.health import healthz, readiness
-from shared.idempotency import StoredResponse, body_hash
+from shared.idempotency import Seal, StoredResponse, body_hash
 
 settings = runtime.init_process()
 
