@@ -6,6 +6,11 @@ and then to a Redis stream (``ngx:sse:{sid}``, kept ``stream_buffer_ttl_s``), ea
 a client that reconnects with ``Last-Event-ID`` — to any instance — within that time receives
 every later event exactly once, with no second model call; otherwise the model call is cancelled.
 Idle connections get a heartbeat comment every ``stream_heartbeat_s``.
+
+A resumer tells a running stream from a dead one without a write per stream: the stream's live
+key names the process producing it (deleted when production ends), and each process renews one
+heartbeat key of its own every second — a crashed process's streams read as dead within
+`LIVE_TTL_MS`, however long the model takes to answer.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -38,6 +44,10 @@ async def _read(buffer: str, cursor: str, r: Any) -> list[Any]:
     """New entries of a buffer after ``cursor``, waiting up to half a second for some."""
     found: list[Any] = await r.xread({buffer: cursor}, count=100, block=500)
     return found
+
+
+def _process_key(process_id: str) -> str:
+    return f"ngx:sse:process:{process_id}"
 
 
 def _keys(sid: str) -> tuple[str, str, str, str]:
@@ -90,6 +100,8 @@ class StreamHub:
         self.grace_s = settings.stream_resume_grace_s
         self.buffer_ttl_s = settings.stream_buffer_ttl_s
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.process_id = secrets.token_hex(8)
+        self._heartbeat: asyncio.Task[None] | None = None
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -106,8 +118,18 @@ class StreamHub:
         request_id: str,
     ) -> AsyncIterator[bytes]:
         """The response body of a new stream whose first event is already known."""
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat())
+        _, owner_key, live_key, _ = _keys(sid)
+
+        async def claim(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.set(owner_key, owner, ex=self.buffer_ttl_s)
+            pipe.set(live_key, self.process_id, ex=self.buffer_ttl_s)
+            await pipe.execute()
+
         with contextlib.suppress(StoreUnavailable):
-            await self.store.run(lambda r: r.set(_keys(sid)[1], owner, ex=self.buffer_ttl_s))
+            await self.store.run(claim)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         producer = asyncio.create_task(self._produce(sid, first, rest, queue, request_id))
         self._keep(producer)
@@ -155,11 +177,7 @@ class StreamHub:
         request_id: str,
     ) -> None:
         buffer, _, live_key, _ = _keys(sid)
-        publisher = _Publisher(partial(self._publish, buffer, live_key), self._keep)
-        running = asyncio.Event()
-        running.set()
-        alive = asyncio.create_task(self._mark_live(live_key, running))
-        self._keep(alive)
+        publisher = _Publisher(partial(self._publish, buffer), self._keep)
         seq = 0
 
         async def emit(name: str, data: BaseModel) -> None:
@@ -183,23 +201,13 @@ class StreamHub:
             queue.put_nowait(None)
             try:
                 # Shielded: a second cancellation must not cut the buffer short or leave it live.
-                await asyncio.shield(self._finish(live_key, publisher, alive, running))
+                await asyncio.shield(self._finish(live_key, publisher))
             finally:
                 with contextlib.suppress(Exception):
                     await rest.aclose()  # type: ignore[attr-defined]
 
-    async def _finish(
-        self,
-        live_key: str,
-        publisher: _Publisher,
-        alive: asyncio.Task[None],
-        running: asyncio.Event,
-    ) -> None:
-        """Stop renewing the live mark, write what is left to the buffer, then drop the mark."""
-        running.clear()
-        alive.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await alive
+    async def _finish(self, live_key: str, publisher: _Publisher) -> None:
+        """Write what is left to the buffer, then mark the stream as no longer produced."""
         try:
             await publisher.close()
         except Exception:
@@ -207,25 +215,20 @@ class StreamHub:
         with contextlib.suppress(StoreUnavailable):
             await self.store.run(lambda r: r.delete(live_key))
 
-    async def _mark_live(self, live_key: str, running: asyncio.Event) -> None:
-        """Renew the live mark while the producer runs, events or not (a model may think for
-        longer than a mark lasts before its first token): resumers tell alive from dead by it.
-        ``running`` is checked after every await, as a cancellation can be lost in a finished
-        Redis call's timeout on Python 3.11."""
-        while running.is_set():
+    async def _beat(self) -> None:
+        """Renew this process's heartbeat for as long as it runs (one write a second in all)."""
+        key = _process_key(self.process_id)
+        while True:
             with contextlib.suppress(StoreUnavailable):
-                await self.store.run(lambda r: r.set(live_key, 1, px=LIVE_TTL_MS))
-            if not running.is_set():
-                return
+                await self.store.run(lambda r: r.set(key, 1, px=LIVE_TTL_MS))
             await asyncio.sleep(LIVE_TTL_MS / 3000)
 
-    async def _publish(self, buffer: str, live_key: str, events: list[Event]) -> None:
+    async def _publish(self, buffer: str, events: list[Event]) -> None:
         async def write(r: Any) -> None:
             pipe = r.pipeline(transaction=False)
             for seq, name, payload in events:
                 pipe.xadd(buffer, {"seq": seq, "event": name, "frame": payload}, maxlen=5000)
             pipe.expire(buffer, self.buffer_ttl_s)
-            pipe.set(live_key, 1, px=LIVE_TTL_MS)
             await pipe.execute()
 
         with contextlib.suppress(StoreUnavailable):
@@ -292,7 +295,12 @@ class StreamHub:
         return frame("error", error_event(failure, sid), f"{sid}:0")
 
     async def _live(self, live_key: str) -> bool:
+        """Whether the stream is still being produced by a process that is still alive."""
         try:
-            return bool(await self.store.run(lambda r: r.exists(live_key)))
+            producer = await self.store.run(lambda r: r.get(live_key))
+            if producer is None:
+                return False
+            heartbeat = _process_key(producer.decode())
+            return bool(await self.store.run(lambda r: r.exists(heartbeat)))
         except StoreUnavailable:
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,8 +48,8 @@ def text_of(events: list[dict[str, Any]]) -> str:
     return "".join(e["data"]["text"] for e in events if e["event"] == "delta")
 
 
-@pytest.fixture
-def second_stream_instance(stack: LocalStack) -> Iterator[str]:
+def start_stream_instance(stack: LocalStack) -> tuple[str, subprocess.Popen[bytes]]:
+    """Another stream function process on the same backing services, answering."""
     port = free_ports(1)[0]
     process = subprocess.Popen(
         [
@@ -69,6 +70,7 @@ def second_stream_instance(stack: LocalStack) -> Iterator[str]:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://{LOCAL_HOST}:{port}"
     deadline = time.monotonic() + 30
@@ -78,6 +80,12 @@ def second_stream_instance(stack: LocalStack) -> Iterator[str]:
                 break
         except httpx.TransportError:
             time.sleep(0.05)
+    return url, process
+
+
+@pytest.fixture
+def second_stream_instance(stack: LocalStack) -> Iterator[str]:
+    url, process = start_stream_instance(stack)
     yield url
     process.terminate()
     process.wait(10)
@@ -225,3 +233,30 @@ async def test_a_buffer_with_a_lost_write_is_never_resumed_with_a_gap(stack: Loc
     assert [e["event"] for e in after] == ["delta", "error"]
     assert after[0]["data"]["text"] == "one"
     assert "interrupted" in after[1]["data"]["error"]["message"]
+
+
+async def test_a_stream_whose_process_died_is_reported_cut_to_resumers(stack: LocalStack) -> None:
+    """No heartbeat comments forever: once the producing process is gone, a resumer on another
+    instance is told the stream was interrupted, within the heartbeat key's lifetime."""
+    stack.fault("gemini-2.5-flash", slow_stream_ms=300)
+    url, process = start_stream_instance(stack)
+    headers = stack.auth()
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with client.stream(
+                "POST", f"{url}/v1/chat:stream", json={"message": "die"}, headers=headers
+            ) as response:
+                before, _ = await read_events(response, stop_after_deltas=1)
+                os.killpg(process.pid, signal.SIGKILL)  # the instance dies mid-stream
+            resumed = {**headers, "Last-Event-ID": before[-1]["id"]}
+            started = time.monotonic()
+            async with client.stream(
+                "POST", f"{stack.url('stream')}/v1/chat:stream", headers=resumed
+            ) as again:
+                after, _ = await read_events(again)
+            waited = time.monotonic() - started
+    finally:
+        process.wait(10)
+    assert after[-1]["event"] == "error", after
+    assert "interrupted" in after[-1]["data"]["error"]["message"]
+    assert waited < 6.0
