@@ -102,6 +102,7 @@ class StreamHub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.process_id = secrets.token_hex(8)
         self._heartbeat: asyncio.Task[None] | None = None
+        self._producing = 0  # streams this process is producing now
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -118,8 +119,6 @@ class StreamHub:
         request_id: str,
     ) -> AsyncIterator[bytes]:
         """The response body of a new stream whose first event is already known."""
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.create_task(self._beat())
         _, owner_key, live_key, _ = _keys(sid)
 
         async def claim(r: Any) -> None:
@@ -133,6 +132,10 @@ class StreamHub:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         producer = asyncio.create_task(self._produce(sid, first, rest, queue, request_id))
         self._keep(producer)
+        self._producing += 1
+        producer.add_done_callback(self._produced)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat())
         return self._deliver(queue, producer, sid)
 
     async def _deliver(
@@ -215,10 +218,14 @@ class StreamHub:
         with contextlib.suppress(StoreUnavailable):
             await self.store.run(lambda r: r.delete(live_key))
 
+    def _produced(self, _: asyncio.Task[None]) -> None:
+        self._producing -= 1
+
     async def _beat(self) -> None:
-        """Renew this process's heartbeat for as long as it runs (one write a second in all)."""
+        """Renew this process's heartbeat while it produces streams (one write a second in all,
+        none when idle)."""
         key = _process_key(self.process_id)
-        while True:
+        while self._producing > 0:
             with contextlib.suppress(StoreUnavailable):
                 await self.store.run(lambda r: r.set(key, 1, px=LIVE_TTL_MS))
             await asyncio.sleep(LIVE_TTL_MS / 3000)

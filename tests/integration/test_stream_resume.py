@@ -260,3 +260,20 @@ async def test_a_stream_whose_process_died_is_reported_cut_to_resumers(stack: Lo
     assert after[-1]["event"] == "error", after
     assert "interrupted" in after[-1]["data"]["error"]["message"]
     assert waited < 6.0
+
+
+async def test_an_idle_process_writes_no_heartbeat(stack: LocalStack) -> None:
+    import redis.asyncio
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"{stack.url('stream')}/v1/chat:stream", json={"message": "hi"}, headers=stack.auth()
+        )
+    assert response.status_code == 200
+    r = redis.asyncio.Redis.from_url(stack.redis_url)
+    assert [k async for k in r.scan_iter(match="ngx:sse:process:*")]  # beating while it streamed
+    deadline = time.monotonic() + 6  # the last renewal (≤ 1 s) plus the key's 3 s
+    while [k async for k in r.scan_iter(match="ngx:sse:process:*")]:
+        assert time.monotonic() < deadline, "the heartbeat outlived the process's last stream"
+        await asyncio.sleep(0.2)
+    await r.aclose()
