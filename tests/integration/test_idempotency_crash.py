@@ -34,6 +34,23 @@ def record_id(subject: str, key: str) -> str:
     return hashlib.sha256(f"{subject}\x1f{key}".encode()).hexdigest()
 
 
+async def pending_record(db: Any, created: datetime, lease_s: float) -> None:
+    """Alice's key ``k`` claimed at ``created`` by a first request that never finished."""
+    await (
+        db.collection(COLLECTION)
+        .document(record_id("alice", "k"))
+        .create(
+            {
+                "state": "pending",
+                "body_hash": "h",
+                "created_at": created,
+                "lease_until": created + timedelta(seconds=lease_s),
+                "expire_at": created + timedelta(hours=1),
+            }
+        )
+    )
+
+
 async def store_exchange(
     store: ConversationStore, conversation_id: str, text: str, also: Sequence[Any] = ()
 ) -> None:
@@ -92,20 +109,8 @@ async def test_a_first_request_that_died_is_taken_over_after_its_lease(
 ) -> None:
     settings = settings_for(stack, lease_s=5.0)
     store = ConversationStore(firestore_db)
-    stale = datetime.now(UTC) - timedelta(seconds=6)
-    await (
-        firestore_db.collection(COLLECTION)
-        .document(record_id("alice", "k"))
-        .create(
-            {
-                "state": "pending",
-                "body_hash": "h",
-                "created_at": stale,
-                "lease_until": stale + timedelta(seconds=5),
-                "expire_at": stale + timedelta(hours=1),
-            }
-        )
-    )  # what an instance that died mid-request leaves behind
+    # What an instance that died mid-request leaves behind: its lease ran out a second ago.
+    await pending_record(firestore_db, datetime.now(UTC) - timedelta(seconds=6), lease_s=5)
     produce = exchange_producer(store, "c-retry", "answered on retry")
     stored = await Idempotency(firestore_db, settings).run("alice", "k", "h", produce)
     assert json.loads(stored.body)["text"] == "answered on retry"
@@ -119,20 +124,7 @@ async def test_a_pending_request_within_its_lease_is_not_taken_over(
     stack: LocalStack, firestore_db: Any
 ) -> None:
     settings = settings_for(stack).model_copy(update={"idempotency_wait_s": 0.3})
-    now = datetime.now(UTC)
-    await (
-        firestore_db.collection(COLLECTION)
-        .document(record_id("alice", "k"))
-        .create(
-            {
-                "state": "pending",
-                "body_hash": "h",
-                "created_at": now,
-                "lease_until": now + timedelta(seconds=120),
-                "expire_at": now + timedelta(hours=1),
-            }
-        )
-    )
+    await pending_record(firestore_db, datetime.now(UTC), lease_s=120)
     produce = exchange_producer(ConversationStore(firestore_db), "c2", "no")
     from shared import errors
 

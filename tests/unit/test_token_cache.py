@@ -75,6 +75,13 @@ def signing_key(directory: Path) -> Path:
     return devtokens.ensure_key(directory)
 
 
+def served_key(server: JwksServer, directory: Path) -> Path:
+    """A new signing key, the only one ``server`` publishes."""
+    key = signing_key(directory)
+    server.keys = devtokens.jwks(key)["keys"]
+    return key
+
+
 def mint(key: Path, user: str, ttl_s: int = 3600) -> str:
     return devtokens.mint(key, user=user, issuer=ISSUER, audience=AUDIENCE, ttl_s=ttl_s)
 
@@ -93,8 +100,7 @@ def verifier(server: JwksServer, **overrides: Any) -> tokens.TokenVerifier:
 async def test_a_token_is_fully_verified_once(
     jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
 ) -> None:
-    key = signing_key(tmp_path)
-    jwks_server.keys = devtokens.jwks(key)["keys"]
+    key = served_key(jwks_server, tmp_path)
     check = verifier(jwks_server)
     token = mint(key, "alice")
     first = await check.verify(token)
@@ -108,8 +114,7 @@ async def test_a_token_is_fully_verified_once(
 async def test_a_remembered_token_still_expires(
     jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
 ) -> None:
-    key = signing_key(tmp_path)
-    jwks_server.keys = devtokens.jwks(key)["keys"]
+    key = served_key(jwks_server, tmp_path)
     check = verifier(jwks_server, auth_clock_skew_s=0)
     token = mint(key, "alice", ttl_s=2)  # exp is whole seconds: at least 1 s of life left
     claims = (await check.verify(token)).claims
@@ -140,8 +145,7 @@ async def test_a_withdrawn_key_stops_being_honoured(
 async def test_the_cache_is_bounded(
     jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
 ) -> None:
-    key = signing_key(tmp_path)
-    jwks_server.keys = devtokens.jwks(key)["keys"]
+    key = served_key(jwks_server, tmp_path)
     check = verifier(jwks_server, auth_token_cache_size=2)
     a, b, c = (mint(key, user) for user in ("a", "b", "c"))
     for token in (a, b, a, c, a, b):  # c pushes out b, the least recently used
@@ -152,8 +156,7 @@ async def test_the_cache_is_bounded(
 async def test_size_zero_turns_the_cache_off(
     jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
 ) -> None:
-    key = signing_key(tmp_path)
-    jwks_server.keys = devtokens.jwks(key)["keys"]
+    key = served_key(jwks_server, tmp_path)
     check = verifier(jwks_server, auth_token_cache_size=0)
     token = mint(key, "alice")
     await check.verify(token)
