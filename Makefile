@@ -7,12 +7,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: dev test deps system-deps infra-tools lint typecheck pytest bench clean openapi
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-ops.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@# Compiled bytecode, as the container image has it (see DESIGN: cold start is a product metric).
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib shared functions emulator > /dev/null || true
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib shared ops functions emulator > /dev/null || true
 	touch $@
 
 # redis-server comes from Debian; Java 17 and the Firestore emulator come with the gcloud CLI.
@@ -52,6 +52,7 @@ test: deps infra-tools lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,6 +1,6 @@
 """``python -m emulator.auth --port N --key-dir D``: the local stack's identity provider.
 
-Serves the JWKS of the development signing key (`shared.auth.devtokens`) at ``/jwks.json`` so the
+Serves the JWKS of the development signing key (`emulator.devtokens`) at ``/jwks.json`` so the
 functions verify locally minted ID tokens exactly as they verify Firebase's in production.
 """
 
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.auth import devtokens
+from emulator import devtokens
 
 
 def app(key_dir: Path) -> Starlette:

@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from emulator.grpc_server import serve
+from emulator.grpc_server import abort, serve
 
 SERVICES = "google.cloud.run.v2.Services"
 REVISIONS = "google.cloud.run.v2.Revisions"
@@ -144,7 +144,8 @@ class CloudRunFake:
 
     def _set_statuses(self, svc: Any, at: float) -> None:
         t = self.traffic_types
-        statuses, split = [], {}
+        statuses: list[Any] = []
+        split: dict[str, int] = {}
         for target in svc.traffic:
             revision = self._resolve(svc, target)
             statuses.append(
@@ -233,7 +234,7 @@ class CloudRunFake:
             self._settle()
             found = self.services.get(request.name)
             if found is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' not found.")
+                abort(context, grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' not found.")
             return self.service_types.Service.pb(found)
 
     def update_service(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -253,15 +254,16 @@ class CloudRunFake:
             )
             current = self.services.get(update.name)
             if current is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{update.name}' not found.")
+                abort(context, grpc.StatusCode.NOT_FOUND, f"Resource '{update.name}' not found.")
             if update.etag and update.etag != current.etag:
-                context.abort(
+                abort(
+                    context,
                     grpc.StatusCode.ABORTED,
                     "The etag does not match the service's current etag: read it again",
                 )
             problem = self._check(current, update)
             if problem:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+                abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem)
             result = self.service_types.Service(current)
             result.traffic = list(update.traffic)
             new_revision = update.template != current.template
@@ -288,7 +290,7 @@ class CloudRunFake:
             self._settle()
             entry = self.operations.get(request.name)
             if entry is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"operation {request.name} not found")
+                abort(context, grpc.StatusCode.NOT_FOUND, f"operation {request.name} not found")
             done_at, operation, result, _ = entry
             answer = operations_pb2.Operation()
             answer.CopyFrom(operation)
@@ -312,13 +314,13 @@ class CloudRunFake:
         with self.lock:
             found = self._revision(request.name)
         if found is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' not found.")
+            abort(context, grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' not found.")
         return self.revision_types.Revision.pb(found)
 
     def list_revisions(self, request: Any, context: grpc.ServicerContext) -> Any:
         with self.lock:
             if request.parent not in self.revisions:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.parent}' not found.")
+                abort(context, grpc.StatusCode.NOT_FOUND, f"Resource '{request.parent}' not found.")
             names = [
                 f"{request.parent}/revisions/{r}" for r in reversed(self.revisions[request.parent])
             ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent import futures
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -17,3 +17,9 @@ def serve(fake: Any, host: str, port: int, workers: int = 8) -> grpc.Server:
         raise OSError(f"cannot bind {host}:{port}")
     server.start()
     return server
+
+
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """End the RPC with ``code``; typed as not returning (``context.abort`` raises)."""
+    context.abort(code, message)
+    raise AssertionError("unreachable: ServicerContext.abort raises")

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from emulator.grpc_server import serve
+from emulator.grpc_server import abort, serve
 
 SERVICE = "google.cloud.memorystore.v1.Memorystore"
 OPERATIONS = "google.longrunning.Operations"
@@ -48,7 +48,7 @@ class MemorystoreFake:
         with self.lock:
             found = self.instances.get(request.name)
         if found is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' was not found")
+            abort(context, grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' was not found")
         return self.types.Instance.pb(found)
 
     def update_instance(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -59,10 +59,10 @@ class MemorystoreFake:
         with self.lock:
             current = self.instances.get(update.name)
             if current is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"Resource '{update.name}' was not found")
+                abort(context, grpc.StatusCode.NOT_FOUND, f"Resource '{update.name}' was not found")
             paths = list(request.update_mask.paths)
             if not paths or any(p != "engine_configs" for p in paths):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unsupported update mask {paths}")
+                abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported update mask {paths}")
             result = self.types.Instance(current)
             result.engine_configs.clear()
             result.engine_configs.update(dict(update.engine_configs))
@@ -83,7 +83,7 @@ class MemorystoreFake:
         with self.lock:
             entry = self.operations.get(request.name)
             if entry is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"operation {request.name} not found")
+                abort(context, grpc.StatusCode.NOT_FOUND, f"operation {request.name} not found")
             done_at, operation, result = entry
             answer = operations_pb2.Operation()
             answer.CopyFrom(operation)

@@ -31,9 +31,10 @@ from typing import Any
 
 import grpc
 
-from emulator.cloudrun import CloudRunFake, serve
+from emulator.cloudrun import CloudRunFake
 from emulator.cloudrun import add_arguments as add_run_arguments
 from emulator.cloudrun import from_arguments as run_from_arguments
+from emulator.grpc_server import abort, serve
 
 SERVICE = "google.monitoring.v3.MetricService"
 RESOURCE = "cloud_run_revision"
@@ -275,9 +276,9 @@ class MonitoringFake:
         try:
             answer = self._answer(wrapped)
         except Invalid as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except LookupError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
         return metric_service.ListTimeSeriesResponse.pb(answer)
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
@@ -326,8 +327,8 @@ def _reduce(
         kept_labels = tuple((k, v) for k, v in labels if ("metric", k) in group_by)
         kept_resource = tuple((k, v) for k, v in resource if ("resource", k) in group_by)
         periods = groups.setdefault((kept_labels, kept_resource), {})
-        for low, high, value in series:
-            periods.setdefault((low, high), []).append(value)
+        for low, high, point in series:
+            periods.setdefault((low, high), []).append(point)
     name = reducer.name
     out: dict[tuple[Any, ...], list[Any]] = {}
     for key, periods in groups.items():

@@ -23,12 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.auth import devtokens
+from emulator import devtokens
+from emulator.settings import StackSettings, load_stack_settings
+from shared import registry
 from shared.errors import SettingsError
-from shared.settings import LOCAL_HOST, Settings, load_settings
+from shared.settings import LOCAL_HOST
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ("chat", "stream", "cache_maintenance", "backup")
 DAY_S = 86400
 
 
@@ -76,7 +77,7 @@ def check_prerequisites() -> None:
         raise StackError("missing prerequisite: " + "\n".join(missing))
 
 
-def function_env(settings: Settings) -> dict[str, str]:
+def function_env(settings: StackSettings) -> dict[str, str]:
     """Environment shared by every function process: where the emulators are."""
     return {
         "PYTHONPATH": str(ROOT),
@@ -102,12 +103,7 @@ def function_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def function_port(settings: Settings, name: str) -> int:
-    port: int = getattr(settings, f"stack_{name}_port")
-    return port
-
-
-def components(settings: Settings) -> list[Component]:
+def components(settings: StackSettings) -> list[Component]:
     """Every process of the stack, in start order."""
     python = sys.executable
     gcloud_config = settings.stack_dir / "gcloud"
@@ -182,27 +178,14 @@ def components(settings: Settings) -> list[Component]:
             url=f"{devtokens.issuer(settings)}/jwks.json (tokens: agentctl token --user NAME)",
         ),
     ]
-    for name in FUNCTIONS:
-        port = function_port(settings, name)
+    for spec in registry.FUNCTIONS:
+        port = settings.function_port(spec)
         items.append(
             Component(
-                name.replace("_", "-"),
-                [
-                    python,
-                    "-m",
-                    "functions_framework",
-                    "--target",
-                    name,
-                    "--source",
-                    str(ROOT / "functions" / name / "main.py"),
-                    "--asgi",
-                    "--host",
-                    LOCAL_HOST,
-                    "--port",
-                    str(port),
-                ],
+                spec.service,
+                registry.launch_command(spec, LOCAL_HOST, port, python),
                 port,
-                ready_path="/healthz",
+                ready_path=spec.probes.startup,
                 env={
                     **function_env(settings),
                     "NGX_INVOKER_AUDIENCE": f"http://{LOCAL_HOST}:{port}",
@@ -260,7 +243,7 @@ def single_instance(state_dir: Path) -> Iterator[None]:
 class Stack:
     """Starts, watches and stops the stack's processes."""
 
-    def __init__(self, settings: Settings, only: tuple[str, ...] | None = None) -> None:
+    def __init__(self, settings: StackSettings, only: tuple[str, ...] | None = None) -> None:
         self.settings = settings
         self.state_dir = settings.stack_dir
         self.components = [c for c in components(settings) if only is None or c.name in only]
@@ -334,7 +317,7 @@ class Stack:
                 process.wait(1)
 
 
-def curl_example(settings: Settings, token: str) -> str:
+def curl_example(settings: StackSettings, token: str) -> str:
     port = settings.stack_chat_port
     return (
         f"curl -s -X POST http://{LOCAL_HOST}:{port}/v1/chat "
@@ -358,7 +341,7 @@ def banner(stack: Stack) -> str:
     return "\n".join(lines)
 
 
-def up(settings: Settings) -> int:
+def up(settings: StackSettings) -> int:
     """Run the stack in the foreground until Ctrl-C or SIGTERM."""
     check_prerequisites()
     with single_instance(settings.stack_dir):
@@ -387,7 +370,7 @@ def up(settings: Settings) -> int:
     return 0
 
 
-def down(settings: Settings) -> int:
+def down(settings: StackSettings) -> int:
     """Ask a running stack (by the pid in its lock file) to stop."""
     lock_path = settings.stack_dir / "stack.lock"
     pid = lock_path.read_text().strip() if lock_path.exists() else ""
@@ -403,7 +386,7 @@ def down(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
-        settings = load_settings()
+        settings = load_stack_settings()
         if args[:1] == ["up"]:
             return up(settings)
         if args[:1] == ["down"]:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared import registry
 from shared.contracts import (
     ID_PATTERN,
     ChatRequest,
@@ -28,8 +29,16 @@ from shared.contracts import (
 from shared.idempotency import MAX_KEY_CHARS
 
 VERSION = "1.0.0"
-CHAT_SERVER = {"url": "http://127.0.0.1:8081", "description": "chat function (local stack)"}
-STREAM_SERVER = {"url": "http://127.0.0.1:8082", "description": "stream function (local stack)"}
+
+
+def _server(spec: registry.FunctionSpec) -> dict[str, str]:
+    """Where a function answers in the local stack (its registry port)."""
+    url = f"http://127.0.0.1:{spec.local_port}"
+    return {"url": url, "description": f"{spec.name} function (local stack)"}
+
+
+CHAT_SERVER = _server(registry.CHAT)
+STREAM_SERVER = _server(registry.STREAM)
 ERRORS = {
     "400": "Malformed JSON, or a request the model rejected",
     "401": "Missing or invalid credentials",
@@ -286,6 +295,19 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+def undocumented(doc: dict[str, Any]) -> list[str]:
+    """Routes of the public functions (probes aside) that the document does not describe."""
+    paths = doc["paths"]
+    return [
+        f"{route.method} {route.path} ({spec.name})"
+        for spec in registry.FUNCTIONS
+        if spec.access == "public"
+        for route in spec.routes
+        if route.operation not in ("healthz", "readyz")
+        and route.method.lower() not in paths.get(route.path, {})
+    ]
 
 
 def render() -> str:

@@ -1,14 +1,15 @@
-"""One validated settings object for every function, the CLI and the local stack.
+"""The runtime's settings: what a deployed function reads, validated once per process.
 
 Every knob has a default that works with the local stack (`agentctl stack up`); production sets them
 through Cloud Run environment variables and Secret Manager. Variables are prefixed ``NGX_``.
+Operations (`ops.settings`) and the local stack (`emulator.settings`) extend this class with what
+only they read, so a function's settings never carry operator or development knobs.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -185,35 +186,6 @@ class Settings(BaseSettings):
     backup_keep_days: int = Field(30, ge=0)
     restore_concurrency: int = Field(4, ge=1, le=64)
 
-    # Canary releases (`agentctl canary`): the Cloud Run Admin API and Cloud Monitoring.
-    region: str = Field("us-central1", min_length=1, description="Cloud Run region of the services")
-    run_endpoint: str | None = Field(
-        None, description="a local Cloud Run Admin API endpoint (tests); default: Google's"
-    )
-    monitoring_endpoint: str | None = Field(
-        None, description="a local Cloud Monitoring API endpoint (tests); default: Google's"
-    )
-
-    # Ports of the local stack (`agentctl stack up`).
-    stack_firestore_port: int = Field(8686, ge=1, le=65535)
-    stack_redis_port: int = Field(6390, ge=1, le=65535)
-    stack_vertex_port: int = Field(8790, ge=1, le=65535)
-    stack_vertex_admin_port: int = Field(8791, ge=1, le=65535)
-    stack_chat_port: int = Field(8081, ge=1, le=65535)
-    stack_stream_port: int = Field(8082, ge=1, le=65535)
-    stack_cache_maintenance_port: int = Field(8083, ge=1, le=65535)
-    stack_backup_port: int = Field(8084, ge=1, le=65535)
-    stack_auth_port: int = Field(8792, ge=1, le=65535)
-    stack_dir: Path = Field(
-        Path(__file__).resolve().parent.parent / ".stack",
-        description="state of the local stack: logs, the development signing key",
-    )
-
-    # The Vertex emulator's behaviour in the local stack.
-    emulator_ttft_ms: float = Field(150.0, ge=0)
-    emulator_tokens_per_second: float = Field(200.0, ge=0)
-    emulator_answer_tokens: int = Field(48, ge=1, le=8192)
-
     @model_validator(mode="before")
     @classmethod
     def _no_local_defaults_when_deployed(cls, data: Any) -> Any:
@@ -223,9 +195,7 @@ class Settings(BaseSettings):
                 data.setdefault(name, None)
         return data
 
-    @field_validator(
-        "vertex_endpoint", "firestore_emulator_host", "run_endpoint", "monitoring_endpoint"
-    )
+    @field_validator("vertex_endpoint", "firestore_emulator_host", "memorystore_endpoint")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -286,10 +256,14 @@ class Settings(BaseSettings):
         )
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning a validation failure into one line that names the bad setting."""
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
+def parse_settings(kind: type[SettingsT], overrides: dict[str, object]) -> SettingsT:
+    """Build ``kind`` from the environment and ``overrides``; a validation failure becomes one line
+    that names each bad setting."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return kind(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -299,6 +273,11 @@ def load_settings(**overrides: object) -> Settings:
                 continue
             problems.append(f"NGX_{field.upper()}={err.get('input')!r}: {err['msg']}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The runtime settings with ``overrides`` (tests, tools)."""
+    return parse_settings(Settings, overrides)
 
 
 @lru_cache(maxsize=1)

@@ -28,6 +28,7 @@ from shared.logs import parse_trace_headers, request_id_var, trace_var
 
 if TYPE_CHECKING:
     from shared.guard import Guard
+    from shared.registry import FunctionSpec
 
 log = logging.getLogger("ngx.http")
 
@@ -120,6 +121,27 @@ class Router:
         self._guard = guard
         self._cors = cors
         self._after_first = after_first  # run once, when the first response is ready
+
+    @classmethod
+    def serve(
+        cls,
+        spec: FunctionSpec,
+        handlers: dict[str, Handler],
+        guard: Callable[[], Guard] | None = None,
+        cors: Cors | None = None,
+        after_first: Callable[[], None] | None = None,
+    ) -> Router:
+        """A router for a registered function: its routes bound to ``handlers`` by operation name.
+
+        A route without a handler, or a handler for no route, fails at import, so a function serves
+        exactly the routes the registry (and so the OpenAPI document and the stack) lists.
+        """
+        wanted = {route.operation for route in spec.routes}
+        if wanted != set(handlers):
+            missing, extra = sorted(wanted - set(handlers)), sorted(set(handlers) - wanted)
+            raise RuntimeError(f"{spec.name}: handlers missing {missing}, not registered {extra}")
+        routes = [Route(r.method, r.path, handlers[r.operation], r.scope) for r in spec.routes]
+        return cls(routes, guard=guard, cors=cors, after_first=after_first)
 
     def _methods(self, path: str) -> list[str]:
         return [route.method for route, pattern in self._routes if pattern.match(path)]

@@ -15,21 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from emulator import devtokens
+from emulator.settings import StackSettings, free_ports, on_free_ports
 from emulator.stack import Stack, check_prerequisites
-from shared.auth import devtokens
-from shared.settings import LOCAL_HOST, Settings, load_settings
+from ops.settings import OpsSettings, load_ops_settings
+from shared.settings import LOCAL_HOST
 
-PORT_SETTINGS = (
-    "stack_auth_port",
-    "stack_firestore_port",
-    "stack_redis_port",
-    "stack_vertex_port",
-    "stack_vertex_admin_port",
-    "stack_chat_port",
-    "stack_stream_port",
-    "stack_cache_maintenance_port",
-    "stack_backup_port",
-)
 # A quick but visible latency model: 50 ms to first token, 4 tokens every 10 ms.
 TEST_EMULATOR = {"emulator_ttft_ms": 50.0, "emulator_tokens_per_second": 400.0}
 # Every test request comes from 127.0.0.1 and most from one user: lift the per-IP and the standard
@@ -42,31 +33,16 @@ TEST_LIMITS = {
 }
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct ports that were free a moment ago."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((LOCAL_HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def stack_settings(**extra: Any) -> Settings:
+def stack_settings(**extra: Any) -> StackSettings:
     """Settings for a stack on fresh free ports."""
-    ports = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
-    return load_settings(
-        **{"environment": "test", **ports, **TEST_EMULATOR, **TEST_LIMITS, **extra}
-    )
+    return on_free_ports(**{"environment": "test", **TEST_EMULATOR, **TEST_LIMITS, **extra})
 
 
 @dataclass
 class LocalStack:
     """Where the running test stack answers."""
 
-    settings: Settings
+    settings: StackSettings
     stack: Stack
 
     def url(self, name: str) -> str:
@@ -111,9 +87,9 @@ class LocalStack:
     def clear_faults(self) -> None:
         httpx.delete(f"{self.vertex_admin}/faults", timeout=5).raise_for_status()
 
-    def client_settings(self, **overrides: Any) -> Settings:
-        """Settings for an in-process client talking to this stack."""
-        return load_settings(
+    def client_settings(self, **overrides: Any) -> OpsSettings:
+        """Settings for an in-process client (runtime or operations) talking to this stack."""
+        return load_ops_settings(
             **{
                 "environment": "test",
                 "vertex_endpoint": self.vertex_endpoint,
@@ -167,7 +143,7 @@ async def firestore_db(stack: LocalStack) -> AsyncIterator[Any]:
 
     client = AsyncClient(project=stack.settings.project_id)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]
 
 
 class RedisServer:

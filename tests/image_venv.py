@@ -16,13 +16,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "requirements.txt"
+REQUIREMENTS = ROOT / "requirements.txt"  # the runtime image
+OPS_REQUIREMENTS = ROOT / "requirements-ops.txt"  # the ops image (includes the runtime's)
 
 
-def image_venv() -> Path:
-    """A venv holding exactly `requirements.txt`, bytecode compiled; built on first use."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()[:12]
-    venv = ROOT / ".tools" / f"image-venv-{digest}"
+def image_venv(requirements: Path = REQUIREMENTS) -> Path:
+    """A venv holding exactly ``requirements`` (and what it includes), bytecode compiled; built
+    on first use."""
+    pinned = REQUIREMENTS.read_bytes() + requirements.read_bytes()
+    digest = hashlib.sha256(pinned + sys.version.encode()).hexdigest()[:12]
+    venv = ROOT / ".tools" / f"{requirements.stem}-venv-{digest}"
     done = venv / ".complete"  # written last: a venv without it was interrupted and is rebuilt
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / "image-venv.lock", "w") as lock:
@@ -34,7 +37,7 @@ def image_venv() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         python = str(venv / "bin" / "python")
         pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
-        subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True, timeout=900)
+        subprocess.run([*pip, "-r", str(requirements)], check=True, timeout=900)
         subprocess.run(
             [python, "-m", "compileall", "-q", "-j", "0", str(venv / "lib")],
             check=True,

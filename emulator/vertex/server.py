@@ -58,12 +58,15 @@ class Fault:
     hang: bool = False
     slow_stream_ms: float = 0.0
     fail_after_chunks: int | None = None
+    fail_first: int = 0  # the next N calls fail with ``status``, then calls succeed
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
+        if self.fail_first < 0:
+            raise ValueError("fail_first must not be negative")
         if self.status not in grpc.StatusCode.__members__:
             raise ValueError(f"unknown gRPC status {self.status!r}")
         self.rng = random.Random(self.seed)
@@ -145,6 +148,9 @@ class VertexEmulator:
                 await asyncio.sleep(fault.latency_ms / 1000)
             if fault.hang:
                 await asyncio.Event().wait()  # until the caller's deadline cancels the call
+            if fault.fail_first > 0:
+                fault.fail_first -= 1
+                await context.abort(fault.code, f"injected {fault.status} for {name}")
             if fault.error_rate and fault.rng.random() < fault.error_rate:
                 await context.abort(fault.code, f"injected {fault.status} for {name}")
         return name

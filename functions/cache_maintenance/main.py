@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
-from shared import coldstart, runtime, web
+from shared import coldstart, registry, runtime, web
 from shared.auth.invoker import InvokerAuth
 from shared.cache_maintenance.jobs import CacheMaintenance
 from shared.cache_maintenance.service import CacheCall, perform
@@ -30,8 +30,9 @@ async def post_action(request: Request, _: dict[str, str]) -> Response:
     return JSONResponse({**report, "request_id": web.current_request_id()})
 
 
-router = web.Router(
-    [web.Route("POST", "/", post_action), web.Route("GET", "/healthz", healthz)],
+router = web.Router.serve(
+    registry.CACHE_MAINTENANCE,
+    {"post_action": post_action, "healthz": healthz},
     after_first=coldstart.resume,
 )
 

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
-from shared import coldstart, runtime, web
+from shared import coldstart, registry, runtime, web
 from shared.chat import Caller
 from shared.contracts import ChatRequest, PageQuery
 from shared.cors import Cors
@@ -46,12 +46,16 @@ async def list_conversations(request: Request, _: dict[str, str]) -> Response:
 
 async def get_conversation(request: Request, params: dict[str, str]) -> Response:
     page = web.read_query(request, PageQuery)
-    result = await runtime.chat_service().conversation(caller(request), params["cid"], page)
+    result = await runtime.chat_service().conversation(
+        caller(request), params["conversation_id"], page
+    )
     return JSONResponse(result.model_dump(mode="json"))
 
 
 async def delete_conversation(request: Request, params: dict[str, str]) -> Response:
-    result = await runtime.chat_service().delete_conversation(caller(request), params["cid"])
+    result = await runtime.chat_service().delete_conversation(
+        caller(request), params["conversation_id"]
+    )
     return JSONResponse(result.model_dump(mode="json"))
 
 
@@ -65,15 +69,16 @@ async def readyz(_: Request, __: dict[str, str]) -> Response:
     )
 
 
-router = web.Router(
-    [
-        web.Route("POST", "/v1/chat", post_chat, scope="chat"),
-        web.Route("GET", "/v1/conversations", list_conversations, scope="conversations"),
-        web.Route("GET", "/v1/conversations/{cid}", get_conversation, scope="conversations"),
-        web.Route("DELETE", "/v1/conversations/{cid}", delete_conversation, scope="conversations"),
-        web.Route("GET", "/healthz", healthz),
-        web.Route("GET", "/readyz", readyz),
-    ],
+router = web.Router.serve(
+    registry.CHAT,
+    {
+        "post_chat": post_chat,
+        "list_conversations": list_conversations,
+        "get_conversation": get_conversation,
+        "delete_conversation": delete_conversation,
+        "healthz": healthz,
+        "readyz": readyz,
+    },
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),
     after_first=coldstart.resume,

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
-from shared import coldstart, runtime, sse, web
+from shared import coldstart, registry, runtime, sse, web
 from shared.chat import Caller
 from shared.contracts import ChatRequest
 from shared.cors import Cors
@@ -36,11 +36,9 @@ async def post_stream(request: Request, _: dict[str, str]) -> Response:
     return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 
-router = web.Router(
-    [
-        web.Route("POST", "/v1/chat:stream", post_stream, scope="chat"),
-        web.Route("GET", "/healthz", healthz),
-    ],
+router = web.Router.serve(
+    registry.STREAM,
+    {"post_stream": post_stream, "healthz": healthz},
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),
     after_first=coldstart.resume,

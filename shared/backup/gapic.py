@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from shared.grpc_clients import gapic_client
 from shared.settings import Settings
 
 # The smallest document id, as the client library's recursive queries use it.
@@ -46,24 +47,18 @@ class FirestoreApi:
         self.emulator = settings.firestore_emulator_host or os.environ.get(
             "FIRESTORE_EMULATOR_HOST"
         )
-        self._channel: Any = None
-        if self.emulator:
-            import grpc
-            from google.cloud.firestore_v1.services.firestore.transports import grpc_asyncio
+        from google.cloud.firestore_v1.services.firestore.transports import grpc_asyncio
 
-            self._channel = grpc.aio.insecure_channel(
-                self.emulator, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-            )
-            transport = grpc_asyncio.FirestoreGrpcAsyncIOTransport(channel=self._channel)
-            self.client = async_client.FirestoreAsyncClient(transport=transport)
-            self.metadata: tuple[tuple[str, str], ...] = EMULATOR_METADATA
-        else:
-            self.client = async_client.FirestoreAsyncClient()
-            self.metadata = ()
+        self.client = gapic_client(
+            async_client.FirestoreAsyncClient,
+            grpc_asyncio.FirestoreGrpcAsyncIOTransport,
+            self.emulator,
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        )
+        self.metadata: tuple[tuple[str, str], ...] = EMULATOR_METADATA if self.emulator else ()
 
     async def close(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
+        await self.client.transport.close()
 
     async def commit(self, db: Database, writes: list[Any]) -> Any:
         """An atomic commit; returns the commit time."""

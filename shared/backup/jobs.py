@@ -65,8 +65,6 @@ class Backups:
 
     def sink(self, url: str | None) -> Sink:
         chosen = url or self.settings.backup_sink
-        if not chosen and self.settings.environment in ("local", "test"):
-            chosen = f"file://{self.settings.stack_dir / 'backups'}"
         if not chosen:
             raise errors.ValidationFailed(
                 "no sink given and NGX_BACKUP_SINK is not set",

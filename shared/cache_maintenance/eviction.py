@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 from shared import errors
+from shared.grpc_clients import gapic_client
 from shared.settings import Settings
 
 KEY = "maxmemory-policy"
@@ -17,16 +18,14 @@ KEY = "maxmemory-policy"
 
 def _client(settings: Settings) -> Any:
     from google.cloud import memorystore_v1  # type: ignore[attr-defined]
+    from google.cloud.memorystore_v1.services.memorystore.transports import grpc as transports
 
-    if settings.memorystore_endpoint:
-        import grpc
-        from google.cloud.memorystore_v1.services.memorystore.transports import grpc as transports
-
-        channel = grpc.insecure_channel(settings.memorystore_endpoint)
-        return memorystore_v1.MemorystoreClient(
-            transport=transports.MemorystoreGrpcTransport(channel=channel)
-        )
-    return memorystore_v1.MemorystoreClient()
+    return gapic_client(
+        memorystore_v1.MemorystoreClient,
+        transports.MemorystoreGrpcTransport,
+        settings.memorystore_endpoint,
+        aio=False,
+    )
 
 
 def _apply(settings: Settings, wanted: str, dry_run: bool, timeout_s: float) -> dict[str, Any]:

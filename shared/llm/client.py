@@ -18,14 +18,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from google.api_core.retry import exponential_sleep_generator
-
 from shared import errors, telemetry
 from shared.llm import accounting
 from shared.llm.cache import ResponseCache, is_cacheable, request_key
 from shared.llm.policy import PolicySource
-from shared.llm.resilience import BreakerState, CircuitBreaker, RetryBudget
-from shared.llm.transport import VertexTransport, chunks, error_kind
+from shared.llm.resilience import Resilience
+from shared.llm.transport import EmptyStream, VertexTransport, chunks
 from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult
 from shared.memorystore import Memorystore, StoreUnavailable
 from shared.settings import Settings
@@ -33,13 +31,8 @@ from shared.settings import Settings
 log = logging.getLogger("vertex_ai.client")
 REPLAY_WORDS = 8  # words per chunk when a cached answer is replayed as a stream
 
-
-class _NextModel(Exception):
-    """This model cannot serve the request now; the chain moves on."""
-
-    def __init__(self, cause: BaseException | None) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
+# An opened stream: the call (to cancel), its chunk iterator and the first chunk.
+Opened = tuple[Any, AsyncIterator[LlmChunk], LlmChunk]
 
 
 class LlmClient:
@@ -65,10 +58,7 @@ class LlmClient:
             else None
         )
         self.policy = PolicySource(settings, db)
-        self.retry_budget = RetryBudget(
-            ratio=settings.retry_budget_ratio, min_per_s=settings.retry_budget_min_per_s
-        )
-        self.breakers: dict[str, CircuitBreaker] = {}
+        self.resilience = Resilience(settings)
         self._inflight: dict[str, asyncio.Future[LlmResult]] = {}
 
     # --- public interface -------------------------------------------------------------------
@@ -230,86 +220,17 @@ class LlmClient:
             if self.budget is not None:
                 await self.budget.settle(reservation, used)
 
-    def _breaker(self, model: str) -> CircuitBreaker:
-        breaker = self.breakers.get(model)
-        if breaker is None:
-            s = self.settings
-            breaker = CircuitBreaker(
-                window_s=s.breaker_window_s,
-                min_calls=s.breaker_min_calls,
-                failure_ratio=s.breaker_failure_ratio,
-                open_s=s.breaker_open_s,
-            )
-            self.breakers[model] = breaker
-        return breaker
-
     async def _route(self, request: LlmRequest, chain: list[str], stats: CallStats) -> LlmResult:
-        deadline = time.monotonic() + self.settings.vertex_deadline_s
-        self.retry_budget.deposit()
-        last: BaseException | None = None
-        wait: float | None = None
-        for index, model in enumerate(chain):
-            breaker = self._breaker(model)
-            if not breaker.allow():
-                wait = min(wait or breaker.open_s, breaker.retry_after())
-                continue
-            stats.models_tried.append(model)
-            try:
-                result = await self._attempts(request, model, breaker, deadline, stats)
-            except _NextModel as exc:
-                breaker.record(False)
-                last = exc.cause
-                continue
-            breaker.record(True)
-            cost = accounting.cost_usd(
-                self.settings.model_prices, model, result.input_tokens, result.output_tokens
-            )
-            return replace(result, fallback=index > 0, attempts=stats.attempts, cost_usd=cost)
-        if last is None:
-            raise errors.CircuitOpen(
-                f"models {', '.join(chain)} are failing; not calling them for now",
-                retry_after=max(1, round(wait or 1)),
-            )
-        raise translate_error(last, chain[-1])
+        timeout_s = self.settings.vertex_attempt_timeout_s
 
-    async def _attempts(
-        self,
-        request: LlmRequest,
-        model: str,
-        breaker: CircuitBreaker,
-        deadline: float,
-        stats: CallStats,
-    ) -> LlmResult:
-        s = self.settings
-        delays = exponential_sleep_generator(
-            s.retry_initial_s, s.retry_max_delay_s, s.retry_multiplier
+        async def attempt(model: str, remaining: float) -> LlmResult:
+            return await self.transport.generate(request, model, timeout=min(timeout_s, remaining))
+
+        result, model, index = await self.resilience.call(chain, stats, attempt)
+        cost = accounting.cost_usd(
+            self.settings.model_prices, model, result.input_tokens, result.output_tokens
         )
-        last: BaseException | None = None
-        for attempt in range(s.retry_max_attempts):
-            if attempt:  # a retry: backoff, budget and breaker permitting
-                delay = next(delays)
-                if time.monotonic() + delay >= deadline or not self.retry_budget.try_spend():
-                    break
-                await asyncio.sleep(delay)
-                if breaker.state is BreakerState.OPEN:  # other calls found the model down
-                    break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            stats.attempts += 1
-            try:
-                return await self.transport.generate(
-                    request, model, timeout=min(s.vertex_attempt_timeout_s, remaining)
-                )
-            except Exception as exc:
-                kind = error_kind(exc)
-                if kind == "fatal":  # the model answered; the request was at fault
-                    breaker.record(True)
-                    raise translate_error(exc, model) from exc
-                last = exc
-                if kind == "model_missing":
-                    break
-        raise _NextModel(last)
+        return replace(result, fallback=index > 0, attempts=stats.attempts, cost_usd=cost)
 
     # --- streaming --------------------------------------------------------------------------
 
@@ -352,7 +273,7 @@ class LlmClient:
                 except StopAsyncIteration:
                     piece = None
                 except Exception as exc:
-                    self._breaker(model).record(False)
+                    self.resilience.breaker(model).record(False)
                     raise errors.UpstreamError(f"model stream from {model} broke off") from exc
             result = LlmResult(
                 text="".join(parts),
@@ -387,59 +308,25 @@ class LlmClient:
         self, request: LlmRequest, chain: list[str], stats: CallStats
     ) -> tuple[Any, str, int, AsyncIterator[LlmChunk], LlmChunk]:
         """Start a stream with retries and fallback, up to its first chunk (nothing sent yet)."""
-        s = self.settings
-        deadline = time.monotonic() + s.vertex_deadline_s
-        self.retry_budget.deposit()
-        last: BaseException | None = None
-        wait: float | None = None
-        for index, model in enumerate(chain):
-            breaker = self._breaker(model)
-            if not breaker.allow():
-                wait = min(wait or breaker.open_s, breaker.retry_after())
-                continue
-            stats.models_tried.append(model)
-            delays = exponential_sleep_generator(
-                s.retry_initial_s, s.retry_max_delay_s, s.retry_multiplier
-            )
-            for attempt in range(s.retry_max_attempts):
-                if attempt:
-                    delay = next(delays)
-                    if time.monotonic() + delay >= deadline or not self.retry_budget.try_spend():
-                        break
-                    await asyncio.sleep(delay)
-                    if breaker.state is BreakerState.OPEN:
-                        break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                stats.attempts += 1
-                call = None
+        timeout_s = self.settings.vertex_attempt_timeout_s
+
+        async def attempt(model: str, remaining: float) -> Opened:
+            call = None
+            try:
+                call = await self.transport.open_stream(request, model, timeout=remaining)
+                iterator = chunks(call)
                 try:
-                    call = await self.transport.open_stream(request, model, timeout=remaining)
-                    iterator = chunks(call)
-                    first = await asyncio.wait_for(
-                        anext(iterator), min(s.vertex_attempt_timeout_s, remaining)
-                    )
-                except Exception as exc:
-                    if call is not None:
-                        call.cancel()
-                    kind = error_kind(exc)
-                    if kind == "fatal" and not isinstance(exc, StopAsyncIteration):
-                        breaker.record(True)
-                        raise translate_error(exc, model) from exc
-                    last = exc
-                    if kind == "model_missing":
-                        break
-                    continue
-                breaker.record(True)
-                return call, model, index, iterator, first
-            breaker.record(False)
-        if last is None:
-            raise errors.CircuitOpen(
-                f"models {', '.join(chain)} are failing; not calling them for now",
-                retry_after=max(1, round(wait or 1)),
-            )
-        raise translate_error(last, chain[-1])
+                    first = await asyncio.wait_for(anext(iterator), min(timeout_s, remaining))
+                except StopAsyncIteration:
+                    raise EmptyStream(f"{model} ended the stream before any chunk") from None
+            except BaseException:
+                if call is not None:
+                    call.cancel()
+                raise
+            return call, iterator, first
+
+        (call, iterator, first), model, index = await self.resilience.call(chain, stats, attempt)
+        return call, model, index, iterator, first
 
     # --- reporting --------------------------------------------------------------------------
 
@@ -493,18 +380,3 @@ def replay(result: LlmResult) -> list[LlmChunk]:
         )
     )
     return out
-
-
-def translate_error(exc: BaseException, model: str) -> errors.AppError:
-    """Map a google.api_core / gRPC error to the product's error types."""
-    name = type(exc).__name__
-    if name == "NotFound":
-        return errors.ModelNotFound(f"model {model!r} is not available")
-    if name in {"DeadlineExceeded", "TimeoutError", "GatewayTimeout"}:
-        return errors.UpstreamTimeout(f"model {model!r} did not answer in time")
-    if error_kind(exc) == "retryable":
-        return errors.ModelUnavailable(f"model {model!r} is unavailable", retry_after=2)
-    if name == "InvalidArgument":
-        return errors.BadRequest(f"the model rejected the request: {getattr(exc, 'message', exc)}")
-    log.warning("model call failed", extra={"model": model, "error_type": name})
-    return errors.UpstreamError(f"model call failed ({name})")

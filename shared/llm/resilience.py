@@ -1,18 +1,33 @@
-"""Retry with a budget, and a circuit breaker per model.
+"""Retry with a budget, a circuit breaker per model, and the one loop that uses them.
 
 Backoff delays come from ``google.api_core.retry.exponential_sleep_generator`` (exponential with
 full jitter). What api_core does not offer is added here: a retry budget shared by all calls of a
-process, so that a failing model sees at most ``1 + ratio`` times the offered load, and a breaker
-that turns a model that keeps failing into an immediate, typed error with a retry-after.
+process, so that a failing model sees at most ``1 + ratio`` times the offered load, a breaker
+that turns a model that keeps failing into an immediate, typed error with a retry-after, and a
+fallback along a chain of models. `Resilience.call` is the only retry loop of the Vertex AI
+client: unary calls and stream openings both go through it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
+
+from google.api_core.retry import exponential_sleep_generator
+
+from shared import errors
+from shared.llm.transport import error_kind, translate_error
+from shared.llm.types import CallStats
+from shared.settings import Settings
+
+T = TypeVar("T")
+# One attempt against one model: (model, seconds left before the deadline) → its outcome.
+Attempt = Callable[[str, float], Awaitable[T]]
 
 
 class BreakerState(Enum):
@@ -126,3 +141,88 @@ class CircuitBreaker:
         total = len(self._outcomes)
         if total >= self.min_calls and self._failures / total >= self.failure_ratio:
             self._opened_at = now
+
+
+class Resilience:
+    """Breakers per model and the retry budget of one process, and the loop that honours them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.retry_budget = RetryBudget(
+            ratio=settings.retry_budget_ratio, min_per_s=settings.retry_budget_min_per_s
+        )
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    def breaker(self, model: str) -> CircuitBreaker:
+        """The breaker of ``model``, created closed on first use."""
+        breaker = self.breakers.get(model)
+        if breaker is None:
+            s = self.settings
+            breaker = CircuitBreaker(
+                window_s=s.breaker_window_s,
+                min_calls=s.breaker_min_calls,
+                failure_ratio=s.breaker_failure_ratio,
+                open_s=s.breaker_open_s,
+            )
+            self.breakers[model] = breaker
+        return breaker
+
+    async def call(
+        self, chain: list[str], stats: CallStats, attempt: Attempt[T]
+    ) -> tuple[T, str, int]:
+        """The one retry and fallback loop, for unary calls and for opening streams alike.
+
+        Each model of ``chain`` whose breaker lets calls through gets up to ``retry_max_attempts``
+        attempts, spaced by exponential backoff with full jitter, while the overall deadline and
+        the process's retry budget allow; a request the model rejects (``fatal``) is raised at
+        once, a missing model passes to the next one. ``attempt(model, remaining_s)`` makes one
+        attempt. A stream's attempt ends at its first chunk, so a stream is retried only before
+        its first delta: once text has reached the caller, a failure is final (`_stream`).
+        Returns what the attempt returned, the model that served and its index in ``chain``.
+        """
+        s = self.settings
+        deadline = time.monotonic() + s.vertex_deadline_s
+        self.retry_budget.deposit()
+        last: BaseException | None = None
+        wait: float | None = None
+        for index, model in enumerate(chain):
+            breaker = self.breaker(model)
+            if not breaker.allow():
+                wait = min(wait or breaker.open_s, breaker.retry_after())
+                continue
+            stats.models_tried.append(model)
+            delays = exponential_sleep_generator(
+                s.retry_initial_s, s.retry_max_delay_s, s.retry_multiplier
+            )
+            for number in range(s.retry_max_attempts):
+                if number:  # a retry: backoff, budget and breaker permitting
+                    delay = next(delays)
+                    if time.monotonic() + delay >= deadline or not self.retry_budget.try_spend():
+                        break
+                    await asyncio.sleep(delay)
+                    if breaker.state is BreakerState.OPEN:  # other calls found the model down
+                        break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                stats.attempts += 1
+                try:
+                    value = await attempt(model, remaining)
+                except Exception as exc:
+                    kind = error_kind(exc)
+                    if kind == "fatal":  # the model answered; the request was at fault
+                        breaker.record(True)
+                        raise translate_error(exc, model) from exc
+                    last = exc
+                    if kind == "model_missing":
+                        break
+                    continue
+                breaker.record(True)
+                return value, model, index
+            breaker.record(False)
+        if last is None:
+            raise errors.CircuitOpen(
+                f"models {', '.join(chain)} are failing; not calling them for now",
+                retry_after=max(1, round(wait or 1)),
+            )
+        raise translate_error(last, chain[-1])

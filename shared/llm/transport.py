@@ -7,14 +7,18 @@ above this module; here each call is exactly one RPC.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
+from shared import errors
+from shared.grpc_clients import gapic_client
 from shared.llm import sdk
 from shared.llm.types import LlmChunk, LlmRequest, LlmResult
 from shared.settings import Settings
 
+log = logging.getLogger("vertex_ai.client")
 # gRPC statuses worth another attempt (api_core exception class names).
 RETRYABLE = frozenset(
     {
@@ -25,10 +29,30 @@ RETRYABLE = frozenset(
         "InternalServerError",
         "GatewayTimeout",
         "TimeoutError",
+        "EmptyStream",
     }
 )
 # Failures that say "this model cannot serve": try the next model, never retry the same one.
 MODEL_MISSING = frozenset({"NotFound"})
+
+
+class EmptyStream(Exception):
+    """A stream that ended before its first chunk: worth another attempt, as an unanswered call."""
+
+
+def translate_error(exc: BaseException, model: str) -> errors.AppError:
+    """Map a google.api_core / gRPC error to the product's error types."""
+    name = type(exc).__name__
+    if name == "NotFound":
+        return errors.ModelNotFound(f"model {model!r} is not available")
+    if name in {"DeadlineExceeded", "TimeoutError", "GatewayTimeout"}:
+        return errors.UpstreamTimeout(f"model {model!r} did not answer in time")
+    if error_kind(exc) == "retryable":
+        return errors.ModelUnavailable(f"model {model!r} is unavailable", retry_after=2)
+    if name == "InvalidArgument":
+        return errors.BadRequest(f"the model rejected the request: {getattr(exc, 'message', exc)}")
+    log.warning("model call failed", extra={"model": model, "error_type": name})
+    return errors.UpstreamError(f"model call failed ({name})")
 
 
 def error_kind(exc: BaseException) -> str:
@@ -47,26 +71,18 @@ class VertexTransport:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client: Any = None
-        self._channel: Any = None
 
     def _prediction(self) -> Any:
         if self._client is None:
             module = sdk.load("services.prediction_service.async_client")
-            endpoint = self._settings.vertex_endpoint
-            if endpoint:
-                import grpc
-
-                grpc_asyncio = sdk.load("services.prediction_service.transports.grpc_asyncio")
-                self._channel = grpc.aio.insecure_channel(endpoint)
-                transport = grpc_asyncio.PredictionServiceGrpcAsyncIOTransport(
-                    channel=self._channel
-                )
-                self._client = module.PredictionServiceAsyncClient(transport=transport)
-            else:
-                api = f"{self._settings.vertex_location}-aiplatform.googleapis.com"
-                self._client = module.PredictionServiceAsyncClient(
-                    client_options={"api_endpoint": api}
-                )
+            transports = sdk.load("services.prediction_service.transports.grpc_asyncio")
+            api = f"{self._settings.vertex_location}-aiplatform.googleapis.com"
+            self._client = gapic_client(
+                module.PredictionServiceAsyncClient,
+                transports.PredictionServiceGrpcAsyncIOTransport,
+                self._settings.vertex_endpoint,
+                client_options={"api_endpoint": api},
+            )
         return self._client
 
     def build(self, request: LlmRequest, model: str) -> Any:
@@ -116,15 +132,14 @@ class VertexTransport:
         """Raise unless the gRPC channel to the model endpoint connects within ``timeout``."""
         import asyncio
 
-        client = self._prediction()
-        channel = self._channel or client.transport.grpc_channel
+        channel = self._prediction().transport.grpc_channel
         await asyncio.wait_for(channel.channel_ready(), timeout)
 
     async def close(self) -> None:
         """Close the gRPC channel; called at process shutdown."""
-        if self._channel is not None:
-            await self._channel.close()
-        self._client = self._channel = None
+        if self._client is not None:
+            await self._client.transport.close()
+        self._client = None
 
 
 async def chunks(call: Any) -> AsyncIterator[LlmChunk]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.auth import devtokens
+from emulator import devtokens
 from tests.bench.harness import HELLO, backing, running
 
 TARGET = 0.5

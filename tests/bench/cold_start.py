@@ -1,10 +1,11 @@
 """Cold start: launch → first successful chat, against launch → first 200 of a bare aio hello world.
 
-Both are started the same way (``python -m functions_framework --asgi``, one gunicorn/uvicorn
-worker, as on Cloud Run) in the same run, alternating, by the interpreter of the container image's
-environment (a venv of ``requirements.txt`` alone, bytecode compiled: dev tools installed next to
-the SDKs change what their optional imports load). The emulator answers with zero latency so the
-figure is start-up cost only. Prints the medians of N runs and their ratio; the target is ≤ 2.0×.
+Both start as the image starts them (chat through ``python -m functions``, the registry's launcher;
+the hello world through ``python -m functions_framework --asgi``; one uvicorn worker each, as on
+Cloud Run) in the same run, alternating, by the interpreter of the container image's environment
+(a venv of ``requirements.txt`` alone, bytecode compiled: dev tools installed next to the SDKs
+change what their optional imports load). The emulator answers with zero latency so the figure is
+start-up cost only. Prints the medians of N runs and their ratio; the target is ≤ 2.0×.
 
     python -m tests.bench.cold_start [--runs 5]
 """
@@ -13,51 +14,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from emulator import devtokens
+from emulator.settings import StackSettings, free_ports
 from emulator.stack import ROOT, Stack
-from shared.auth import devtokens
-from shared.settings import LOCAL_HOST, Settings
-from tests.bench.harness import function_env_of, function_python
+from shared.settings import LOCAL_HOST
+from tests.bench.harness import command, function_env_of
 from tests.conftest import stack_settings
 
 HELLO = Path(__file__).resolve().parent / "hello" / "main.py"
 TARGET_RATIO = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCAL_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def launch_until_ok(
-    python: Path, target: str, source: Path, env: dict[str, str], request: dict[str, object]
+    target: str, source: Path, env: dict[str, str], request: dict[str, Any]
 ) -> float:
     """Seconds from process launch to the first 200 answer to ``request``."""
-    port = free_port()
-    argv = [
-        str(python),
-        "-m",
-        "functions_framework",
-        "--target",
-        target,
-        "--source",
-        str(source),
-        "--asgi",
-        "--host",
-        LOCAL_HOST,
-        "--port",
-        str(port),
-    ]
+    port = free_ports(1)[0]
+    argv = command(target, source, port)
     started = time.perf_counter()
     process = subprocess.Popen(
         argv,
@@ -84,25 +66,24 @@ def launch_until_ok(
         process.wait(10)
 
 
-def measure(settings: Settings, runs: int) -> dict[str, object]:
-    python = function_python()
+def measure(settings: StackSettings, runs: int) -> dict[str, object]:
     env = function_env_of(settings)
     token = devtokens.local_token(settings, "bench")
-    chat_request = {
+    chat_request: dict[str, Any] = {
         "method": "POST",
         "url": "/v1/chat",
         "json": {"message": "cold start"},
         "headers": {"Authorization": f"Bearer {token}"},
     }
-    hello_request = {"method": "GET", "url": "/"}
+    hello_request: dict[str, Any] = {"method": "GET", "url": "/"}
     chat_main = ROOT / "functions" / "chat" / "main.py"
     # One warm-up of each fills the OS page cache, as on a machine that has run the image before.
-    launch_until_ok(python, "hello", HELLO, env, hello_request)
-    launch_until_ok(python, "chat", chat_main, env, chat_request)
+    launch_until_ok("hello", HELLO, env, hello_request)
+    launch_until_ok("chat", chat_main, env, chat_request)
     hello, chat = [], []
     for _ in range(runs):
-        hello.append(launch_until_ok(python, "hello", HELLO, env, hello_request))
-        chat.append(launch_until_ok(python, "chat", chat_main, env, chat_request))
+        hello.append(launch_until_ok("hello", HELLO, env, hello_request))
+        chat.append(launch_until_ok("chat", chat_main, env, chat_request))
     ratio = statistics.median(chat) / statistics.median(hello)
     return {
         "benchmark": "cold_start",

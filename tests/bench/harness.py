@@ -17,9 +17,11 @@ from typing import Any
 
 import httpx
 
+from emulator.settings import StackSettings, free_ports
 from emulator.stack import ROOT, Stack, function_env
-from shared.settings import LOCAL_HOST, Settings
-from tests.conftest import free_ports, stack_settings
+from shared import registry
+from shared.settings import LOCAL_HOST
+from tests.conftest import stack_settings
 from tests.image_venv import image_venv
 
 HELLO = Path(__file__).resolve().parent / "hello" / "main.py"
@@ -37,14 +39,14 @@ def function_python() -> Path:
     return venv / "bin" / "python"
 
 
-def function_env_of(settings: Settings, **extra: str) -> dict[str, str]:
+def function_env_of(settings: StackSettings, **extra: str) -> dict[str, str]:
     """A function process's environment: this one without its venv, plus the stack's settings."""
     inherited = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     return {**inherited, **function_env(settings), **extra}
 
 
 @contextlib.contextmanager
-def backing(only: tuple[str, ...], **settings: Any) -> Iterator[Settings]:
+def backing(only: tuple[str, ...], **settings: Any) -> Iterator[StackSettings]:
     """Emulators and servers on free ports, stopped on exit."""
     with tempfile.TemporaryDirectory() as state:
         config = stack_settings(stack_dir=Path(state), **UNLIMITED, **settings)
@@ -93,23 +95,26 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def launch(target: str, source: Path, settings: Settings, **env: str) -> subprocess.Popen[bytes]:
+def command(target: str, source: Path, port: int) -> list[str]:
+    """How a registered function starts in the image; the hello world, as functions-framework's
+    own command line starts a bare function (the baseline)."""
+    if source != HELLO:
+        spec = registry.function(target)
+        return registry.launch_command(spec, LOCAL_HOST, port, str(function_python()))
+    framework = [str(function_python()), "-m", "functions_framework", "--asgi"]
+    return [*framework, "--target", target, "--source", str(source), *_listen(port)]
+
+
+def _listen(port: int) -> list[str]:
+    return ["--host", LOCAL_HOST, "--port", str(port)]
+
+
+def launch(
+    target: str, source: Path, settings: StackSettings, **env: str
+) -> subprocess.Popen[bytes]:
     port = free_ports(1)[0]
     process = subprocess.Popen(
-        [
-            function_python(),
-            "-m",
-            "functions_framework",
-            "--target",
-            target,
-            "--source",
-            str(source),
-            "--asgi",
-            "--host",
-            LOCAL_HOST,
-            "--port",
-            str(port),
-        ],
+        command(target, source, port),
         env=function_env_of(settings, **env),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -122,7 +127,7 @@ def launch(target: str, source: Path, settings: Settings, **env: str) -> subproc
 
 @contextlib.contextmanager
 def running(
-    target: str, settings: Settings, source: Path | None = None, **env: str
+    target: str, settings: StackSettings, source: Path | None = None, **env: str
 ) -> Iterator[Function]:
     """A function process, ready (its health check answers), stopped on exit."""
     path = source or ROOT / "functions" / target / "main.py"

@@ -14,10 +14,10 @@ import argparse
 import asyncio
 import json
 
-from shared.loadtest.generator import Generator, Target
-from shared.loadtest.report import summarize
-from shared.loadtest.scenario import Scenario, Stage
-from shared.settings import load_settings
+from emulator.settings import load_stack_settings
+from ops.loadtest.generator import Generator, Target
+from ops.loadtest.report import summarize
+from ops.loadtest.scenario import Scenario, Stage
 from tests.bench.harness import HELLO, running
 
 TOLERANCE = 0.02
@@ -34,7 +34,7 @@ def main() -> int:
         rate=[Stage(at_s=0, rps=args.rps)],
         mix={"chat": 1.0},
     )
-    settings = load_settings(environment="test")
+    settings = load_stack_settings(environment="test")
     with running("hello", settings, source=HELLO) as hello:
         target = Target(hello.url, hello.url, lambda _: {})
         records = asyncio.run(Generator(scenario, target).run())

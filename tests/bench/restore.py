@@ -20,11 +20,12 @@ from pathlib import Path
 
 import httpx
 
+from emulator.settings import StackSettings, load_stack_settings
 from shared.backup.gapic import Database, FirestoreApi
 from shared.backup.jobs import Backups
 from shared.backup.restore import Restorer, Target
 from shared.backup.sinks import open_sink
-from shared.settings import LOCAL_HOST, Settings, load_settings
+from shared.settings import LOCAL_HOST
 from tests import dataset
 from tests.bench.harness import backing
 
@@ -32,7 +33,7 @@ TARGET_S = 60.0
 TARGET_RATIO = 0.7
 
 
-def wipe(settings: Settings) -> None:
+def wipe(settings: StackSettings) -> None:
     httpx.delete(
         f"http://{LOCAL_HOST}:{settings.stack_firestore_port}/emulator/v1/projects/"
         f"{settings.project_id}/databases/(default)/documents",
@@ -40,7 +41,7 @@ def wipe(settings: Settings) -> None:
     ).raise_for_status()
 
 
-async def measure(settings: Settings, documents: int, sink_dir: Path) -> dict[str, object]:
+async def measure(settings: StackSettings, documents: int, sink_dir: Path) -> dict[str, object]:
     api = FirestoreApi(settings)
     db = Database(settings.project_id)
     writes = dataset.documents(documents, seed=2026, db=db)
@@ -101,7 +102,7 @@ def main() -> int:
     parser.add_argument("--documents", type=int, default=50_000)
     args = parser.parse_args()
     with backing(("firestore",)) as stack_settings, tempfile.TemporaryDirectory() as sink:
-        settings = load_settings(
+        settings = load_stack_settings(
             environment="test",
             firestore_emulator_host=f"{LOCAL_HOST}:{stack_settings.stack_firestore_port}",
             stack_firestore_port=stack_settings.stack_firestore_port,

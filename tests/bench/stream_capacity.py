@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from shared.auth import devtokens
+from emulator import devtokens
 from shared.settings import LOCAL_HOST
 from tests.bench.harness import Function, backing, running
 

@@ -21,11 +21,12 @@ import uuid
 
 import httpx
 
+from emulator import devtokens
+from emulator.settings import StackSettings
 from emulator.vertex.server import prompt_digest
-from shared.auth import devtokens
 from shared.llm.transport import VertexTransport, chunks
 from shared.llm.types import LlmRequest, Turn
-from shared.settings import LOCAL_HOST, Settings
+from shared.settings import LOCAL_HOST
 from tests.bench.harness import backing, median, percentile, running
 
 TARGET_MS = 10.0
@@ -37,14 +38,14 @@ EMULATOR = {
 }
 
 
-def first_chunks(settings: Settings) -> dict[str, int]:
+def first_chunks(settings: StackSettings) -> dict[str, int]:
     """Prompt digest → the emulator's first-chunk time (ns)."""
     admin = f"http://{LOCAL_HOST}:{settings.stack_vertex_admin_port}/streams"
     ledger = httpx.get(admin, timeout=5).json()["streams"]
     return {s["prompt"]: s["first_chunk_ns"] for s in ledger if "first_chunk_ns" in s}
 
 
-async def direct(settings: Settings, prompts: list[str]) -> list[int]:
+async def direct(settings: StackSettings, prompts: list[str]) -> list[int]:
     """When the SDK client itself saw each stream's first chunk."""
     endpoint = f"{LOCAL_HOST}:{settings.stack_vertex_port}"
     transport = VertexTransport(settings.model_copy(update={"vertex_endpoint": endpoint}))

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from emulator.stack import ROOT
-from shared.loadtest.scenario import BUILT_IN, ScenarioError, load
+from ops.loadtest.scenario import BUILT_IN, ScenarioError, load
 
 
 def agentctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "loadtest", *args],
+        [sys.executable, "-m", "ops.cli", "loadtest", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,8 +15,11 @@ from typing import Any
 
 import hcl2
 
-FUNCTIONS = ("chat", "stream", "cache_maintenance", "backup")
-PUBLIC = {"chat", "stream"}
+from shared import registry
+
+# The deployed functions as the registry declares them: Terraform must define exactly these.
+FUNCTIONS = tuple(spec.name for spec in registry.FUNCTIONS)
+PUBLIC = {spec.name for spec in registry.FUNCTIONS if spec.access == "public"}
 META_ARGS = {
     "count",
     "for_each",
@@ -252,7 +255,7 @@ def check_scheduler(root: Path) -> list[str]:
     return problems
 
 
-ALERTS = {
+ALERTS: dict[str, dict[str, float]] = {
     # display name prefix: (variable → required default)
     "VertexAIHighUsage": {"usage_tokens_per_minute": 100000, "usage_duration_s": 900},
     "VertexAIHighErrorRate": {"error_ratio": 0.05, "error_duration_s": 300},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from emulator import devtokens
+from emulator.settings import free_ports
 from emulator.stack import ROOT, function_env
-from shared.auth import devtokens
+from shared import registry
 from shared.auth.apikeys import ApiKeyStore
 from shared.memorystore import Memorystore
 from shared.settings import LOCAL_HOST
-from tests.conftest import LocalStack, free_ports
+from tests.conftest import LocalStack
 
 
 def post_chat(stack: LocalStack, headers: dict[str, str], **body: Any) -> httpx.Response:
@@ -142,20 +143,7 @@ def three_chat_instances(stack: LocalStack) -> Iterator[list[str]]:
     for port in free_ports(2):
         processes.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "functions_framework",
-                    "--target",
-                    "chat",
-                    "--source",
-                    str(ROOT / "functions" / "chat" / "main.py"),
-                    "--asgi",
-                    "--host",
-                    LOCAL_HOST,
-                    "--port",
-                    str(port),
-                ],
+                registry.launch_command(registry.function("chat"), LOCAL_HOST, port),
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,

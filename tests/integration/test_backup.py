@@ -297,7 +297,7 @@ def gcs_emulator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
     import httpx
 
-    from tests.conftest import free_ports
+    from emulator.settings import free_ports
 
     port = free_ports(1)[0]
     process = subprocess.Popen(

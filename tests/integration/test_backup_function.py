@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from emulator import devtokens
 from emulator.stack import ROOT, function_env
-from shared.auth import devtokens
 from tests.conftest import LocalStack
 
 
@@ -152,7 +152,7 @@ def agentctl(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
         "NGX_STACK_DIR": str(stack.settings.stack_dir),
     }
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "backup", *args],
+        [sys.executable, "-m", "ops.cli", "backup", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -15,15 +15,17 @@ import httpx
 import pytest
 import redis.asyncio
 
-from emulator.memorystore import MemorystoreFake, serve
-from shared.auth import devtokens
-from shared.cache_maintenance import trace
+from emulator import devtokens
+from emulator.grpc_server import serve
+from emulator.memorystore import MemorystoreFake
+from emulator.settings import free_ports
+from ops.cache import trace
 from shared.cache_maintenance.jobs import CacheMaintenance
 from shared.llm.cache import ResponseCache, request_key
 from shared.llm.policy import CachePolicy
 from shared.llm.types import LlmRequest, LlmResult, Turn
 from shared.memorystore import Memorystore
-from tests.conftest import LocalStack, free_ports
+from tests.conftest import LocalStack
 
 INSTANCE = "projects/ngx-local/locations/us-central1/instances/cache"
 
@@ -304,7 +306,7 @@ def agentctl(stack: LocalStack, *args: str) -> Any:
 
     env = {**os.environ, **function_env(stack.settings)}
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "cache", *args],
+        [sys.executable, "-m", "ops.cli", "cache", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,

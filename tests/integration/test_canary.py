@@ -24,13 +24,15 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.cloudrun import CloudRunFake, serve
+from emulator.cloudrun import CloudRunFake
+from emulator.grpc_server import serve
 from emulator.monitoring import LLM_ERRORS, MonitoringFake
+from emulator.settings import free_ports
+from ops.canary.plan import make_plan
+from ops.canary.rollout import Canary
+from ops.settings import get_ops_settings
 from shared import errors
-from shared.canary.plan import make_plan
-from shared.canary.rollout import Canary
-from shared.settings import get_settings
-from tests.conftest import LocalStack, free_ports
+from tests.conftest import LocalStack
 
 SERVICE = "ngx-chat"
 OLD = "ngx-chat-00001-old"
@@ -38,7 +40,7 @@ STABLE = "ngx-chat-00002-abc"
 CANDIDATE = "ngx-chat-00003-def"
 COMMIT_TAG = "c-0a1b2c3"  # what `gcloud run deploy --no-traffic --tag` gave the candidate
 RATE = 4000.0  # requests per second: 80 reach a 20% candidate in one 0.1 s window
-FAST = {"interval_s": 0.1, "window_s": 0.1, "min_requests": 20, "lag_s": 0.0}
+FAST: dict[str, object] = {"interval_s": 0.1, "window_s": 0.1, "min_requests": 20, "lag_s": 0.0}
 FAST_FLAGS = ["--interval", "100ms", "--window", "100ms", "--min-requests", "20", "--lag", "0s"]
 
 
@@ -284,11 +286,11 @@ def in_process(stack: LocalStack, google: Google, monkeypatch: pytest.MonkeyPatc
     """``agentctl canary …`` in this process, as a terminal would run it: (code, out, err)."""
     for key, value in agentctl_env(stack, google).items():
         monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+    get_ops_settings.cache_clear()
     logger = logging.getLogger("ngx.canary")
 
     def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-        from shared.cli import main
+        from ops.cli import main
 
         capsys.readouterr()
         code = main(["canary", *args])
@@ -296,7 +298,7 @@ def in_process(stack: LocalStack, google: Google, monkeypatch: pytest.MonkeyPatc
         return code, out, err
 
     yield run
-    get_settings.cache_clear()
+    get_ops_settings.cache_clear()
     logger.handlers[:] = []
     logger.propagate = True
 
@@ -321,7 +323,7 @@ def test_a_new_process_resumes_a_stored_rollout(
     assert google.split() == {STABLE: 80, CANDIDATE: 20}
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "canary", "start", "--resume", "--service", "chat"],
+        [sys.executable, "-m", "ops.cli", "canary", "start", "--resume", "--service", "chat"],
         env={**os.environ, **agentctl_env(stack, google)},
         capture_output=True,
         text=True,

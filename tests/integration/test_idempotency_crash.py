@@ -154,7 +154,7 @@ async def test_an_owner_that_lost_its_claim_stores_nothing_and_answers_as_a_repl
     assert (await conversations.document("c-fast").get()).exists
     record = await firestore_db.collection(COLLECTION).document(record_id("alice", "k")).get()
     assert record.to_dict()["state"] == "done" and bytes(record.to_dict()["body"]) == taken.body
-    other_db.close()
+    other_db.close()  # type: ignore[no-untyped-call]
 
 
 async def test_a_refused_seal_fails_only_its_own_exchange(

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, cast
 
 import pytest
 import redis.asyncio
 
 from shared import errors
 from shared.llm.client import LlmClient
-from shared.llm.types import LlmRequest, Turn
+from shared.llm.types import LlmChunk, LlmRequest, LlmResult, Turn
 from shared.memorystore import Memorystore
 from tests.conftest import LocalStack, RedisServer
 
@@ -84,7 +84,8 @@ async def test_a_hit_is_counted_per_class_in_redis(
     assert hit.cached
     r = redis.asyncio.Redis.from_url(stack.redis_url)
     keys = [k async for k in r.scan_iter("ngx:stats:faq:*")]
-    stats = {k.decode(): int(v) for k, v in (await r.hgetall(keys[0])).items()}
+    raw: dict[Any, Any] = await r.hgetall(keys[0])
+    stats = {k.decode(): int(v) for k, v in raw.items()}
     await r.aclose()
     assert stats["hits"] == 1 and stats["misses"] == 1 and stats["stores"] == 1
     assert stats["reuse_le_0"] == 1  # reused within a second
@@ -111,7 +112,7 @@ async def test_thirty_percent_unavailable_still_serves(
     # Retries absorb the errors: the primary serves, the breaker stays closed, and only calls
     # whose every attempt failed (0.3^5 ≈ 0.24%) move on to the fallback model.
     assert calls.get(FALLBACK, {}).get("GenerateContent", 0) <= 20, calls
-    assert client.breakers[FLASH].state.value == "closed"
+    assert client.resilience.breakers[FLASH].state.value == "closed"
 
 
 async def test_breaker_fails_fast_then_recovers(
@@ -198,7 +199,7 @@ async def test_slow_redis_degrades_to_no_cache(
 ) -> None:
     client = make_client(redis_url=private_redis.url, redis_timeout_s=0.1)
     blocker = redis.asyncio.Redis.from_url(private_redis.url)
-    sleeping = asyncio.create_task(blocker.execute_command("DEBUG", "SLEEP", "1.5"))
+    sleeping = asyncio.create_task(blocker.execute_command("DEBUG", "SLEEP", "1.5"))  # type: ignore[no-untyped-call]
     await asyncio.sleep(0.1)
     started = time.perf_counter()
     result = await client.generate(ask("slow redis"))
@@ -227,7 +228,7 @@ async def test_closing_a_stream_early_cancels_the_model_call(
     stack: LocalStack, make_client: ClientFactory
 ) -> None:
     client = make_client()
-    stream = client.stream(ask("cancel me", temperature=1.0))
+    stream = cast(AsyncGenerator[LlmChunk], client.stream(ask("cancel me", temperature=1.0)))
     async for _ in stream:
         break
     await stream.aclose()
@@ -248,6 +249,40 @@ async def test_a_stream_breaking_midway_raises_a_typed_error(
         async for chunk in client.stream(ask("break", temperature=1.0)):
             received.append(chunk.text)
     assert len(received) == 2
+    # Text had reached the caller: the failure is final, never retried (one loop, one rule).
+    assert stack.model_calls()["calls"] == {FLASH: {"StreamGenerateContent": 1}}
+
+
+@pytest.mark.parametrize("method", ["GenerateContent", "StreamGenerateContent"])
+async def test_failures_before_the_first_token_are_retried_on_the_same_model(
+    stack: LocalStack, make_client: ClientFactory, method: str
+) -> None:
+    stack.fault(FLASH, fail_first=2, status="UNAVAILABLE")
+    client = make_client(retry_initial_s=0.01, retry_max_delay_s=0.02)
+    request = ask("third time lucky", temperature=1.0)
+    result: LlmResult | None
+    if method == "GenerateContent":
+        result = await client.generate(request)
+        text = result.text
+    else:
+        pieces = [chunk async for chunk in client.stream(request)]
+        result, text = pieces[-1].result, "".join(p.text for p in pieces)
+    assert result is not None and result.model == FLASH and result.attempts == 3
+    assert text and not result.fallback
+    assert stack.model_calls()["calls"] == {FLASH: {method: 3}}
+
+
+async def test_a_stream_that_ends_before_any_chunk_is_retried(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    stack.fault(FLASH, fail_after_chunks=0, status="INTERNAL")
+    client = make_client(retry_initial_s=0.01, retry_max_delay_s=0.02, retry_max_attempts=2)
+    pieces = [chunk async for chunk in client.stream(ask("nothing yet", temperature=1.0))]
+    # INTERNAL before the first chunk: retried on FLASH, then the fallback model answers.
+    final = pieces[-1].result
+    assert final is not None and final.model == FALLBACK and final.fallback
+    calls = stack.model_calls()["calls"]
+    assert calls[FLASH]["StreamGenerateContent"] == 2
 
 
 async def test_token_budget_is_enforced_with_a_typed_error(

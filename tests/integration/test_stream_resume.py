@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from emulator.settings import free_ports
 from emulator.stack import ROOT, function_env
+from shared import registry
 from shared.settings import LOCAL_HOST
-from tests.conftest import LocalStack, free_ports
+from tests.conftest import LocalStack
 
 
 async def read_events(
@@ -52,20 +53,7 @@ def start_stream_instance(stack: LocalStack) -> tuple[str, subprocess.Popen[byte
     """Another stream function process on the same backing services, answering."""
     port = free_ports(1)[0]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target",
-            "stream",
-            "--source",
-            str(ROOT / "functions" / "stream" / "main.py"),
-            "--asgi",
-            "--host",
-            LOCAL_HOST,
-            "--port",
-            str(port),
-        ],
+        registry.launch_command(registry.function("stream"), LOCAL_HOST, port),
         env={**os.environ, **function_env(stack.settings)},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

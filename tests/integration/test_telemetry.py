@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
 
+from emulator.settings import free_ports
 from emulator.stack import ROOT, function_env
+from shared import registry
 from shared.settings import LOCAL_HOST
-from tests.conftest import LocalStack, free_ports
+from tests.conftest import LocalStack
 
 
 def test_spans_are_flushed_on_sigterm(stack: LocalStack) -> None:
@@ -24,20 +25,7 @@ def test_spans_are_flushed_on_sigterm(stack: LocalStack) -> None:
         "NGX_TRACE_EXPORT_DELAY_MS": "600000",  # the timer never fires: only a flush exports
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target",
-            "chat",
-            "--source",
-            str(ROOT / "functions" / "chat" / "main.py"),
-            "--asgi",
-            "--host",
-            LOCAL_HOST,
-            "--port",
-            str(port),
-        ],
+        registry.launch_command(registry.function("chat"), LOCAL_HOST, port),
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

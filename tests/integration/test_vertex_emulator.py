@@ -11,6 +11,12 @@ import grpc
 import pytest
 from google.api_core import exceptions
 from google.cloud import aiplatform_v1
+from google.cloud.aiplatform_v1.services.llm_utility_service.transports.grpc_asyncio import (
+    LlmUtilityServiceGrpcAsyncIOTransport,
+)
+from google.cloud.aiplatform_v1.services.prediction_service.transports.grpc_asyncio import (
+    PredictionServiceGrpcAsyncIOTransport,
+)
 
 from tests.conftest import TEST_EMULATOR, LocalStack
 
@@ -26,11 +32,7 @@ async def channel(stack: LocalStack) -> AsyncIterator[grpc.aio.Channel]:
 
 @pytest.fixture
 def prediction(channel: grpc.aio.Channel) -> aiplatform_v1.PredictionServiceAsyncClient:
-    transport = (
-        aiplatform_v1.services.prediction_service.transports.PredictionServiceGrpcAsyncIOTransport(
-            channel=channel
-        )
-    )
+    transport = PredictionServiceGrpcAsyncIOTransport(channel=channel)
     return aiplatform_v1.PredictionServiceAsyncClient(transport=transport)
 
 
@@ -112,9 +114,8 @@ async def test_system_instruction_is_honoured(prediction: Any) -> None:
 
 
 async def test_count_tokens(channel: grpc.aio.Channel) -> None:
-    transports = aiplatform_v1.services.llm_utility_service.transports
     client = aiplatform_v1.LlmUtilityServiceAsyncClient(
-        transport=transports.LlmUtilityServiceGrpcAsyncIOTransport(channel=channel)
+        transport=LlmUtilityServiceGrpcAsyncIOTransport(channel=channel)
     )
     response = await client.count_tokens(
         request=aiplatform_v1.CountTokensRequest(

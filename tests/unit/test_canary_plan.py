@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ops.canary.checks import judge
+from ops.canary.metrics import Sample
+from ops.canary.plan import Gates, make_plan, parse_duration, parse_steps
 from shared import errors
-from shared.canary.checks import judge
-from shared.canary.metrics import Sample
-from shared.canary.plan import Gates, make_plan, parse_duration, parse_steps
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import yaml
 
-from shared.cli import build_parser
+from ops.cli import build_parser, main
+from shared import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
 STEPS = {step["id"]: step for step in BUILD["steps"]}
-IMAGE = (
-    "${_REGION}-docker.pkg.dev/${_DEPLOY_PROJECT}/${_REPOSITORY}/ngx-agent-functions:${COMMIT_SHA}"
-)
-SERVICES = ("chat", "stream", "cache-maintenance", "backup")
+REGISTRY = "${_REGION}-docker.pkg.dev/${_DEPLOY_PROJECT}/${_REPOSITORY}"
+IMAGE = f"{REGISTRY}/ngx-agent-functions:${{COMMIT_SHA}}"
+OPS_IMAGE = f"{REGISTRY}/ngx-ops:${{COMMIT_SHA}}"
 BUILT_IN = {"PROJECT_ID", "COMMIT_SHA", "SHORT_SHA", "BUILD_ID", "BRANCH_NAME", "LOCATION"}
 
 
@@ -30,8 +30,10 @@ def test_steps_run_in_order() -> None:
     assert list(STEPS) == [
         "test",
         "build",
+        "build-ops",
         "push",
-        *(f"deploy-{s}" for s in SERVICES),
+        "functions",
+        "deploy",
         "release-scheduled",
         "canary-chat",
         "canary-stream",
@@ -42,7 +44,8 @@ def test_steps_run_in_order() -> None:
             assert step.get("waitFor"), f"{step_id} would start at once, before the tests pass"
         assert set(step.get("waitFor", [])) <= seen, f"{step_id} waits for a later step"
         seen.add(step_id)
-    assert STEPS["build"]["waitFor"] == ["test"] and STEPS["push"]["waitFor"] == ["build"]
+    assert STEPS["build"]["waitFor"] == STEPS["build-ops"]["waitFor"] == ["test"]
+    assert STEPS["push"]["waitFor"] == ["build", "build-ops"]
 
 
 def test_tests_run_with_the_emulators_as_ci_does() -> None:
@@ -51,31 +54,53 @@ def test_tests_run_with_the_emulators_as_ci_does() -> None:
     assert "CI=true" in step["env"] and script(step).endswith("bash .ci/run")
 
 
-def test_the_image_is_tagged_with_the_commit_and_pushed() -> None:
-    build, push = STEPS["build"], STEPS["push"]
-    assert build["name"] == push["name"] == "gcr.io/cloud-builders/docker"
-    assert build["args"] == ["build", f"--tag={IMAGE}", "."]
-    assert push["args"] == ["push", IMAGE]
+def test_both_images_are_built_from_their_targets_tagged_and_pushed() -> None:
+    build, ops, push = STEPS["build"], STEPS["build-ops"], STEPS["push"]
+    assert build["name"] == ops["name"] == push["name"] == "gcr.io/cloud-builders/docker"
+    assert build["args"] == ["build", "--target=runtime", f"--tag={IMAGE}", "."]
+    assert ops["args"] == ["build", "--target=ops", f"--tag={OPS_IMAGE}", "."]
+    assert script(push) == f"docker push {IMAGE} && docker push {OPS_IMAGE}"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert " AS runtime\n" in dockerfile and " AS ops\n" in dockerfile
+
+
+def listed(flag: str, capsys: Any) -> list[str]:
+    """What `agentctl functions FLAG` prints, as the pipeline's functions step runs it."""
+    assert main(["functions", flag]) == 0
+    return capsys.readouterr().out.split()
+
+
+def test_the_service_lists_come_from_the_registry(capsys: Any) -> None:
+    step = STEPS["functions"]
+    assert step["name"] == OPS_IMAGE and step["waitFor"] == ["push"]
+    assert script(step) == (
+        "python -m ops.cli functions --names > /workspace/services.txt && "
+        "python -m ops.cli functions --scheduled > /workspace/scheduled.txt"
+    )
+    assert listed("--names", capsys) == [spec.service for spec in registry.FUNCTIONS]
+    assert listed("--scheduled", capsys) == [
+        spec.service for spec in registry.FUNCTIONS if spec.access == "scheduler"
+    ]
 
 
 def test_each_service_gets_a_tagged_revision_without_traffic() -> None:
-    for service in SERVICES:
-        step = STEPS[f"deploy-{service}"]
-        assert step["name"] == "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
-        assert step["waitFor"] == ["push"]
-        words = shlex.split(script(step).split("&&")[0])
-        assert words[:4] == ["gcloud", "run", "deploy", f"ngx-{service}"]
-        assert f"--image={IMAGE}" in words and "--no-traffic" in words
-        assert "--tag=c-${SHORT_SHA}" in words
-        assert script(step).endswith(f"> /workspace/{service}.revision")
+    step = STEPS["deploy"]
+    assert step["name"] == "gcr.io/google.com/cloudsdktool/cloud-sdk:slim"
+    assert step["waitFor"] == ["functions"]
+    text = script(step)
+    assert text.startswith("for service in $$(cat /workspace/services.txt); do")
+    deploy = shlex.split(text.split("(", 2)[2].split("&&")[0])
+    assert deploy[:4] == ["gcloud", "run", "deploy", "ngx-$$service"]
+    assert f"--image={IMAGE}" in deploy and "--no-traffic" in deploy
+    assert "--tag=c-${SHORT_SHA}" in deploy
+    assert "> /workspace/$$service.revision) &" in text
+    # Deploys run in parallel; any failure fails the step.
+    assert text.endswith("exit $$failed") and "wait $$job || failed=1" in text
 
 
 def test_service_names_match_terraform() -> None:
-    platform = (ROOT / "infra/modules/platform/main.tf").read_text()
     module = (ROOT / "infra/modules/cloud_run_service/main.tf").read_text()
     assert 'service_name = "ngx-${replace(var.name, "_", "-")}"' in module
-    for service in SERVICES:
-        assert f"    {service.replace('-', '_')} = {{" in platform
 
 
 def canary_args(step_id: str) -> Any:
@@ -85,14 +110,14 @@ def canary_args(step_id: str) -> Any:
     text = re.sub(r"\$\{(\w+)\}", lambda m: str(values[m.group(1)]), text)
     text = re.sub(r"REV\((\w+)\.revision\)", r"ngx-\1-00002-xyz", text)
     words = shlex.split(text)
-    assert words[:4] == ["exec", "python", "-m", "shared.cli"]
+    assert words[:4] == ["exec", "python", "-m", "ops.cli"]
     return build_parser().parse_args(words[4:])
 
 
 def test_canaries_run_from_the_new_image_and_parse() -> None:
     for service in ("chat", "stream"):
         step = STEPS[f"canary-{service}"]
-        assert step["name"] == IMAGE and step["waitFor"] == [f"deploy-{service}"]
+        assert step["name"] == OPS_IMAGE and step["waitFor"] == ["deploy"]
         args = canary_args(f"canary-{service}")
         assert (args.command, args.action, args.service) == ("canary", "start", service)
         assert args.revision == f"ngx-{service}-00002-xyz" and args.tag == "c-abc1234"
@@ -106,9 +131,10 @@ def test_canaries_run_from_the_new_image_and_parse() -> None:
 
 def test_scheduled_functions_move_to_the_new_revision() -> None:
     step = STEPS["release-scheduled"]
-    assert step["waitFor"] == ["deploy-cache-maintenance", "deploy-backup"]
+    assert step["waitFor"] == ["deploy"]
+    assert script(step).startswith("for service in $$(cat /workspace/scheduled.txt); do")
+    assert "update-traffic ngx-$$service" in script(step)
     assert "--to-tags=c-${SHORT_SHA}=100" in script(step)
-    assert "ngx-cache-maintenance ngx-backup" in script(step)
 
 
 def test_scripts_escape_their_own_dollars() -> None:

@@ -39,7 +39,7 @@ def test_breaker_opens_on_failure_ratio_and_probes_after_pause() -> None:
     assert breaker.state is BreakerState.OPEN and not breaker.allow()
     assert breaker.retry_after() == 5
     clock.now += 5
-    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.state is BreakerState.HALF_OPEN  # type: ignore[comparison-overlap]
     assert breaker.allow() and not breaker.allow()  # exactly one probe
     breaker.record(success=False)
     assert breaker.state is BreakerState.OPEN

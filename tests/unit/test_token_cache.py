@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from emulator import devtokens
 from shared import errors
-from shared.auth import devtokens, tokens
+from shared.auth import tokens
 from shared.settings import load_settings
 
 ISSUER = "https://issuer.example"
@@ -118,7 +119,7 @@ async def test_a_remembered_token_still_expires(
     check = verifier(jwks_server, auth_clock_skew_s=0)
     token = mint(key, "alice", ttl_s=2)  # exp is whole seconds: at least 1 s of life left
     claims = (await check.verify(token)).claims
-    time.sleep(float(claims["exp"]) - time.time() + 0.1)  # just past exp; no skew allowed
+    time.sleep(float(str(claims["exp"])) - time.time() + 0.1)  # just past exp; no skew allowed
     with pytest.raises(errors.Unauthenticated, match="expired"):
         await check.verify(token)
     assert full_checks == [token, token]

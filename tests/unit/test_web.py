@@ -107,7 +107,7 @@ async def test_retry_after_and_internal_errors(client: httpx.AsyncClient) -> Non
 
 
 def test_every_error_code_is_unique() -> None:
-    classes = [errors.AppError, *errors.AppError.__subclasses__()]
+    classes: list[type[errors.AppError]] = [errors.AppError, *errors.AppError.__subclasses__()]
     codes = [cls.code for cls in classes]
     assert len(codes) == len(set(codes))
 

@@ -8,9 +8,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from ops.loadtest.generator import Record
+from ops.loadtest.scenario import Scenario
 from shared.llm.accounting import cost_usd
-from shared.loadtest.generator import Record
-from shared.loadtest.scenario import Scenario
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -16,7 +16,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.settings import Settings
+from emulator.settings import StackSettings
 
 KEY_FILE = "dev-signing-key.pem"
 LOCAL_HOST = "127.0.0.1"
@@ -77,16 +77,16 @@ def mint(
     return jwt.encode(payload, _private_key(path), algorithm="RS256", headers={"kid": key_id(path)})
 
 
-def issuer(settings: Settings) -> str:
+def issuer(settings: StackSettings) -> str:
     """The local identity provider's issuer URL (it serves the JWKS too)."""
     return f"http://{LOCAL_HOST}:{settings.stack_auth_port}"
 
 
-def key_dir(settings: Settings) -> Path:
+def key_dir(settings: StackSettings) -> Path:
     return settings.stack_dir / "auth"
 
 
-def local_token(settings: Settings, user: str, ttl_s: int = 3600, **claims: Any) -> str:
+def local_token(settings: StackSettings, user: str, ttl_s: int = 3600, **claims: Any) -> str:
     """An ID token that the local stack's functions accept, for ``user``."""
     return mint(
         ensure_key(key_dir(settings)),
@@ -98,17 +98,17 @@ def local_token(settings: Settings, user: str, ttl_s: int = 3600, **claims: Any)
     )
 
 
-def scheduler_account(settings: Settings) -> str:
+def scheduler_account(settings: StackSettings) -> str:
     """The local stand-in for Cloud Scheduler's service account."""
     return f"scheduler@{settings.project_id}.iam.gserviceaccount.com"
 
 
-def operator_account(settings: Settings) -> str:
+def operator_account(settings: StackSettings) -> str:
     """The local stand-in for an operator's service account (may restore)."""
     return f"operator@{settings.project_id}.iam.gserviceaccount.com"
 
 
-def invoker_token(settings: Settings, email: str, audience: str, ttl_s: int = 3600) -> str:
+def invoker_token(settings: StackSettings, email: str, audience: str, ttl_s: int = 3600) -> str:
     """A Google-style OIDC ID token for a service account, as Cloud Scheduler sends one."""
     return mint(
         ensure_key(key_dir(settings)),

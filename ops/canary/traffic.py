@@ -13,19 +13,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import errors
-from shared.grpc_clients import async_client
-from shared.settings import Settings
+from ops.settings import OpsSettings
+from shared import errors, registry
+from shared.grpc_clients import gapic_client
 
 log = logging.getLogger("ngx.canary")
-FUNCTIONS = ("chat", "stream", "cache-maintenance", "backup")
 ATTEMPTS = 5
 
 
 def service_id(name: str) -> str:
     """The Cloud Run service id of a function (``chat`` → ``ngx-chat``), or ``name`` itself."""
-    hyphens = name.replace("_", "-")
-    return f"ngx-{hyphens}" if hyphens in FUNCTIONS else name
+    try:
+        return f"ngx-{registry.function(name).service}"
+    except KeyError:
+        return name
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Split:
 class CloudRun:
     """The Services and Revisions clients; a local endpoint (tests) is reached over plain gRPC."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: OpsSettings) -> None:
         self.settings = settings
         self._services: Any = None
         self._revisions: Any = None
@@ -62,7 +63,7 @@ class CloudRun:
             from google.cloud import run_v2
             from google.cloud.run_v2.services.services.transports import grpc_asyncio
 
-            self._services = async_client(
+            self._services = gapic_client(
                 run_v2.ServicesAsyncClient,
                 grpc_asyncio.ServicesGrpcAsyncIOTransport,
                 self.settings.run_endpoint,
@@ -74,7 +75,7 @@ class CloudRun:
             from google.cloud import run_v2
             from google.cloud.run_v2.services.revisions.transports import grpc_asyncio
 
-            self._revisions = async_client(
+            self._revisions = gapic_client(
                 run_v2.RevisionsAsyncClient,
                 grpc_asyncio.RevisionsGrpcAsyncIOTransport,
                 self.settings.run_endpoint,

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.loadtest.generator import Live
-from shared.loadtest.scenario import Scenario, ScenarioError, load
-from shared.settings import get_settings
+from ops import development
+from ops.loadtest.generator import Live
+from ops.loadtest.scenario import Scenario, ScenarioError, load
+from ops.settings import get_ops_settings
 
 
 def add_commands(commands: Any) -> None:
@@ -63,6 +64,12 @@ def main(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"agentctl loadtest: {exc}", file=sys.stderr)
         return 2
+    if not args.url:
+        try:
+            development.load("loadstack")
+        except development.DevelopmentMissing as exc:
+            print(f"agentctl loadtest: without --url, {exc}", file=sys.stderr)
+            return 2
     out = args.out or Path("loadtest-results") / (
         f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     )
@@ -81,15 +88,15 @@ def _check_imports() -> None:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            f"{exc.name} is missing: pip install 'ngx-agent-functions[loadtest]'"
+            f"{exc.name} is missing: pip install 'ngx-agent-functions[ops]'"
         ) from None
 
 
 def run(scenario: Scenario, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from shared.loadtest import local, report
-    from shared.loadtest.generator import Generator, Target
+    from ops.loadtest import report
+    from ops.loadtest.generator import Generator, Target
 
-    settings = get_settings()
+    settings = get_ops_settings()
     if args.url:
         headers: dict[str, str] = {}
         if args.token:
@@ -102,6 +109,7 @@ def run(scenario: Scenario, args: argparse.Namespace, out: Path) -> dict[str, An
         records = asyncio.run(Generator(scenario, target, args.seed).run(_progress))
         resources = None
     else:
+        local = development.load("loadstack")
         latency = local.ModelLatency(args.ttft_ms, args.tokens_per_second, args.answer_tokens)
         with local.private_stack(latency, scenario.users) as (target, root):
             before, started = local.cpu_by_component(root), time.monotonic()

@@ -29,9 +29,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ops.canary import plan as plans
+from ops.settings import OpsSettings, get_ops_settings
 from shared import errors
-from shared.canary import plan as plans
-from shared.settings import Settings, get_settings
 
 # Refusals of what was asked (exit 2), as opposed to failures while doing it (exit 1).
 BAD_INPUT = (
@@ -138,7 +138,7 @@ def add_commands(commands: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    settings = get_ops_settings()
     _log_to_stderr(settings)
     from google.api_core.exceptions import GoogleAPIError
     from google.auth.exceptions import GoogleAuthError
@@ -161,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
         return 130
 
 
-def _log_to_stderr(settings: Settings) -> None:
+def _log_to_stderr(settings: OpsSettings) -> None:
     """Structured logs of every traffic change on stderr; stdout stays for people."""
     from shared.logs import CloudLoggingFormatter
 
@@ -190,8 +190,8 @@ def _plan(args: argparse.Namespace) -> plans.Plan:
     return plans.make_plan(plans.parse_steps(args.steps), bake, gates)
 
 
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from shared.canary.rollout import Canary
+async def _run(settings: OpsSettings, args: argparse.Namespace) -> int:
+    from ops.canary.rollout import Canary
     from shared.stores.firestore import make_client
 
     plan = _plan(args) if args.action == "start" and not args.resume else None
@@ -279,7 +279,7 @@ def _print_event(kind: str, rollout: Any, detail: dict[str, Any]) -> None:
 
 
 def _print_plan(rollout: Any) -> None:
-    from shared.canary.rollout import splits
+    from ops.canary.rollout import splits
 
     plan, gates = rollout.plan, rollout.plan.gates
     print(

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ops.canary.checks import Check
+from ops.canary.plan import Plan
 from shared import errors
-from shared.canary.checks import Check
-from shared.canary.plan import Plan
 
 COLLECTION = "canaries"
 MAX_CHECKS = 50  # kept in the document: the latest ones

@@ -13,10 +13,10 @@ import json
 import sys
 from typing import Any
 
+from ops.settings import get_ops_settings
 from shared import errors
 from shared.auth.invoker import Invoker
 from shared.backup.service import BackupCall, perform
-from shared.settings import get_settings
 
 
 def add_commands(commands: Any) -> None:
@@ -128,7 +128,7 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    settings = get_ops_settings()
     progress = ProgressLine()
     try:
         call = BackupCall.model_validate(_call(args))

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ops.canary.checks import Check, judge
+from ops.canary.metrics import Monitoring
+from ops.canary.plan import Plan
+from ops.canary.state import Rollout, RolloutStore, Stale
+from ops.canary.traffic import CloudRun, Split, service_id
+from ops.settings import OpsSettings
 from shared import errors
-from shared.canary.checks import Check, judge
-from shared.canary.metrics import Monitoring
-from shared.canary.plan import Plan
-from shared.canary.state import Rollout, RolloutStore, Stale
-from shared.canary.traffic import CloudRun, Split, service_id
-from shared.settings import Settings
 
 log = logging.getLogger("ngx.canary")
 Listener = Callable[[str, Rollout, dict[str, Any]], None]
@@ -37,7 +37,7 @@ class Canary:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: OpsSettings,
         db: Any,
         who: str,
         run: CloudRun | None = None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,21 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.auth import devtokens
-from shared.loadtest.generator import Target
-from shared.settings import LOCAL_HOST, Settings, load_settings
+from emulator import devtokens
+from emulator.settings import StackSettings, on_free_ports
+from ops.loadtest.generator import Target
+from shared.settings import LOCAL_HOST
 
-PORTS = (
-    "stack_auth_port",
-    "stack_firestore_port",
-    "stack_redis_port",
-    "stack_vertex_port",
-    "stack_vertex_admin_port",
-    "stack_chat_port",
-    "stack_stream_port",
-    "stack_cache_maintenance_port",
-    "stack_backup_port",
-)
 COMPONENTS = (
     ("chat", "--target chat "),
     ("stream", "--target stream "),
@@ -52,32 +41,19 @@ class ModelLatency:
     answer_tokens: int = 120
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((LOCAL_HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @contextlib.contextmanager
 def private_stack(latency: ModelLatency, users: int) -> Iterator[tuple[Target, int]]:
     """A running stack and a target signing as ``users`` local users; the stack's pid."""
     with tempfile.TemporaryDirectory(prefix="ngx-loadtest-") as state:
-        values: dict[str, object] = dict(zip(PORTS, _free_ports(len(PORTS)), strict=True))
-        values |= {
-            "stack_dir": state,
-            "emulator_ttft_ms": latency.ttft_ms,
-            "emulator_tokens_per_second": latency.tokens_per_second,
-            "emulator_answer_tokens": latency.answer_tokens,
-            "rate_limit_ip_per_minute": 10**9,
-            "rate_limit_tiers": {"free": 10**9, "standard": 10**9, "premium": 10**9},
-            "daily_token_budget": 0,
-        }
-        settings = load_settings(**values)  # type: ignore[arg-type]
+        settings = on_free_ports(
+            stack_dir=state,
+            emulator_ttft_ms=latency.ttft_ms,
+            emulator_tokens_per_second=latency.tokens_per_second,
+            emulator_answer_tokens=latency.answer_tokens,
+            rate_limit_ip_per_minute=10**9,
+            rate_limit_tiers={"free": 10**9, "standard": 10**9, "premium": 10**9},
+            daily_token_budget=0,
+        )
         env = {**os.environ, **_environment(settings)}
         process = subprocess.Popen(
             [sys.executable, "-m", "emulator.stack", "up"],
@@ -106,7 +82,7 @@ def private_stack(latency: ModelLatency, users: int) -> Iterator[tuple[Target, i
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def _environment(settings: Settings) -> dict[str, str]:
+def _environment(settings: StackSettings) -> dict[str, str]:
     import json
 
     env = {}

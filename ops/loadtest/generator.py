@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.loadtest.scenario import Scenario
+from ops.loadtest.scenario import Scenario
 
 
 @dataclass

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ops.settings import OpsSettings, get_ops_settings
 from shared import errors
-from shared.settings import Settings, get_settings
 
 
 def add_commands(commands: Any) -> None:
@@ -79,8 +79,8 @@ def _table(report: dict[str, Any]) -> None:
         )
 
 
-def _trace_report(settings: Settings, path: Path) -> dict[str, Any]:
-    from shared.cache_maintenance import trace
+def _trace_report(settings: OpsSettings, path: Path) -> dict[str, Any]:
+    from ops.cache import trace
     from shared.cache_maintenance.analysis import MemoryFigures
     from shared.cache_maintenance.jobs import recommend
     from shared.llm.policy import CachePolicy
@@ -102,7 +102,7 @@ def _trace_report(settings: Settings, path: Path) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    settings = get_settings()
+    settings = get_ops_settings()
     try:
         if args.action == "analyze" and args.trace:
             report = _trace_report(settings, args.trace)
@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _live(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+async def _live(settings: OpsSettings, args: argparse.Namespace) -> dict[str, Any]:
     from shared.auth.invoker import Invoker
     from shared.cache_maintenance.jobs import CacheMaintenance
     from shared.cache_maintenance.service import CacheCall, perform

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ops.settings import OpsSettings
 from shared import errors
-from shared.grpc_clients import async_client
-from shared.settings import Settings
+from shared.grpc_clients import gapic_client
 
 REQUEST_COUNT = "run.googleapis.com/request_count"
 REQUEST_LATENCIES = "run.googleapis.com/request_latencies"
@@ -39,7 +39,7 @@ class Sample:
 class Monitoring:
     """Reads of Cloud Monitoring; a local endpoint (tests) is reached over plain gRPC."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: OpsSettings) -> None:
         self.settings = settings
         self._client: Any = None
 
@@ -48,7 +48,7 @@ class Monitoring:
             from google.cloud import monitoring_v3
             from google.cloud.monitoring_v3.services.metric_service.transports import grpc_asyncio
 
-            self._client = async_client(
+            self._client = gapic_client(
                 monitoring_v3.MetricServiceAsyncClient,
                 grpc_asyncio.MetricServiceGrpcAsyncIOTransport,
                 self.settings.monitoring_endpoint,

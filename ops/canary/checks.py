@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from shared.canary.metrics import Sample
-from shared.canary.plan import Gates
+from ops.canary.metrics import Sample
+from ops.canary.plan import Gates
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 

@@ -1,0 +1,1 @@
+"""The backup function (`main.py` is what functions-framework loads)."""

@@ -1,0 +1,1 @@
+"""The cache-maintenance function (`main.py` is what functions-framework loads)."""

@@ -1,0 +1,1 @@
+"""The chat function (`main.py` is what functions-framework loads)."""

@@ -1,0 +1,1 @@
+"""The stream function (`main.py` is what functions-framework loads)."""

@@ -1,0 +1,1 @@
+"""`agentctl backup`: operator access to the backup function's jobs."""

@@ -1,0 +1,1 @@
+"""`agentctl cache`: operator access to cache maintenance, and trace replay for what-if analysis."""

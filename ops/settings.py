@@ -1,0 +1,42 @@
+"""Operations settings: the runtime's plus what only `agentctl` reads (Cloud Run, Monitoring).
+
+The same ``NGX_`` environment variables; a deployed function never builds this class, so none of
+these knobs reaches its process.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+
+from shared.settings import Settings, parse_settings
+
+
+class OpsSettings(Settings):
+    """Settings of `agentctl` commands (canary, migrations, preflight, load tests)."""
+
+    # Canary releases (`agentctl canary`): the Cloud Run Admin API and Cloud Monitoring.
+    region: str = Field("us-central1", min_length=1, description="Cloud Run region of the services")
+    run_endpoint: str | None = Field(
+        None, description="a local Cloud Run Admin API endpoint (tests); default: Google's"
+    )
+    monitoring_endpoint: str | None = Field(
+        None, description="a local Cloud Monitoring API endpoint (tests); default: Google's"
+    )
+
+    @field_validator("run_endpoint", "monitoring_endpoint")
+    @classmethod
+    def _empty_endpoint_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+
+def load_ops_settings(**overrides: object) -> OpsSettings:
+    """Operations settings with ``overrides`` (tests, tools)."""
+    return parse_settings(OpsSettings, overrides)
+
+
+@lru_cache(maxsize=1)
+def get_ops_settings() -> OpsSettings:
+    """The process-wide operations settings, validated on first use."""
+    return load_ops_settings()

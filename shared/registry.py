@@ -1,0 +1,129 @@
+"""The deployed functions, described once: name, who may call it, routes, probes and local port.
+
+Everything that lists the functions reads this table: each function's router (`web.Router.serve`
+binds the handlers of ``functions/<name>/main.py`` to these routes), the local stack, the OpenAPI
+build, and the tests that hold the Dockerfile, ``cloudbuild.yaml`` and Terraform to it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+Access = Literal["public", "scheduler"]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One route: method, path template, the scope a caller needs (``None``: public) and the name
+    of the handler in the function's ``main.py`` (also the OpenAPI ``operationId``)."""
+
+    method: str
+    path: str
+    operation: str
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Paths Cloud Run (and the local stack) probe: start-up and liveness, readiness if served."""
+
+    startup: str = "/healthz"
+    liveness: str = "/healthz"
+    readiness: str | None = None
+
+
+HEALTH = RouteSpec("GET", "/healthz", "healthz")
+READY = RouteSpec("GET", "/readyz", "readyz")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One deployed function: a Cloud Run service built from the one image."""
+
+    name: str  # FUNCTION_TARGET and folder: cache_maintenance
+    access: Access
+    routes: tuple[RouteSpec, ...]
+    local_port: int
+    summary: str
+    probes: Probes = field(default_factory=Probes)
+
+    @property
+    def service(self) -> str:
+        """The name in Terraform, Cloud Run and on the command line: ``cache-maintenance``."""
+        return self.name.replace("_", "-")
+
+    @property
+    def source(self) -> str:
+        """The module functions-framework loads, relative to the repository (and image) root."""
+        return f"functions/{self.name}/main.py"
+
+
+CHAT = FunctionSpec(
+    "chat",
+    "public",
+    (
+        RouteSpec("POST", "/v1/chat", "post_chat", "chat"),
+        RouteSpec("GET", "/v1/conversations", "list_conversations", "conversations"),
+        RouteSpec(
+            "GET", "/v1/conversations/{conversation_id}", "get_conversation", "conversations"
+        ),
+        RouteSpec(
+            "DELETE", "/v1/conversations/{conversation_id}", "delete_conversation", "conversations"
+        ),
+        HEALTH,
+        READY,
+    ),
+    local_port=8081,
+    summary="POST /v1/chat and the conversation reads and deletes, as JSON",
+    probes=Probes(readiness=READY.path),
+)
+STREAM = FunctionSpec(
+    "stream",
+    "public",
+    (RouteSpec("POST", "/v1/chat:stream", "post_stream", "chat"), HEALTH),
+    local_port=8082,
+    summary="POST /v1/chat:stream, answers as Server-Sent Events",
+)
+CACHE_MAINTENANCE = FunctionSpec(
+    "cache_maintenance",
+    "scheduler",
+    (RouteSpec("POST", "/", "post_action"), HEALTH),
+    local_port=8083,
+    summary="tunes cache TTLs, invalidates, reports; called by Cloud Scheduler",
+)
+BACKUP = FunctionSpec(
+    "backup",
+    "scheduler",
+    (RouteSpec("POST", "/", "post_action"), HEALTH),
+    local_port=8084,
+    summary="logical Firestore backups: run, verify, prune, list, restore",
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT, STREAM, CACHE_MAINTENANCE, BACKUP)
+
+
+def function(name: str) -> FunctionSpec:
+    """The function called ``name``: ``cache_maintenance`` and ``cache-maintenance`` both work."""
+    for spec in FUNCTIONS:
+        if name in (spec.name, spec.service):
+            return spec
+    raise KeyError(f"no deployed function named {name!r}")
+
+
+def launch_command(
+    spec: FunctionSpec, host: str, port: int, python: str | None = None
+) -> list[str]:
+    """How every process of a function starts, in the image, the local stack and the tests."""
+    return [
+        python or sys.executable,
+        "-m",
+        "functions",
+        "--target",
+        spec.name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
