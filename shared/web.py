@@ -11,7 +11,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -126,7 +126,7 @@ class Router:
     def serve(
         cls,
         spec: FunctionSpec,
-        handlers: dict[str, Handler],
+        handlers: Mapping[str, Handler],
         guard: Callable[[], Guard] | None = None,
         cors: Cors | None = None,
         after_first: Callable[[], None] | None = None,

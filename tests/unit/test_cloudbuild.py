@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from ops.cli import build_parser, main
@@ -64,13 +65,13 @@ def test_both_images_are_built_from_their_targets_tagged_and_pushed() -> None:
     assert " AS runtime\n" in dockerfile and " AS ops\n" in dockerfile
 
 
-def listed(flag: str, capsys: Any) -> list[str]:
+def listed(flag: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
     """What `agentctl functions FLAG` prints, as the pipeline's functions step runs it."""
     assert main(["functions", flag]) == 0
     return capsys.readouterr().out.split()
 
 
-def test_the_service_lists_come_from_the_registry(capsys: Any) -> None:
+def test_the_service_lists_come_from_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     step = STEPS["functions"]
     assert step["name"] == OPS_IMAGE and step["waitFor"] == ["push"]
     assert script(step) == (
