@@ -24,6 +24,7 @@ COMMANDS = (
     "ops.cache.cli",
     "ops.canary.cli",
     "ops.loadtest.cli",
+    "ops.migrations.cli",
 )
 DEVELOPMENT_COMMANDS = ("stack", "token")
 

@@ -25,6 +25,14 @@ class OpsSettings(Settings):
         None, description="a local Cloud Monitoring API endpoint (tests); default: Google's"
     )
 
+    # Data migrations (`agentctl migrate`).
+    migration_batch_size: int = Field(
+        200, ge=1, le=499, description="documents per atomic step (the commit also holds 2 writes)"
+    )
+    migration_lease_s: float = Field(
+        60.0, ge=1, le=3600, description="a run that stalls this long loses the lease"
+    )
+
     @field_validator("run_endpoint", "monitoring_endpoint")
     @classmethod
     def _empty_endpoint_is_unset(cls, value: str | None) -> str | None:

@@ -154,9 +154,18 @@ class ConversationStore:
         if summary is not None:
             header |= {"summary": summary.text, "summary_through": summary.through}
         messages = conversation.collection(MESSAGES)
-        question = {"role": "user", "text": user_text, "created_at": now, "request_id": request_id}
+        # Each message names its owner (migration 0001 backfilled older ones): a user's messages
+        # are found with one collection-group query, for erasure and export.
+        question = {
+            "role": "user",
+            "owner": owner,
+            "text": user_text,
+            "created_at": now,
+            "request_id": request_id,
+        }
         reply: dict[str, Any] = {
             "role": "model",
+            "owner": owner,
             "text": answer.text,
             "created_at": now + timedelta(microseconds=1),
             "model": answer.model,

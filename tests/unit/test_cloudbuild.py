@@ -34,6 +34,7 @@ def test_steps_run_in_order() -> None:
         "build-ops",
         "push",
         "functions",
+        "migrate",
         "deploy",
         "release-scheduled",
         "canary-chat",
@@ -99,6 +100,18 @@ def test_each_service_gets_a_tagged_revision_without_traffic() -> None:
     assert text.endswith("exit $$failed") and "wait $$job || failed=1" in text
 
 
+def test_pending_migrations_run_from_the_ops_image_before_traffic_moves() -> None:
+    step = STEPS["migrate"]
+    assert step["name"] == OPS_IMAGE and step["waitFor"] == ["push"]
+    words = shlex.split(script(step))
+    assert words[:4] == ["exec", "python", "-m", "ops.cli"]
+    args = build_parser().parse_args(words[4:])
+    assert (args.command, args.action, args.yes, args.wait) == ("migrate", "up", True, True)
+    moves = [s for s in STEPS.values() if s["id"] == "release-scheduled" or "canary" in s["id"]]
+    assert moves and all("migrate" in s["waitFor"] for s in moves)
+    assert "NGX_PROJECT_ID=${_DEPLOY_PROJECT}" in step["env"]
+
+
 def test_service_names_match_terraform() -> None:
     module = (ROOT / "infra/modules/cloud_run_service/main.tf").read_text()
     assert 'service_name = "ngx-${replace(var.name, "_", "-")}"' in module
@@ -118,7 +131,7 @@ def canary_args(step_id: str) -> Any:
 def test_canaries_run_from_the_new_image_and_parse() -> None:
     for service in ("chat", "stream"):
         step = STEPS[f"canary-{service}"]
-        assert step["name"] == OPS_IMAGE and step["waitFor"] == ["deploy"]
+        assert step["name"] == OPS_IMAGE and step["waitFor"] == ["deploy", "migrate"]
         args = canary_args(f"canary-{service}")
         assert (args.command, args.action, args.service) == ("canary", "start", service)
         assert args.revision == f"ngx-{service}-00002-xyz" and args.tag == "c-abc1234"
@@ -132,7 +145,7 @@ def test_canaries_run_from_the_new_image_and_parse() -> None:
 
 def test_scheduled_functions_move_to_the_new_revision() -> None:
     step = STEPS["release-scheduled"]
-    assert step["waitFor"] == ["deploy"]
+    assert step["waitFor"] == ["deploy", "migrate"]
     assert script(step).startswith("for service in $$(cat /workspace/scheduled.txt); do")
     assert "update-traffic ngx-$$service" in script(step)
     assert "--to-tags=c-${SHORT_SHA}=100" in script(step)

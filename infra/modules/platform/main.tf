@@ -317,7 +317,7 @@ resource "google_project_iam_member" "deployer" {
   for_each = toset([
     "roles/run.developer",     # new revisions, traffic changes
     "roles/monitoring.viewer", # canary gates read metrics
-    "roles/datastore.user",    # canary state and the tests' emulator-free reads
+    "roles/datastore.user",    # canary state, data migrations (agentctl migrate)
     "roles/logging.logWriter", # build logs
   ])
   project = var.project_id

@@ -1,0 +1,1 @@
+"""Versioned Firestore data migrations (`agentctl migrate`): the runner and the numbered steps."""
