@@ -25,6 +25,18 @@ class OpsSettings(Settings):
         None, description="a local Cloud Monitoring API endpoint (tests); default: Google's"
     )
 
+    # Canary gates relative to the stable revision (defaults of `agentctl canary start`; the
+    # absolute gates are its flags). See docs/operations.md, "Canary gates".
+    canary_max_error_ratio_margin: float = Field(
+        0.01, ge=0, le=1, description="candidate's 5xx ratio may exceed stable's by this much"
+    )
+    canary_max_p95_ratio: float = Field(
+        1.5, ge=1, description="candidate's p95 may be at most this factor of stable's"
+    )
+    canary_max_window_s: float = Field(
+        1800.0, gt=0, description="a check with too few requests widens its window up to this"
+    )
+
     # Data migrations (`agentctl migrate`).
     migration_batch_size: int = Field(
         200, ge=1, le=499, description="documents per atomic step (the commit also holds 2 writes)"

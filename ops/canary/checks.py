@@ -29,12 +29,25 @@ class Check(BaseModel):
     p95_ms: float | None = None
     llm_error_ratio: float | None = None
     llm_p95_ms: float | None = None
+    stable_error_ratio: float | None = None
+    stable_p95_ms: float | None = None
+    window_s: float | None = None
     reason: str
 
 
-def judge(sample: Sample, gates: Gates, *, at: datetime, step: int, percent: int) -> Check:
-    """Hold one sample of the candidate to the gates."""
-    measured: dict[str, float | None] = {}
+def judge(
+    sample: Sample,
+    gates: Gates,
+    *,
+    at: datetime,
+    step: int,
+    percent: int,
+    stable: Sample | None = None,
+    window_s: float | None = None,
+) -> Check:
+    """Hold one sample of the candidate to the gates: the absolute bounds, and, when ``stable``
+    (the stable revision over the same window) has enough requests, the bounds relative to it."""
+    measured: dict[str, float | None] = {"window_s": window_s}
 
     def outcome(verdict: Verdict, reason: str) -> Check:
         return Check.model_validate(
@@ -66,6 +79,8 @@ def judge(sample: Sample, gates: Gates, *, at: datetime, step: int, percent: int
         problems.append(f"p95 {sample.p95_ms:,.0f} ms > {gates.max_p95_ms:,.0f} ms")
     else:
         passed.append(f"p95 {sample.p95_ms:,.0f} ms")
+    if stable is not None and stable.requests >= gates.min_requests:
+        problems += _relative(sample, stable, gates, measured)
     if gates.kpis:
         calls = sample.llm_calls or 0
         if calls < gates.min_requests:
@@ -90,3 +105,25 @@ def judge(sample: Sample, gates: Gates, *, at: datetime, step: int, percent: int
     if missing:
         return outcome("inconclusive", "; ".join(missing))
     return outcome("pass", f"{sample.requests} requests, " + ", ".join(passed))
+
+
+def _relative(
+    sample: Sample, stable: Sample, gates: Gates, measured: dict[str, float | None]
+) -> list[str]:
+    """What makes the candidate worse than the stable revision beyond the allowed margins."""
+    problems = []
+    ratio, base = sample.errors / sample.requests, stable.errors / stable.requests
+    measured |= {"stable_error_ratio": base, "stable_p95_ms": stable.p95_ms}
+    if ratio > base + gates.max_error_ratio_margin:
+        problems.append(
+            f"error ratio {ratio:.1%} > stable's {base:.1%} + {gates.max_error_ratio_margin:.1%}"
+        )
+    factor = gates.max_p95_ratio
+    compare_p95 = gates.max_p95_ms is not None and factor is not None
+    if compare_p95 and sample.p95_ms is not None and stable.p95_ms:
+        assert factor is not None
+        if sample.p95_ms > factor * stable.p95_ms:
+            problems.append(
+                f"p95 {sample.p95_ms:,.0f} ms > {factor:g} × stable's {stable.p95_ms:,.0f} ms"
+            )
+    return problems

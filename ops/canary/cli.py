@@ -92,6 +92,20 @@ def add_commands(commands: Any) -> None:
     )
     start.add_argument("--max-p95-ms", type=float, default=2000.0, help="default 2000")
     start.add_argument(
+        "--max-error-ratio-margin",
+        type=float,
+        help="candidate's 5xx ratio ≤ stable's + this (default NGX_CANARY_MAX_ERROR_RATIO_MARGIN)",
+    )
+    start.add_argument(
+        "--max-p95-ratio",
+        type=float,
+        help="candidate's p95 ≤ this × stable's (default NGX_CANARY_MAX_P95_RATIO)",
+    )
+    start.add_argument(
+        "--max-window",
+        help="a window with too few requests doubles up to this (default NGX_CANARY_MAX_WINDOW_S)",
+    )
+    start.add_argument(
         "--no-p95-gate",
         action="store_true",
         help="no request-latency gate (streams: a request lasts as long as its stream)",
@@ -173,7 +187,12 @@ def _log_to_stderr(settings: OpsSettings) -> None:
     logger.propagate = False
 
 
+def _or(given: float | None, default: float) -> float:
+    return default if given is None else given
+
+
 def _plan(args: argparse.Namespace) -> plans.Plan:
+    s = get_ops_settings()
     bake = [plans.parse_duration(b, "--bake") for b in args.bake.split(",")]
     gates = {
         "interval_s": plans.parse_duration(args.interval, "--interval"),
@@ -186,6 +205,15 @@ def _plan(args: argparse.Namespace) -> plans.Plan:
         "kpis": args.kpis,
         "max_llm_error_ratio": args.max_llm_error_ratio,
         "max_llm_p95_ms": args.max_llm_p95_ms,
+        "max_error_ratio_margin": _or(args.max_error_ratio_margin, s.canary_max_error_ratio_margin),
+        "max_p95_ratio": None
+        if args.no_p95_gate
+        else _or(args.max_p95_ratio, s.canary_max_p95_ratio),
+        "max_window_s": (
+            plans.parse_duration(args.max_window, "--max-window")
+            if args.max_window
+            else s.canary_max_window_s
+        ),
     }
     return plans.make_plan(plans.parse_steps(args.steps), bake, gates)
 

@@ -36,6 +36,16 @@ class Gates(BaseModel):
     kpis: bool = Field(False, description="also gate on the log-based vertex_ai.client KPIs")
     max_llm_error_ratio: float = Field(0.05, ge=0, le=1, description="model errors / calls")
     max_llm_p95_ms: float = Field(15000.0, gt=0)
+    # Relative to the stable revision over the same window (as Flagger and Argo analyses do): on
+    # top of the absolute bounds, the candidate may not be worse than what it replaces.
+    max_error_ratio_margin: float = Field(
+        0.01, ge=0, le=1, description="candidate's 5xx ratio ≤ stable's + this"
+    )
+    max_p95_ratio: float | None = Field(
+        1.5, ge=1, description="candidate's p95 ≤ this × stable's (None: not compared)"
+    )
+    # A window with too few requests is widened (doubled, up to this) before it is judged.
+    max_window_s: float = Field(1800.0, gt=0, description="widest window a quiet check looks at")
 
 
 class Plan(BaseModel):

@@ -226,14 +226,25 @@ class Canary:
         gates, who = read.plan.gates, self.who
         now = _now()
         try:
-            sample = await self.monitoring.sample(
-                read.service,
-                read.candidate,
-                gates.window_s,
-                gates.kpis,
-                end=now - timedelta(seconds=gates.lag_s),
+            end = now - timedelta(seconds=gates.lag_s)
+            window = gates.window_s
+            while True:  # a quiet window is widened, never passed on no evidence
+                sample = await self.monitoring.sample(
+                    read.service, read.candidate, window, gates.kpis, end=end
+                )
+                if sample.requests >= gates.min_requests or window >= gates.max_window_s:
+                    break
+                window = min(2 * window, gates.max_window_s)
+            stable = await self.monitoring.sample(read.service, read.stable, window, False, end=end)
+            check = judge(
+                sample,
+                gates,
+                at=now,
+                step=read.step,
+                percent=read.percent,
+                stable=stable,
+                window_s=window,
             )
-            check = judge(sample, gates, at=now, step=read.step, percent=read.percent)
         except errors.Unavailable as exc:  # a blip is no evidence either way
             check = Check(
                 at=now,

@@ -40,8 +40,15 @@ STABLE = "ngx-chat-00002-abc"
 CANDIDATE = "ngx-chat-00003-def"
 COMMIT_TAG = "c-0a1b2c3"  # what `gcloud run deploy --no-traffic --tag` gave the candidate
 RATE = 4000.0  # requests per second: 80 reach a 20% candidate in one 0.1 s window
-FAST: dict[str, object] = {"interval_s": 0.1, "window_s": 0.1, "min_requests": 20, "lag_s": 0.0}
-FAST_FLAGS = ["--interval", "100ms", "--window", "100ms", "--min-requests", "20", "--lag", "0s"]
+FAST: dict[str, object] = {
+    "interval_s": 0.1,
+    "window_s": 0.1,
+    "max_window_s": 0.4,
+    "min_requests": 20,
+    "lag_s": 0.0,
+}
+FAST_FLAGS = ["--interval", "100ms", "--window", "100ms", "--max-window", "400ms"]
+FAST_FLAGS += ["--min-requests", "20", "--lag", "0s"]
 
 
 @dataclass
@@ -138,9 +145,15 @@ async def test_a_healthy_candidate_reaches_100_percent_step_by_step(
         "ALIGN_DELTA",
         "REDUCE_PERCENTILE_95",
     ) in kinds
-    assert all(
-        f'revision_name = "{CANDIDATE}"' in q["filter"] for q in google.monitoring.queries[2:]
-    )
+    # Each check reads the candidate and, over the same window, the stable revision.
+    revisions = [
+        rev
+        for q in google.monitoring.queries[2:]
+        for rev in (STABLE, CANDIDATE)
+        if f'revision_name = "{rev}"' in q["filter"]
+    ]
+    assert len(revisions) == len(google.monitoring.queries[2:])
+    assert {STABLE, CANDIDATE} == set(revisions)
     # Every traffic change is a structured log line naming the split.
     changed = [r for r in caplog.records if r.getMessage() == "canary traffic changed"]
     assert [r.__dict__["percents"] for r in changed] == google.splits_applied()
@@ -152,8 +165,11 @@ async def test_a_healthy_candidate_reaches_100_percent_step_by_step(
         ({"error_ratio": 0.08}, {}, r"error ratio \d+\.\d% > 2\.0%"),
         ({"p95_ms": 3000.0}, {}, r"p95 3,\d{3} ms > 2,000 ms"),
         ({"llm_error_ratio": 0.2}, {"kpis": True}, r"model error ratio \d+\.\d% > 5\.0%"),
+        # Within the absolute bounds (2%, 2,000 ms), but worse than the stable revision.
+        ({"error_ratio": 0.0175}, {}, r"error ratio 1\.\d% > stable's 0\.0% \+ 1\.0%"),
+        ({"p95_ms": 1500.0}, {}, r"p95 1,\d{3} ms > 1\.5 × stable's \d{3} ms"),
     ],
-    ids=["errors-8-percent", "slow", "model-errors-kpi"],
+    ids=["errors-8-percent", "slow", "model-errors-kpi", "worse-than-stable", "slower-than-stable"],
 )
 async def test_a_failing_candidate_is_rolled_back_at_the_first_failed_window(
     canary: Canary,
@@ -194,6 +210,7 @@ async def test_a_low_traffic_candidate_stays_inconclusive_and_is_never_promoted(
     assert len(waited.checks) >= 5
     assert {c.verdict for c in waited.checks} == {"inconclusive"}
     assert all("< 20 needed" in c.reason for c in waited.checks)
+    assert {c.window_s for c in waited.checks} == {0.4}  # each quiet window widened first
     assert google.splits_applied() == [{STABLE: 80, CANDIDATE: 20}]
     assert [c.action for c in waited.history] == ["start"]
 
@@ -494,6 +511,7 @@ async def test_checks_look_at_a_window_that_ends_before_the_ingestion_lag(
 
     checks = [q for q in google.monitoring.queries if f'"{CANDIDATE}"' in q["filter"]]
     assert checks
-    for query in checks:
-        assert abs(query["end"] - query["start"] - 0.2) < 0.01
+    for query in checks:  # the window, or twice it when too few requests had arrived in it
+        width = query["end"] - query["start"]
+        assert abs(width - 0.2) < 0.01 or abs(width - 0.4) < 0.01
         assert query["end"] < time.time() - 0.3

@@ -81,3 +81,38 @@ def test_kpis_need_enough_model_calls_but_a_failure_still_fails() -> None:
         "10 model calls < 100 needed",
     )
     assert check(Sample(1000, 500, 100.0, 10, 0, 900.0), kpis=True)[0] == "fail"
+
+
+def relative(candidate: Sample, stable: Sample, **gates: object) -> tuple[str, str]:
+    result = judge(
+        candidate, Gates.model_validate(gates), at=NOW, step=0, percent=20, stable=stable
+    )
+    return result.verdict, result.reason
+
+
+def test_a_candidate_worse_than_stable_fails_within_the_absolute_bounds() -> None:
+    # 1.5% errors passes the 2% bound, but stable answers with 0.2%: more than 1 point worse.
+    verdict, reason = relative(Sample(1000, 15, 500.0), Sample(4000, 8, 500.0))
+    assert verdict == "fail" and reason == "error ratio 1.5% > stable's 0.2% + 1.0%"
+    # A p95 under 2,000 ms, but twice stable's.
+    verdict, reason = relative(Sample(1000, 0, 1600.0), Sample(4000, 0, 800.0))
+    assert verdict == "fail" and reason == "p95 1,600 ms > 1.5 × stable's 800 ms"
+
+
+def test_a_candidate_as_good_as_stable_passes_and_margins_are_settings() -> None:
+    assert relative(Sample(1000, 5, 900.0), Sample(4000, 20, 800.0))[0] == "pass"
+    loose = relative(Sample(1000, 15, 1600.0), Sample(4000, 8, 800.0), max_p95_ratio=2.5)
+    assert loose[0] == "fail" and "p95" not in loose[1]
+    assert relative(
+        Sample(1000, 15, 1600.0),
+        Sample(4000, 8, 800.0),
+        max_p95_ratio=2.5,
+        max_error_ratio_margin=0.02,
+    ) == ("pass", "1000 requests, error ratio 1.5%, p95 1,600 ms")
+
+
+def test_a_quiet_stable_revision_is_no_baseline() -> None:
+    # Too few stable requests to compare with: only the absolute bounds apply.
+    assert relative(Sample(1000, 15, 1600.0), Sample(50, 0, 100.0))[0] == "pass"
+    # Streams: no p95 gate, so no p95 comparison either.
+    assert relative(Sample(1000, 0, 9000.0), Sample(4000, 0, 800.0), max_p95_ms=None)[0] == ("pass")
