@@ -22,12 +22,16 @@ T = TypeVar("T")
 MAX_CONNECTIONS = 256
 
 
-def _client(url: str, socket_timeout: float | None, connect_timeout: float) -> Any:
-    """A client whose pool waits for a free connection instead of failing when all are busy."""
+def _client(
+    url: str, socket_timeout: float | None, connect_timeout: float, security: dict[str, Any]
+) -> Any:
+    """A client whose pool waits for a free connection instead of failing when all are busy;
+    ``security``: authentication and TLS arguments (`redis_auth.connection_options`)."""
     import redis.asyncio
 
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
+        **security,
         max_connections=MAX_CONNECTIONS,
         timeout=connect_timeout,
         socket_timeout=socket_timeout,
@@ -44,10 +48,15 @@ class StoreUnavailable(Exception):
 class Memorystore:
     """A `redis.asyncio` client with timeouts and an outage back-off."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, credentials: Any = None) -> None:
         self.timeout = settings.redis_timeout_s
         self.backoff = settings.redis_backoff_s
-        self.redis: Any = _client(settings.redis_url, settings.redis_timeout_s, self.timeout)
+        from shared.redis_auth import connection_options  # redis loads with the first client
+
+        self._security = connection_options(settings, credentials)
+        self.redis: Any = _client(
+            settings.redis_url, settings.redis_timeout_s, self.timeout, self._security
+        )
         self._url = settings.redis_url
         self._patient: Any = None
         self._down_until = 0.0
@@ -57,7 +66,7 @@ class Memorystore:
         if timeout <= self.timeout:
             return self.redis
         if self._patient is None:
-            self._patient = _client(self._url, None, self.timeout * 10)
+            self._patient = _client(self._url, None, self.timeout * 10, self._security)
         return self._patient
 
     @property

@@ -154,6 +154,12 @@ class Settings(BaseSettings):
 
     # Memorystore (Redis protocol).
     redis_url: str = f"redis://{LOCAL_HOST}:6390/0"
+    redis_iam_auth: bool = Field(
+        False, description="AUTH with the service account's access token (Memorystore IAM auth)"
+    )
+    redis_tls_ca: str | None = Field(
+        None, description="PEM of the CA that signs the server's certificate (rediss:// URLs)"
+    )
 
     # Request limits.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
@@ -230,6 +236,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "idempotency_lease_s must exceed 2 × vertex_deadline_s + "
                 f"{FIRESTORE_RETRY_S:.0f} s: a first request still running must not be taken over"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_has_its_authority(self) -> Settings:
+        if self.redis_url.startswith("rediss://") and not self.redis_tls_ca:
+            raise ValueError(
+                "a rediss:// NGX_REDIS_URL needs NGX_REDIS_TLS_CA (the instance's CA, PEM): "
+                "the server is verified against it"
             )
         return self
 

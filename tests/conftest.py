@@ -146,6 +146,19 @@ async def firestore_db(stack: LocalStack) -> AsyncIterator[Any]:
     client.close()  # type: ignore[no-untyped-call]
 
 
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    """Return once ``process`` accepts connections on ``port``; fail if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        with socket.socket() as sock:
+            if sock.connect_ex((LOCAL_HOST, port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port} after {timeout_s} s")
+
+
 class RedisServer:
     """A private redis-server that a test may stop and start again on the same port."""
 
@@ -178,13 +191,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex((LOCAL_HOST, self.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+        wait_for_port(self.port, self.process)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -9,12 +9,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hcl2
-
+from ops.terraform import (
+    blocks,
+    is_block,
+    items,
+    locals_of,
+    one,
+    tf_files,
+    unquote,
+    variable_defaults,
+)
 from shared import registry
 
 # The deployed functions as the registry declares them: Terraform must define exactly these.
@@ -30,50 +37,6 @@ META_ARGS = {
     "connection",
 }
 MODULE_META = {"source", "version", "count", "for_each", "depends_on", "providers"}
-INTERNAL = {"__is_block__", "__comments__", "__start_line__", "__end_line__", "__inline_comments__"}
-
-
-def tf_files(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.tf"))
-
-
-def parse(path: Path) -> dict[str, Any]:
-    with path.open() as handle:
-        return dict(hcl2.load(handle))
-
-
-def unquote(value: Any) -> Any:
-    """A literal string as Terraform means it (python-hcl2 keeps the quotes)."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def _items(body: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    for key, value in body.items():
-        if key not in INTERNAL:
-            yield unquote(key), value
-
-
-def _is_block(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(v, dict) and v.get("__is_block__") for v in value)
-    )
-
-
-def blocks(root: Path, kind: str) -> Iterator[tuple[Path, str, str, dict[str, Any]]]:
-    """(file, type, name, body) of every ``resource`` / ``data`` block; (file, "", name, body)
-    of every ``module`` / ``variable`` / ``output`` block."""
-    for path in tf_files(root):
-        for entry in parse(path).get(kind, []):
-            for first, inner in _items(entry):
-                if kind in ("resource", "data"):
-                    for name, body in _items(inner):
-                        yield path, first, name, body
-                else:
-                    yield path, "", first, inner
 
 
 # --- format --------------------------------------------------------------------------------------
@@ -105,10 +68,10 @@ def _check_body(where: str, body: dict[str, Any], node: dict[str, Any], top: boo
     """Unknown arguments and blocks, blocks written as arguments and back, missing required ones."""
     problems = []
     seen = set()
-    for key, value in _items(body):
+    for key, value in items(body):
         if key == "dynamic":
             for entry in value:
-                for name, dynamic in _items(entry):
+                for name, dynamic in items(entry):
                     seen.add(name)
                     if name not in node["blocks"]:
                         problems.append(f"{where}: unknown block '{name}' (dynamic)")
@@ -122,13 +85,13 @@ def _check_body(where: str, body: dict[str, Any], node: dict[str, Any], top: boo
             continue
         seen.add(key)
         if key in node["blocks"]:
-            if not _is_block(value):
+            if not is_block(value):
                 problems.append(f"{where}: '{key}' is a block, written as an argument")
                 continue
             for child in value:
                 problems += _check_body(f"{where}.{key}", child, node["blocks"][key], False)
         elif key in node["args"]:
-            if _is_block(value):
+            if is_block(value):
                 problems.append(f"{where}: '{key}' is an argument, written as a block")
         else:
             problems.append(f"{where}: unknown argument '{key}'")
@@ -162,7 +125,7 @@ def check_modules(root: Path) -> list[str]:
             problems.append(f"{path.relative_to(root)}: module {name}: no local source {source!r}")
             continue
         declared = {var: spec for _, _, var, spec in blocks(target, "variable")}
-        given = {key for key, _ in _items(body)} - MODULE_META
+        given = {key for key, _ in items(body)} - MODULE_META
         for key in sorted(given - set(declared)):
             problems.append(f"{path.relative_to(root)}: module {name}: no variable '{key}'")
         for var, spec in declared.items():
@@ -174,28 +137,10 @@ def check_modules(root: Path) -> list[str]:
 # --- policy --------------------------------------------------------------------------------------
 
 
-def _one(root: Path, kind: str, rtype: str, name: str) -> dict[str, Any] | None:
-    for _, t, n, body in blocks(root, kind):
-        if (t, n) == (rtype, name):
-            return body
-    return None
-
-
-def _locals(path: Path) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for entry in parse(path).get("locals", []):
-        merged.update({k: v for k, v in _items(entry)})
-    return merged
-
-
-def _variable_defaults(module: Path) -> dict[str, Any]:
-    return {name: spec.get("default") for _, _, name, spec in blocks(module, "variable")}
-
-
 def check_services(root: Path) -> list[str]:
     """Each function has a service and its own service account; only chat and stream are public."""
     problems = []
-    platform = _locals(root / "modules/platform/main.tf")
+    platform = locals_of(root / "modules/platform/main.tf")
     functions = {unquote(k): v for k, v in platform.get("functions", {}).items()}
     if sorted(functions) != sorted(FUNCTIONS):
         problems.append(f"platform: functions {sorted(functions)} != {sorted(FUNCTIONS)}")
@@ -207,8 +152,8 @@ def check_services(root: Path) -> list[str]:
             problems.append(f"platform: {name} has a basic role (owner/editor)")
 
     module = root / "modules/cloud_run_service"
-    service = _one(module, "resource", "google_cloud_run_v2_service", "this")
-    account = _one(module, "resource", "google_service_account", "this")
+    service = one(module, "resource", "google_cloud_run_v2_service", "this")
+    account = one(module, "resource", "google_service_account", "this")
     if service is None or account is None:
         return [*problems, "cloud_run_service: needs a service and its own service account"]
     template = service.get("template", [{}])[0]
@@ -217,7 +162,7 @@ def check_services(root: Path) -> list[str]:
     ingress = service.get("ingress", "")
     if ingress != '${var.public ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"}':
         problems.append("cloud_run_service: private services must take internal traffic only")
-    members = str(_locals(module / "main.tf").get("invokers", ""))
+    members = str(locals_of(module / "main.tf").get("invokers", ""))
     if members != '${var.public ? ["allUsers"] : var.invokers}':
         problems.append(
             f"cloud_run_service: allUsers must be granted to public services only ({members})"
@@ -230,13 +175,13 @@ def check_services(root: Path) -> list[str]:
 def check_scheduler(root: Path) -> list[str]:
     """Scheduler jobs call private services with an OIDC token whose audience is the service."""
     problems = []
-    platform = _locals(root / "modules/platform/main.tf")
+    platform = locals_of(root / "modules/platform/main.tf")
     functions = {unquote(k): v for k, v in platform.get("functions", {}).items()}
     for job, spec in platform.get("jobs", {}).items():
         target = unquote(spec.get("function"))
         if functions.get(target, {}).get("public", True) is not False:
             problems.append(f"platform: job {unquote(job)} targets {target}, which is not private")
-    job = _one(root / "modules/scheduler_job", "resource", "google_cloud_scheduler_job", "this")
+    job = one(root / "modules/scheduler_job", "resource", "google_cloud_scheduler_job", "this")
     target = (job or {}).get("http_target", [{}])[0]
     oidc = target.get("oidc_token", [{}])[0]
     if oidc.get("audience") != "${var.service_uri}" or "service_account_email" not in oidc:
@@ -284,13 +229,13 @@ def check_monitoring(root: Path) -> list[str]:
     """KPI metrics, the three alerts and their thresholds, the latency SLO and its burn alerts."""
     problems = []
     module = root / "modules/monitoring"
-    defaults = _variable_defaults(module)
-    local = _locals(module / "main.tf")
+    defaults = variable_defaults(module)
+    local = locals_of(module / "main.tf")
     metrics = {unquote(k) for k in local.get("metrics", {})}
     for metric in METRICS:
         if metric not in metrics:
             problems.append(f"monitoring: no log-based metric {metric}")
-    policy = _one(module, "resource", "google_monitoring_alert_policy", "kpi")
+    policy = one(module, "resource", "google_monitoring_alert_policy", "kpi")
     promql = (policy or {}).get("conditions", [{}])[0].get("condition_prometheus_query_language")
     if (
         policy is None
@@ -315,7 +260,7 @@ def check_monitoring(root: Path) -> list[str]:
             problems.append(f"monitoring: {alert}: query does not compare with its threshold")
         if spec.get("duration_s") != f"${{var.{DURATIONS[alert]}}}":
             problems.append(f"monitoring: {alert}: duration is not var.{DURATIONS[alert]}")
-    slo = _one(module, "resource", "google_monitoring_slo", "latency")
+    slo = one(module, "resource", "google_monitoring_slo", "latency")
     if (
         slo is None
         or defaults.get("latency_threshold_ms") != 2000
@@ -323,10 +268,10 @@ def check_monitoring(root: Path) -> list[str]:
     ):
         problems.append("monitoring: latency SLO (P95 < 2000 ms) is missing or changed")
     burns = {unquote(k) for k in local.get("burn_alerts", {})}
-    burn_policy = _one(module, "resource", "google_monitoring_alert_policy", "latency_burn")
+    burn_policy = one(module, "resource", "google_monitoring_alert_policy", "latency_burn")
     if len(burns) < 2 or "select_slo_burn_rate" not in str(burn_policy):
         problems.append("monitoring: the latency SLO needs fast and slow burn-rate alerts")
-    if _one(module, "resource", "google_monitoring_dashboard", "kpis") is None:
+    if one(module, "resource", "google_monitoring_dashboard", "kpis") is None:
         problems.append("monitoring: the dashboard is missing")
     return problems
 

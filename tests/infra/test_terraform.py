@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ops import terraform
 from tests.infra import checks
 from tests.infra.conftest import INFRA, edit
 
@@ -18,7 +19,7 @@ def schema(schema_file: Path) -> dict[str, Any]:
 
 
 def test_schema_covers_the_resources_used(schema: dict[str, Any]) -> None:
-    used = {rtype for _, rtype, _, _ in checks.blocks(INFRA, "resource")}
+    used = {rtype for _, rtype, _, _ in terraform.blocks(INFRA, "resource")}
     assert len(schema["resource"]) > 1000
     assert "google_cloud_run_v2_service" in used and used <= set(schema["resource"])
 
