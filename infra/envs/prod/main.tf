@@ -28,6 +28,8 @@ module "platform" {
   image                 = var.image
   operator_members      = var.operator_members
   notification_channels = var.notification_channels
+  cors_origins          = var.cors_origins
+  log_retention_days    = var.log_retention_days
   deletion_protection   = true
   backup_keep_days      = 30
 

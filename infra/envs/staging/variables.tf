@@ -22,3 +22,15 @@ variable "notification_channels" {
   type    = list(string)
   default = []
 }
+
+variable "cors_origins" {
+  description = "Browser origins of the web app (exact https origins); [] for mobile clients only."
+  type        = list(string)
+  default     = []
+}
+
+variable "log_retention_days" {
+  description = "Days the request and model-call log lines are kept."
+  type        = number
+  default     = 30
+}

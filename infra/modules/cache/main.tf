@@ -22,8 +22,8 @@ resource "google_memorystore_instance" "cache" {
   mode                        = "CLUSTER_DISABLED"
   node_type                   = var.node_type
   engine_version              = "VALKEY_8_0"
-  authorization_mode          = "AUTH_DISABLED"
-  transit_encryption_mode     = "TRANSIT_ENCRYPTION_DISABLED"
+  authorization_mode          = var.iam_auth ? "IAM_AUTH" : "AUTH_DISABLED"
+  transit_encryption_mode     = var.tls ? "SERVER_AUTHENTICATION" : "TRANSIT_ENCRYPTION_DISABLED"
   deletion_protection_enabled = var.deletion_protection
   engine_configs = {
     # Every key the product writes has a TTL; cache maintenance may tune this at run time.

@@ -12,5 +12,6 @@ locals {
 }
 
 output "redis_url" {
-  value = "redis://${local.primary.ip_address}:${local.primary.port}/0"
+  description = "The primary endpoint: rediss:// when TLS is on."
+  value       = "${var.tls ? "rediss" : "redis"}://${local.primary.ip_address}:${local.primary.port}/0"
 }

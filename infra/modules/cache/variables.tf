@@ -18,3 +18,15 @@ variable "deletion_protection" {
   type    = bool
   default = true
 }
+
+variable "iam_auth" {
+  description = "Clients AUTH with an IAM access token (the runtime sets NGX_REDIS_IAM_AUTH)."
+  type        = bool
+  default     = true
+}
+
+variable "tls" {
+  description = "Server-authenticated TLS in transit (the runtime verifies the instance's CA)."
+  type        = bool
+  default     = true
+}

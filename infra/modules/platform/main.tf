@@ -33,10 +33,15 @@ locals {
     NGX_PROJECT_ID      = var.project_id
     NGX_VERTEX_LOCATION = var.region
     NGX_REDIS_URL       = module.cache.redis_url
+    NGX_REDIS_IAM_AUTH  = tostring(var.memorystore_iam_auth)
   }
+
+  # The instance's CA (PEM) for every function that reaches Memorystore, when TLS is on.
+  redis_secret_env = var.memorystore_tls ? { NGX_REDIS_TLS_CA = google_secret_manager_secret.redis_ca[0].secret_id } : {}
 
   api_env = {
     NGX_CONVERSATION_RETENTION_DAYS = tostring(var.conversation_retention_days)
+    NGX_CORS_ORIGINS                = jsonencode(var.cors_origins)
   }
 
   invoked_env = {
@@ -161,6 +166,36 @@ module "cache" {
   node_type           = var.memorystore_node_type
   shard_count         = var.memorystore_shard_count
   deletion_protection = var.deletion_protection
+  iam_auth            = var.memorystore_iam_auth
+  tls                 = var.memorystore_tls
+}
+
+# The Memorystore CA's PEM, which the functions verify the server with. Its versions come from
+# the instance (`gcloud memorystore instances get-certificate-authority`, docs/operations.md).
+resource "google_secret_manager_secret" "redis_ca" {
+  count     = var.memorystore_tls ? 1 : 0
+  project   = var.project_id
+  secret_id = "ngx-redis-ca-${var.environment}"
+  replication {
+    auto {}
+  }
+  depends_on = [google_project_service.apis]
+}
+
+# Memorystore IAM authentication: each function's identity may connect.
+resource "google_project_iam_member" "memorystore_connect" {
+  for_each = var.memorystore_iam_auth ? local.functions : {}
+  project  = var.project_id
+  role     = "roles/memorystore.dbConnectionUser"
+  member   = "serviceAccount:${module.service[each.key].service_account_email}"
+}
+
+# How long request and model-call log lines are kept (the _Default bucket).
+resource "google_logging_project_bucket_config" "default" {
+  project        = var.project_id
+  location       = "global"
+  bucket_id      = "_Default"
+  retention_days = var.log_retention_days
 }
 
 module "firestore" {
@@ -363,7 +398,7 @@ module "service" {
   max_instances       = var.services[each.key].max_instances
   timeout_s           = var.services[each.key].timeout_s
   deletion_protection = var.deletion_protection
-  secret_env          = lookup(var.secret_env, each.key, {})
+  secret_env          = merge(local.redis_secret_env, lookup(var.secret_env, each.key, {}))
   env = merge(
     local.common_env,
     each.value.public ? {} : merge(local.invoked_env, { NGX_INVOKER_AUDIENCE = local.url[each.key] }),

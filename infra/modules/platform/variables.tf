@@ -105,3 +105,35 @@ variable "schedules" {
     backup_verify = "0 5 * * 1"
   }
 }
+
+variable "cors_origins" {
+  description = "Browser origins allowed to call chat and stream (exact https origins); [] allows none."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for o in var.cors_origins : o != "*" && can(regex("^https?://[^/*]+$", o))])
+    error_message = "cors_origins are exact origins such as https://app.example.com: no \"*\", no paths."
+  }
+}
+
+variable "memorystore_iam_auth" {
+  description = "Memorystore IAM authentication: functions present their service account's access token."
+  type        = bool
+  default     = true
+}
+
+variable "memorystore_tls" {
+  description = "Memorystore in-transit encryption; the instance's CA reaches the functions as a secret."
+  type        = bool
+  default     = true
+}
+
+variable "log_retention_days" {
+  description = "Retention of the project's _Default log bucket, where request and model-call lines land."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.log_retention_days >= 1 && var.log_retention_days <= 3650
+    error_message = "log_retention_days must be between 1 and 3650."
+  }
+}
