@@ -25,6 +25,7 @@ COMMANDS = (
     "ops.canary.cli",
     "ops.loadtest.cli",
     "ops.migrations.cli",
+    "ops.preflight.cli",
 )
 DEVELOPMENT_COMMANDS = ("stack", "token")
 

@@ -133,6 +133,7 @@ def run(scenario: Scenario, args: argparse.Namespace, out: Path) -> dict[str, An
             "machine_cores": os.cpu_count(),
         }
     summary = report.summarize(records, scenario, settings.model_prices, resources)
+    summary["finished_at"] = datetime.now(UTC).isoformat()  # preflight wants a recent pass
     report.write_csv(records, out / "requests.csv")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     report.chart(records, scenario, out / "chart.png")

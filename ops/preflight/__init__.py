@@ -1,0 +1,1 @@
+"""`agentctl preflight`: the production checklist (docs/production-checklist.md), checked."""
