@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev test deps system-deps infra-tools lint typecheck pytest bench clean openapi
+.PHONY: dev test deps system-deps infra-tools lint typecheck pytest bench clean openapi infra-docs
 
 $(STAMP): requirements.txt requirements-ops.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .stack
+
+infra-docs: $(STAMP)
+	$(BIN)/python -m tests.infra.module_docs
 
 openapi: $(STAMP)
 	$(BIN)/python -m shared.openapi > docs/openapi.json

@@ -1,1 +1,4 @@
-output "database" { value = google_firestore_database.this.name }
+output "database" {
+  description = "The Firestore database's name."
+  value       = google_firestore_database.this.name
+}

@@ -1,4 +1,7 @@
-variable "project_id" { type = string }
+variable "project_id" {
+  description = "The Google Cloud project that holds the environment."
+  type        = string
+}
 
 variable "location" {
   description = "Firestore location, e.g. us-central1 or nam5."
@@ -12,6 +15,11 @@ variable "ttl_collections" {
 }
 
 variable "backup_retention_days" {
-  type    = number
-  default = 14
+  description = "Days the daily managed backups are kept."
+  type        = number
+  default     = 14
+  validation {
+    condition     = var.backup_retention_days >= 1 && var.backup_retention_days <= 98
+    error_message = "backup_retention_days must be between 1 and 98 (Firestore's limit is 14 weeks)."
+  }
 }

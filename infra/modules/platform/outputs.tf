@@ -1,8 +1,10 @@
 output "service_urls" {
-  value = { for name, service in module.service : name => service.uri }
+  description = "Each function's Cloud Run URL, by function name."
+  value       = { for name, service in module.service : name => service.uri }
 }
 
 output "service_accounts" {
+  description = "Each function's service account, plus the scheduler's and the deployer's."
   value = merge(
     { for name, service in module.service : name => service.service_account_email },
     { scheduler = google_service_account.scheduler.email, deployer = google_service_account.deployer.email },
@@ -10,9 +12,21 @@ output "service_accounts" {
 }
 
 output "image_repository" {
-  value = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
+  description = "The Artifact Registry path the images are pushed to."
+  value       = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.images.repository_id}"
 }
 
-output "backup_bucket" { value = google_storage_bucket.backups.name }
-output "memorystore_instance" { value = module.cache.instance }
-output "monitoring" { value = module.monitoring.alert_policies }
+output "backup_bucket" {
+  description = "The bucket of the logical Firestore backups."
+  value       = google_storage_bucket.backups.name
+}
+
+output "memorystore_instance" {
+  description = "The Memorystore instance's full name."
+  value       = module.cache.instance
+}
+
+output "monitoring" {
+  description = "Alert policies, the SLO and the dashboard, by name."
+  value       = module.monitoring.alert_policies
+}

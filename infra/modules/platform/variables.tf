@@ -1,9 +1,24 @@
-variable "project_id" { type = string }
-variable "region" { type = string }
+variable "project_id" {
+  description = "The Google Cloud project that holds the environment."
+  type        = string
+}
+
+variable "region" {
+  description = "The Google Cloud region of the services, e.g. us-central1."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as us-central1."
+  }
+}
 
 variable "environment" {
   description = "staging or prod; names and labels carry it."
   type        = string
+  validation {
+    condition     = contains(["staging", "prod"], var.environment)
+    error_message = "environment must be staging or prod."
+  }
 }
 
 variable "firestore_location" {
@@ -17,8 +32,13 @@ variable "image" {
 }
 
 variable "subnet_cidr" {
-  type    = string
-  default = "10.8.0.0/24"
+  description = "The services' subnet; direct VPC egress takes about two addresses per instance."
+  type        = string
+  default     = "10.8.0.0/24"
+  validation {
+    condition     = can(cidrhost(var.subnet_cidr, 0))
+    error_message = "subnet_cidr must be an IPv4 CIDR block such as 10.8.0.0/24."
+  }
 }
 
 variable "services" {
@@ -52,31 +72,49 @@ variable "extra_env" {
 }
 
 variable "memorystore_node_type" {
-  type    = string
-  default = "SHARED_CORE_NANO"
+  description = "Memorystore node type: the cache's memory tier."
+  type        = string
+  default     = "SHARED_CORE_NANO"
+  validation {
+    condition     = contains(["SHARED_CORE_NANO", "STANDARD_SMALL", "HIGHMEM_MEDIUM", "HIGHMEM_XLARGE"], var.memorystore_node_type)
+    error_message = "memorystore_node_type must be SHARED_CORE_NANO, STANDARD_SMALL, HIGHMEM_MEDIUM or HIGHMEM_XLARGE."
+  }
 }
 
 variable "memorystore_shard_count" {
-  type    = number
-  default = 1
+  description = "Shards of the cache instance."
+  type        = number
+  default     = 1
 }
 
 variable "backup_keep_days" {
   description = "Logical backups younger than this are kept (NGX_BACKUP_KEEP_DAYS)."
   type        = number
   default     = 30
+  validation {
+    condition     = var.backup_keep_days >= 0
+    error_message = "backup_keep_days cannot be negative."
+  }
 }
 
 variable "conversation_retention_days" {
   description = "0 keeps conversations; N: Firestore TTL deletes them N days after their last message."
   type        = number
   default     = 0
+  validation {
+    condition     = var.conversation_retention_days >= 0 && var.conversation_retention_days <= 3650
+    error_message = "conversation_retention_days must be between 0 and 3650."
+  }
 }
 
 variable "firestore_backup_retention_days" {
   description = "Retention of Firestore's managed daily backups."
   type        = number
   default     = 14
+  validation {
+    condition     = var.firestore_backup_retention_days >= 1 && var.firestore_backup_retention_days <= 98
+    error_message = "firestore_backup_retention_days must be between 1 and 98 (14 weeks)."
+  }
 }
 
 variable "artifact_keep_count" {
@@ -86,13 +124,15 @@ variable "artifact_keep_count" {
 }
 
 variable "notification_channels" {
-  type    = list(string)
-  default = []
+  description = "Notification channel ids every alert notifies (preflight requires one in prod)."
+  type        = list(string)
+  default     = []
 }
 
 variable "deletion_protection" {
-  type    = bool
-  default = true
+  description = "Refuse to delete services, the cache and the database."
+  type        = bool
+  default     = true
 }
 
 variable "schedules" {

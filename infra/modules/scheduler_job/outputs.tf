@@ -1,1 +1,4 @@
-output "name" { value = google_cloud_scheduler_job.this.name }
+output "name" {
+  description = "The Cloud Scheduler job's name."
+  value       = google_cloud_scheduler_job.this.name
+}
