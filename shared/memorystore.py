@@ -48,7 +48,13 @@ class StoreUnavailable(Exception):
 class Memorystore:
     """A `redis.asyncio` client with timeouts and an outage back-off."""
 
-    def __init__(self, settings: Settings, credentials: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock  # the outage back-off runs on it
         self.timeout = settings.redis_timeout_s
         self.backoff = settings.redis_backoff_s
         from shared.redis_auth import connection_options  # redis loads with the first client
@@ -71,7 +77,7 @@ class Memorystore:
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return self._clock() >= self._down_until
 
     async def run(
         self, operation: Callable[[Any], Awaitable[T]], timeout: float | None = None
@@ -100,7 +106,7 @@ class Memorystore:
                 "memorystore unavailable; continuing without it",
                 extra={"error_type": type(exc).__name__, "backoff_s": self.backoff},
             )
-        self._down_until = time.monotonic() + self.backoff
+        self._down_until = self._clock() + self.backoff
 
     async def close(self) -> None:
         await self.redis.aclose()

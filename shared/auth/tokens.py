@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -95,7 +96,10 @@ class VerifiedTokens:
     being honoured at the next JWKS refresh, as without the cache.
     """
 
-    def __init__(self, jwks: JwksCache, size: int, leeway: int) -> None:
+    def __init__(
+        self, jwks: JwksCache, size: int, leeway: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._clock = clock
         self._jwks = jwks
         self._size = size
         self._leeway = leeway
@@ -112,7 +116,7 @@ class VerifiedTokens:
         if found is None:
             return None
         claims, until = found
-        if time.time() >= until:
+        if self._clock() >= until:
             del self._entries[token]
             return None
         self._entries.move_to_end(token)
@@ -132,17 +136,22 @@ class VerifiedTokens:
 class TokenVerifier:
     """Verifies ID tokens and turns them into principals."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # wall-clock seconds: token expiry is judged by it
         self.issuer = settings.token_issuer
         self.audience = settings.token_audience
         self.leeway = settings.auth_clock_skew_s
         self.jwks = JwksCache(settings.auth_jwks_url, settings.auth_jwks_ttl_s)
-        self.verified = VerifiedTokens(self.jwks, settings.auth_token_cache_size, self.leeway)
+        self.verified = VerifiedTokens(
+            self.jwks, settings.auth_token_cache_size, self.leeway, clock
+        )
 
     async def verify(self, token: str) -> Principal:
         claims = self.verified.get(token)
         if claims is None:
-            claims = await decode(token, self.jwks, self.issuer, self.audience, self.leeway)
+            claims = await decode(
+                token, self.jwks, self.issuer, self.audience, self.leeway, self.clock()
+            )
             self.verified.put(token, claims)
         subject = str(claims["sub"])
         if not subject or len(subject) > 128:
@@ -151,9 +160,17 @@ class TokenVerifier:
 
 
 async def decode(
-    token: str, jwks: JwksCache, issuer: str | list[str], audience: str, leeway: int
+    token: str,
+    jwks: JwksCache,
+    issuer: str | list[str],
+    audience: str,
+    leeway: int,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """The claims of an RS256 token signed by a key of ``jwks``, or 401 saying what is wrong."""
+    """The claims of an RS256 token signed by a key of ``jwks``, or 401 saying what is wrong.
+
+    Expiry is judged against ``now`` (default: the wall clock), so that the verified-token cache
+    and the full check agree on one clock, and tests move it instead of waiting."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -169,7 +186,7 @@ async def decode(
             audience=audience,
             issuer=issuer,
             leeway=leeway,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+            options={"require": ["exp", "iat", "sub", "aud", "iss"], "verify_exp": False},
         )
     except jwt.ExpiredSignatureError:
         raise errors.Unauthenticated("bearer token has expired") from None
@@ -179,4 +196,10 @@ async def decode(
         raise errors.Unauthenticated("bearer token is from another issuer") from None
     except jwt.PyJWTError:
         raise errors.Unauthenticated("bearer token is not valid") from None
+    try:
+        expires = float(claims["exp"])
+    except (TypeError, ValueError):
+        raise errors.Unauthenticated("bearer token is not valid") from None
+    if expires + leeway <= (time.time() if now is None else now):
+        raise errors.Unauthenticated("bearer token has expired")
     return claims

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +44,7 @@ class LlmClient:
         store: Memorystore | None = None,
         db: Any | None = None,
         transport: VertexTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.transport = transport or VertexTransport(settings)
@@ -58,7 +59,7 @@ class LlmClient:
             else None
         )
         self.policy = PolicySource(settings, db)
-        self.resilience = Resilience(settings)
+        self.resilience = Resilience(settings, clock)
         self._inflight: dict[str, asyncio.Future[LlmResult]] = {}
 
     # --- public interface -------------------------------------------------------------------

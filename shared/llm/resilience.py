@@ -146,10 +146,13 @@ class CircuitBreaker:
 class Resilience:
     """Breakers per model and the retry budget of one process, and the loop that honours them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.clock = clock  # breakers and the retry budget read it (deadlines are real time)
         self.retry_budget = RetryBudget(
-            ratio=settings.retry_budget_ratio, min_per_s=settings.retry_budget_min_per_s
+            ratio=settings.retry_budget_ratio,
+            min_per_s=settings.retry_budget_min_per_s,
+            clock=clock,
         )
         self.breakers: dict[str, CircuitBreaker] = {}
 
@@ -163,6 +166,7 @@ class Resilience:
                 min_calls=s.breaker_min_calls,
                 failure_ratio=s.breaker_failure_ratio,
                 open_s=s.breaker_open_s,
+                clock=self.clock,
             )
             self.breakers[model] = breaker
         return breaker

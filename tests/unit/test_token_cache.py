@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,9 @@ def mint(key: Path, user: str, ttl_s: int = 3600) -> str:
     return devtokens.mint(key, user=user, issuer=ISSUER, audience=AUDIENCE, ttl_s=ttl_s)
 
 
-def verifier(server: JwksServer, **overrides: Any) -> tokens.TokenVerifier:
+def verifier(
+    server: JwksServer, clock: Callable[[], float] = time.time, **overrides: Any
+) -> tokens.TokenVerifier:
     settings = load_settings(
         environment="test",
         auth_issuer=ISSUER,
@@ -95,7 +97,7 @@ def verifier(server: JwksServer, **overrides: Any) -> tokens.TokenVerifier:
         auth_jwks_url=server.url,
         **overrides,
     )
-    return tokens.TokenVerifier(settings)
+    return tokens.TokenVerifier(settings, clock)
 
 
 async def test_a_token_is_fully_verified_once(
@@ -116,10 +118,14 @@ async def test_a_remembered_token_still_expires(
     jwks_server: JwksServer, full_checks: list[str], tmp_path: Path
 ) -> None:
     key = served_key(jwks_server, tmp_path)
-    check = verifier(jwks_server, auth_clock_skew_s=0)
-    token = mint(key, "alice", ttl_s=2)  # exp is whole seconds: at least 1 s of life left
+    now = [time.time()]
+    check = verifier(jwks_server, clock=lambda: now[0], auth_clock_skew_s=0)
+    token = mint(key, "alice", ttl_s=60)
     claims = (await check.verify(token)).claims
-    time.sleep(float(str(claims["exp"])) - time.time() + 0.1)  # just past exp; no skew allowed
+    now[0] = float(str(claims["exp"])) - 1  # a second of life left: still remembered
+    await check.verify(token)
+    assert full_checks == [token]
+    now[0] += 1  # at exp, no skew allowed: the remembered entry ends and the full check refuses
     with pytest.raises(errors.Unauthenticated, match="expired"):
         await check.verify(token)
     assert full_checks == [token, token]
