@@ -17,8 +17,9 @@ import pytest
 
 from emulator import devtokens
 from emulator.settings import StackSettings, free_ports, on_free_ports
-from emulator.stack import Stack, check_prerequisites
+from emulator.stack import Stack, check_prerequisites, function_env
 from ops.settings import OpsSettings, load_ops_settings
+from shared import registry
 from shared.settings import LOCAL_HOST
 
 # A quick but visible latency model: 50 ms to first token, 4 tokens every 10 ms.
@@ -157,6 +158,45 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float 
                 return
         time.sleep(0.02)
     raise RuntimeError(f"nothing listens on {port} after {timeout_s} s")
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[Any], timeout_s: float = 30) -> None:
+    """Return once a function process at ``url`` answers its health check; fail if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode} before answering")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
+
+
+def start_function(
+    settings: StackSettings, name: str, capture: bool = False, **env: str
+) -> tuple[str, subprocess.Popen[str]]:
+    """Another process of a registered function on the stack's backing services, answering;
+    ``capture`` keeps its output (text) for the test to read."""
+    port = free_ports(1)[0]
+    process = subprocess.Popen(
+        registry.launch_command(registry.function(name), LOCAL_HOST, port),
+        env={**os.environ, **function_env(settings), **env},
+        cwd=repo_root(),
+        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://{LOCAL_HOST}:{port}"
+    try:
+        wait_until_healthy(url, process)
+    except RuntimeError:
+        process.kill()
+        raise
+    return url, process
 
 
 class RedisServer:

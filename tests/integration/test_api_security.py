@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +11,9 @@ import httpx
 import pytest
 
 from emulator import devtokens
-from emulator.settings import free_ports
-from emulator.stack import ROOT, function_env
-from shared import registry
 from shared.auth.apikeys import ApiKeyStore
 from shared.memorystore import Memorystore
-from shared.settings import LOCAL_HOST
-from tests.conftest import LocalStack
+from tests.conftest import LocalStack, start_function
 
 
 def post_chat(stack: LocalStack, headers: dict[str, str], **body: Any) -> httpx.Response:
@@ -139,29 +132,11 @@ def three_chat_instances(stack: LocalStack) -> Iterator[list[str]]:
     """The stack's chat function plus two more processes of it, as Cloud Run would scale."""
     processes = []
     urls = [stack.url("chat")]
-    env = {**os.environ, **function_env(stack.settings)}
-    for port in free_ports(2):
-        processes.append(
-            subprocess.Popen(
-                registry.launch_command(registry.function("chat"), LOCAL_HOST, port),
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        urls.append(f"http://{LOCAL_HOST}:{port}")
     try:
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"{url} did not start"
-                time.sleep(0.05)
+        for _ in range(2):
+            url, process = start_function(stack.settings, "chat")
+            processes.append(process)
+            urls.append(url)
         yield urls
     finally:
         for process in processes:

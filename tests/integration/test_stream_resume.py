@@ -14,11 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.settings import free_ports
-from emulator.stack import ROOT, function_env
-from shared import registry
-from shared.settings import LOCAL_HOST
-from tests.conftest import LocalStack
+from tests.conftest import LocalStack, start_function
 
 
 async def read_events(
@@ -49,26 +45,9 @@ def text_of(events: list[dict[str, Any]]) -> str:
     return "".join(e["data"]["text"] for e in events if e["event"] == "delta")
 
 
-def start_stream_instance(stack: LocalStack) -> tuple[str, subprocess.Popen[bytes]]:
+def start_stream_instance(stack: LocalStack) -> tuple[str, subprocess.Popen[str]]:
     """Another stream function process on the same backing services, answering."""
-    port = free_ports(1)[0]
-    process = subprocess.Popen(
-        registry.launch_command(registry.function("stream"), LOCAL_HOST, port),
-        env={**os.environ, **function_env(stack.settings)},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://{LOCAL_HOST}:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    return url, process
+    return start_function(stack.settings, "stream")
 
 
 @pytest.fixture
