@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+from dataclasses import asdict
 from typing import Any
 
 from ops.settings import get_ops_settings
+from ops.ui import DRY_RUN_NOTE, add_yes
 from shared import errors
 from shared.auth.principal import ALL_SCOPES
 
@@ -20,9 +23,11 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--subject", help="who owns what the key creates (default key:<id>)")
     create.add_argument("--tier", default="standard", help="rate-limit tier")
     create.add_argument("--scope", action="append", choices=ALL_SCOPES)
-    key_actions.add_parser("list")
+    listing = key_actions.add_parser("list")
+    listing.add_argument("--json", action="store_true", help="as JSON")
     revoke = key_actions.add_parser("revoke")
     revoke.add_argument("key_id")
+    add_yes(revoke, "revoke the key")
     keys.set_defaults(run=main)
 
 
@@ -49,6 +54,9 @@ async def _run(args: argparse.Namespace) -> int:
         print("Store the key now: only its hash is kept.", file=sys.stderr)
     elif args.action == "list":
         rows = sorted(await store.list_keys(), key=lambda k: k.created_at)
+        if args.json:
+            print(json.dumps([asdict(key) for key in rows], indent=1))
+            return 0
         print(f"{'ID':12}  {'NAME':20}  {'SUBJECT':24}  {'TIER':9}  {'SCOPES':22}  STATUS")
         for key in rows:
             status = f"revoked {key.revoked_at[:19]}" if key.revoked_at else "active"
@@ -56,6 +64,10 @@ async def _run(args: argparse.Namespace) -> int:
                 f"{key.key_id:12}  {key.name[:20]:20}  {key.subject[:24]:24}  "
                 f"{key.tier:9}  {','.join(key.scopes)[:22]:22}  {status}"
             )
+    elif not args.yes:
+        record = await store.get(args.key_id)
+        print(f"would revoke {record.key_id} ({record.name}, subject {record.subject})")
+        print(DRY_RUN_NOTE, file=sys.stderr)
     else:
         record = await store.revoke(args.key_id)
         print(f"revoked {record.key_id} ({record.name})")

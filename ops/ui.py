@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 _last_printed: dict[str, float] = {}
 EVERY_S = 5.0  # one line per task this often when the output is not a terminal
@@ -23,3 +24,14 @@ def progress_line(task: str, detail: str, final: bool = False) -> str | None:
         _last_printed[task] = now
         return f"{task}: {detail}"
     return None
+
+
+def add_yes(parser: Any, does: str) -> None:
+    """The one dry-run convention of destructive commands: without ``--yes`` they only report
+    what they would do and change nothing."""
+    parser.add_argument(
+        "--yes", action="store_true", help=f"{does}; without it, a dry run that changes nothing"
+    )
+
+
+DRY_RUN_NOTE = "dry run: nothing was changed; run again with --yes"

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from ops.settings import get_ops_settings
+from ops.ui import add_yes
 from shared import errors
 from shared.auth.invoker import Invoker
 from shared.backup.service import BackupCall, perform
@@ -41,11 +42,11 @@ def add_commands(commands: Any) -> None:
     restore.add_argument("--prefix", default="", help="prepended to top-level collection ids")
     restore.add_argument("--mode", choices=["only-missing", "overwrite"], default="only-missing")
     restore.add_argument("--force", action="store_true", help="skip damaged shards")
-    restore.add_argument("--yes", action="store_true", help="write, not just report")
+    add_yes(restore, "write the documents")
     prune = action("prune", "delete old backups (a dry run unless --yes)")
     prune.add_argument("--keep-last", type=int)
     prune.add_argument("--keep-days", type=int)
-    prune.add_argument("--yes", action="store_true", help="delete, not just report")
+    add_yes(prune, "delete the old backups")
     backup.set_defaults(run=main)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.settings import OpsSettings, get_ops_settings
+from ops.ui import add_yes
 from shared import errors
 
 
@@ -28,12 +29,12 @@ def add_commands(commands: Any) -> None:
     analyze.add_argument("--trace", type=Path, help="judge a recorded NDJSON trace instead")
     apply = actions.add_parser("apply", help="write the recommended policy (dry run unless --yes)")
     apply.add_argument("--window-hours", type=int)
-    apply.add_argument("--yes", action="store_true")
+    add_yes(apply, "write the policy")
     invalidate = actions.add_parser("invalidate", help="delete cached answers (unless dry run)")
     which = invalidate.add_mutually_exclusive_group(required=True)
     which.add_argument("--tag", help="model:NAME, template:VERSION or class:NAME")
     which.add_argument("--class", dest="query_class")
-    invalidate.add_argument("--yes", action="store_true")
+    add_yes(invalidate, "delete the entries")
     for parser in (analyze, apply, invalidate):
         parser.add_argument("--json", action="store_true", help="print the JSON report")
     cache.set_defaults(run=main)

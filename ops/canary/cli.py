@@ -31,6 +31,7 @@ from typing import Any
 
 from ops.canary import plan as plans
 from ops.settings import OpsSettings, get_ops_settings
+from ops.ui import DRY_RUN_NOTE, add_yes
 from shared import errors
 
 # Refusals of what was asked (exit 2), as opposed to failures while doing it (exit 1).
@@ -139,15 +140,15 @@ def add_commands(commands: Any) -> None:
     start.add_argument(
         "--max-wait", help="stop watching after this long; the rollout stays where it is"
     )
-    start.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    add_yes(start, "start the rollout")
     status = action("status", "print the rollout, the live split and the last checks")
     status.add_argument("--json", action="store_true")
     promote = action("promote", "advance one step now (--full: straight to 100%%)")
     promote.add_argument("--full", action="store_true")
-    promote.add_argument("--dry-run", action="store_true")
+    add_yes(promote, "move the traffic")
     abort = action("abort", "restore 100%% stable; the candidate keeps its tag at 0%%")
     abort.add_argument("--reason", default="", help="kept in the rollout's history")
-    abort.add_argument("--dry-run", action="store_true")
+    add_yes(abort, "move the traffic back")
     canary.set_defaults(run=main)
 
 
@@ -223,6 +224,7 @@ async def _run(settings: OpsSettings, args: argparse.Namespace) -> int:
     from shared.stores.firestore import make_client
 
     plan = _plan(args) if args.action == "start" and not args.resume else None
+    dry_run = not getattr(args, "yes", False)
     until = None
     if args.action == "start" and args.max_wait is not None:
         wait_s = plans.parse_duration(args.max_wait, "--max-wait")
@@ -244,11 +246,12 @@ async def _run(settings: OpsSettings, args: argparse.Namespace) -> int:
             return 0
         if args.action in ("promote", "abort"):
             if args.action == "promote":
-                rollout = await canary.promote(args.service, args.full, args.dry_run)
+                rollout = await canary.promote(args.service, args.full, dry_run)
             else:
-                rollout = await canary.abort(args.service, args.reason, args.dry_run)
-            if args.dry_run:
-                print(f"dry run: would set {_split(rollout.desired())} (validated by Cloud Run)")
+                rollout = await canary.abort(args.service, args.reason, dry_run)
+            if dry_run:
+                print(f"would set {_split(rollout.desired())} (validated by Cloud Run)")
+                print(DRY_RUN_NOTE, file=sys.stderr)
             return 0
         if args.resume:
             rollout, _ = await canary.status(args.service)
@@ -260,11 +263,12 @@ async def _run(settings: OpsSettings, args: argparse.Namespace) -> int:
                 plan,
                 args.stable,
                 args.tag,
-                args.dry_run,
+                dry_run,
                 supersede=args.supersede,
             )
-            if args.dry_run:
+            if dry_run:
                 _print_plan(rollout)
+                print(DRY_RUN_NOTE, file=sys.stderr)
                 return 0
         if args.no_wait or not rollout.running:
             return _outcome(rollout)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ops.migrations.runner import LeaseBusy, MigrationError, Progress, Runner
 from ops.settings import OpsSettings, get_ops_settings
-from ops.ui import progress_line
+from ops.ui import DRY_RUN_NOTE, add_yes, progress_line
 
 
 def add_commands(commands: Any) -> None:
@@ -25,7 +25,7 @@ def add_commands(commands: Any) -> None:
     status = actions.add_parser("status", help="every migration and whether it is applied")
     status.add_argument("--json", action="store_true", help="as JSON")
     up = actions.add_parser("up", help="apply pending migrations (a dry run unless --yes)")
-    up.add_argument("--yes", action="store_true", help="apply; without it, only list them")
+    add_yes(up, "apply them")
     up.add_argument("--wait", action="store_true", help="wait while another run holds the lease")
     up.add_argument("--json", action="store_true", help="the outcome as JSON")
     parser.set_defaults(run=main)
@@ -105,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
         pending = outcome["pending"]
         print("nothing to apply" if not pending else "would apply: " + ", ".join(pending))
         if pending:
-            print("dry run: nothing was changed; run again with --yes", file=sys.stderr)
+            print(DRY_RUN_NOTE, file=sys.stderr)
     else:
         applied = outcome["applied"]
         print(

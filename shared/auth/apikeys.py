@@ -82,8 +82,8 @@ class ApiKeyStore:
     async def list_keys(self) -> list[ApiKey]:
         return [_from_doc(doc.to_dict()) async for doc in self._db.collection(COLLECTION).stream()]
 
-    async def revoke(self, key_id: str) -> ApiKey:
-        """Mark a key revoked (kept for audit); unknown ids are an error."""
+    async def _find(self, key_id: str) -> Any:
+        """The stored document of a key, by its public id; unknown ids are an error."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = (
@@ -94,7 +94,16 @@ class ApiKeyStore:
         found = [doc async for doc in query.stream()]
         if not found:
             raise errors.NotFound(f"no API key {key_id}")
-        doc = found[0]
+        return found[0]
+
+    async def get(self, key_id: str) -> ApiKey:
+        """A key's record, by its public id."""
+        record: ApiKey = _from_doc((await self._find(key_id)).to_dict())
+        return record
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Mark a key revoked (kept for audit); unknown ids are an error."""
+        doc = await self._find(key_id)
         revoked_at = datetime.now(UTC).isoformat()
         await doc.reference.update({"revoked_at": revoked_at})
         if self._cache is not None:

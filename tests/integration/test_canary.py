@@ -48,7 +48,7 @@ FAST: dict[str, object] = {
     "lag_s": 0.0,
 }
 FAST_FLAGS = ["--interval", "100ms", "--window", "100ms", "--max-window", "400ms"]
-FAST_FLAGS += ["--min-requests", "20", "--lag", "0s"]
+FAST_FLAGS += ["--min-requests", "20", "--lag", "0s", "--yes"]
 
 
 @dataclass
@@ -340,7 +340,17 @@ def test_a_new_process_resumes_a_stored_rollout(
     assert google.split() == {STABLE: 80, CANDIDATE: 20}
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "ops.cli", "canary", "start", "--resume", "--service", "chat"],
+        [
+            sys.executable,
+            "-m",
+            "ops.cli",
+            "canary",
+            "start",
+            "--resume",
+            "--service",
+            "chat",
+            "--yes",
+        ],
         env={**os.environ, **agentctl_env(stack, google)},
         capture_output=True,
         text=True,
@@ -372,7 +382,12 @@ def test_a_dry_run_prints_the_plan_and_changes_nothing(
     stack: LocalStack, google: Google, in_process: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = in_process(
-        capsys, "start", "--service", "chat", "--revision", CANDIDATE, "--dry-run"
+        capsys,
+        "start",
+        "--service",
+        "chat",
+        "--revision",
+        CANDIDATE,  # no --yes: a dry run
     )
 
     assert code == 0, err

@@ -136,7 +136,7 @@ def test_canaries_run_from_the_new_image_and_parse() -> None:
         assert (args.command, args.action, args.service) == ("canary", "start", service)
         assert args.revision == f"ngx-{service}-00002-xyz" and args.tag == "c-abc1234"
         assert (args.steps, args.bake) == ("20,50,100", "30m,60m")
-        assert not args.no_wait and not args.dry_run and args.supersede
+        assert not args.no_wait and args.yes and args.supersede
         assert args.max_wait == "3h" and args.min_requests == 100
         # A stream's request latency is the stream's length: no p95 gate, the model KPIs instead.
         assert (args.no_p95_gate, args.kpis) == (service == "stream", service == "stream")

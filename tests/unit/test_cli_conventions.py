@@ -1,0 +1,71 @@
+"""`agentctl` keeps its conventions: one dry-run convention (``--yes``) on every command that
+changes something, ``--json`` on every listing and status, and ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import pytest
+
+from ops.cli import build_parser, main
+
+# Commands that change something outside agentctl: a dry run unless --yes.
+DESTRUCTIVE = {
+    "backup restore",
+    "backup prune",
+    "cache apply",
+    "cache invalidate",
+    "canary start",
+    "canary promote",
+    "canary abort",
+    "keys revoke",
+    "migrate up",
+}
+# Commands that list or report state: --json for scripts.
+LISTINGS = {
+    "backup list",
+    "canary status",
+    "keys list",
+    "migrate status",
+    "functions",
+    "preflight",
+}
+
+
+def commands(
+    parser: argparse.ArgumentParser, prefix: str = ""
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every leaf command and its parser, by its full name (``canary start``)."""
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield prefix.strip(), parser
+        return
+    for name, child in subparsers[0].choices.items():
+        yield from commands(child, f"{prefix} {name}")
+
+
+def options(parser: argparse.ArgumentParser) -> set[str]:
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
+TREE = dict(commands(build_parser()))
+
+
+def test_the_lists_name_real_commands() -> None:
+    assert set(TREE) >= (DESTRUCTIVE | LISTINGS)
+
+
+@pytest.mark.parametrize("name", sorted(TREE))
+def test_each_command_follows_the_conventions(name: str) -> None:
+    flags = options(TREE[name])
+    assert "--dry-run" not in flags, "one convention: a dry run is the default, --yes acts"
+    assert ("--yes" in flags) == (name in DESTRUCTIVE)
+    if name in LISTINGS:
+        assert "--json" in flags
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("agentctl ")
