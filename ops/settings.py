@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import Settings, parse_settings
 
@@ -35,6 +35,11 @@ class OpsSettings(Settings):
     )
     canary_max_window_s: float = Field(
         1800.0, gt=0, description="a check with too few requests widens its window up to this"
+    )
+
+    # Load tests (`agentctl loadtest --url`): the caller's API key, from Secret Manager in the job.
+    loadtest_api_key: SecretStr | None = Field(
+        None, description="API key the load test presents when neither --token nor --api-key"
     )
 
     # Data migrations (`agentctl migrate`).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -246,6 +247,35 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+GCS_BUCKETS = ("ngx-backups", "ngx-loadtests")
+
+
+@pytest.fixture
+def gcs_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A Cloud Storage emulator (``gcp-storage-emulator``) with the product's buckets; the
+    storage client (and every child process) reaches it through ``STORAGE_EMULATOR_HOST``."""
+    port = free_ports(1)[0]
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "gcp_storage_emulator", "start"),
+            *("--host=127.0.0.1", f"--port={port}", "--in-memory"),
+            f"--default-bucket={GCS_BUCKETS[0]}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, process)
+        for bucket in GCS_BUCKETS[1:]:
+            httpx.post(f"{url}/storage/v1/b", json={"name": bucket}, timeout=10)
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def repo_root() -> Path:

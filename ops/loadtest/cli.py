@@ -22,6 +22,8 @@ from ops import development
 from ops.loadtest.generator import Live
 from ops.loadtest.scenario import Scenario, ScenarioError, load
 from ops.settings import get_ops_settings
+from shared import errors
+from shared.backup.sinks import open_sink
 
 
 def add_commands(commands: Any) -> None:
@@ -33,6 +35,10 @@ def add_commands(commands: Any) -> None:
     auth.add_argument("--token", help="bearer token for --url")
     auth.add_argument("--api-key", help="API key for --url")
     parser.add_argument("--out", type=Path, help="results folder (default: loadtest-results/…)")
+    parser.add_argument(
+        "--upload",
+        help="also copy the results to gs://BUCKET/PREFIX (or file:///DIR), in a folder per run",
+    )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--ttft-ms", type=float, default=350.0, help="private stack's model")
     parser.add_argument("--tokens-per-second", type=float, default=200.0)
@@ -70,16 +76,40 @@ def main(args: argparse.Namespace) -> int:
         except development.DevelopmentMissing as exc:
             print(f"agentctl loadtest: without --url, {exc}", file=sys.stderr)
             return 2
-    out = args.out or Path("loadtest-results") / (
-        f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    )
+    try:
+        destination = open_sink(args.upload) if args.upload else None
+    except errors.AppError as exc:
+        print(f"agentctl loadtest: --upload: {exc.message}; nothing was sent", file=sys.stderr)
+        return 2
+    name = f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    out = args.out or Path("loadtest-results") / name
     out.mkdir(parents=True, exist_ok=True)
     summary = run(scenario, args, out)
     print(file=sys.stderr)
     print(json.dumps(summary, indent=1))
-    verdict = "met" if summary["slo"]["met"] else "MISSED"
-    print(f"SLO {verdict}; results in {out}/", file=sys.stderr)
+    where = f"{out}/"
+    if destination is not None:
+        asyncio.run(_upload(destination, name, out))
+        where = f"{destination.url.rstrip('/')}/{name}/"
+    # One structured line for Cloud Logging: the log-based metric and its alert read it.
+    verdict = {
+        "severity": "INFO" if summary["slo"]["met"] else "ERROR",
+        "message": "loadtest verdict",
+        "scenario": scenario.name,
+        "slo_met": summary["slo"]["met"],
+        "results": where,
+    }
+    print(json.dumps(verdict), file=sys.stderr)
     return 0 if summary["slo"]["met"] else 1
+
+
+RESULT_FILES = ("summary.json", "requests.csv", "chart.png")
+
+
+async def _upload(destination: Any, name: str, out: Path) -> None:
+    """The run's files under ``name/`` at the destination (a Cloud Storage prefix or a folder)."""
+    for file in RESULT_FILES:
+        await destination.put(f"{name}/{file}", (out / file).read_bytes())
 
 
 def _check_imports() -> None:
@@ -101,8 +131,11 @@ def run(scenario: Scenario, args: argparse.Namespace, out: Path) -> dict[str, An
         headers: dict[str, str] = {}
         if args.token:
             headers["Authorization"] = f"Bearer {args.token}"
-        if args.api_key:
-            headers["X-API-Key"] = args.api_key
+        api_key = args.api_key or (
+            settings.loadtest_api_key.get_secret_value() if settings.loadtest_api_key else None
+        )
+        if api_key and not args.token:
+            headers["X-API-Key"] = api_key
         target = Target(
             args.url.rstrip("/"), (args.stream_url or args.url).rstrip("/"), lambda _: headers
         )

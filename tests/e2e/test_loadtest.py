@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
-from emulator.stack import ROOT
+from emulator.stack import ROOT, function_env
 from ops.loadtest.scenario import BUILT_IN, ScenarioError, load
+from tests.conftest import LocalStack
 
 
 def agentctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -126,3 +129,71 @@ def test_a_short_run_against_a_private_stack_writes_its_results(tmp_path: Path) 
     assert len(rows) == summary["requests"] and {r["status"] for r in rows} == {"200"}
     assert any(r["follow_up"] == "True" for r in rows)
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_staging_job_command_runs_against_a_stack_and_uploads_its_results(
+    stack: LocalStack, gcs_emulator: str, tmp_path: Path
+) -> None:
+    """What the Cloud Run Job runs (infra/modules/loadtest): --url, an API key from
+    NGX_LOADTEST_API_KEY, results uploaded to a bucket, one verdict line for the alert."""
+    env = {
+        **os.environ,
+        **function_env(stack.settings),
+        "STORAGE_EMULATOR_HOST": gcs_emulator,
+    }
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ops.cli",
+            "keys",
+            "create",
+            "--name",
+            "loadtest",
+            "--tier",
+            "premium",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    api_key = created.stdout.strip().splitlines()[-1]
+    scenario = tmp_path / "tiny.json"
+    scenario.write_text(
+        json.dumps(
+            {
+                "name": "tiny",
+                "duration_s": 3,
+                "rate": [{"at_s": 0, "rps": 5}],
+                "users": 2,
+                "mix": {"chat": 0.5, "stream": 0.5},
+                "warmup_s": 1,
+            }
+        )
+    )
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "ops.cli", "loadtest", "--scenario", str(scenario)),
+            *("--url", stack.url("chat"), "--stream-url", stack.url("stream")),
+            *("--out", str(tmp_path / "out"), "--upload", "gs://ngx-loadtests/runs"),
+        ],
+        cwd=ROOT,
+        env={**env, "NGX_LOADTEST_API_KEY": api_key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    verdict = json.loads(result.stderr.strip().splitlines()[-1])
+    assert verdict["message"] == "loadtest verdict" and verdict["slo_met"] is True
+    run = verdict["results"].removeprefix("gs://ngx-loadtests/").rstrip("/")
+    listed = httpx.get(
+        f"{gcs_emulator}/storage/v1/b/ngx-loadtests/o", params={"prefix": run}, timeout=10
+    ).json()
+    assert sorted(item["name"] for item in listed["items"]) == [
+        f"{run}/{name}" for name in ("chart.png", "requests.csv", "summary.json")
+    ]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["requests"] > 0 and summary["error_rate"] == 0  # the API key was accepted

@@ -288,48 +288,6 @@ async def test_prune_keeps_the_newest_and_the_young(settings: Settings, api: Fir
     assert json.loads(await sink.get(f"{ids[-1]}/manifest.json"))["backup_id"] == ids[-1]
 
 
-@pytest.fixture
-def gcs_emulator(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    """A Cloud Storage emulator (``gcp-storage-emulator``) with a bucket, for the gs:// sink."""
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    from emulator.settings import free_ports
-
-    port = free_ports(1)[0]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gcp_storage_emulator",
-            "start",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            "--in-memory",
-            "--default-bucket=ngx-backups",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{url}/storage/v1/b", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
 async def test_a_cloud_storage_sink_round_trips_and_verifies(
     stack: LocalStack, settings: Settings, api: FirestoreApi, gcs_emulator: str
 ) -> None:
