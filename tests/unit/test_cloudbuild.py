@@ -39,6 +39,7 @@ def test_steps_run_in_order() -> None:
         "release-scheduled",
         "canary-chat",
         "canary-stream",
+        "loadtest",
     ]
     seen: set[str] = set()
     for step_id, step in STEPS.items():
@@ -110,6 +111,20 @@ def test_pending_migrations_run_from_the_ops_image_before_traffic_moves() -> Non
     moves = [s for s in STEPS.values() if s["id"] == "release-scheduled" or "canary" in s["id"]]
     assert moves and all("migrate" in s["waitFor"] for s in moves)
     assert "NGX_PROJECT_ID=${_DEPLOY_PROJECT}" in step["env"]
+
+
+def test_staging_runs_the_load_test_job_from_the_new_ops_image() -> None:
+    step = STEPS["loadtest"]
+    assert step["waitFor"] == ["canary-chat", "canary-stream"]
+    text = script(step)
+    assert text.startswith('if [ "${_ENV}" != staging ]; then')
+    update, execute = text.split("; fi;", 1)[1].split("&&")
+    assert shlex.split(update)[:4] == ["gcloud", "run", "jobs", "update"]
+    assert f"--image={OPS_IMAGE}" in shlex.split(update)
+    assert shlex.split(execute)[:5] == ["gcloud", "run", "jobs", "execute", "ngx-loadtest-${_ENV}"]
+    assert "--wait" in shlex.split(execute)  # a missed SLO fails the step
+    loadtest = (ROOT / "infra/modules/loadtest/main.tf").read_text()
+    assert 'name = "ngx-loadtest-${var.environment}"' in loadtest
 
 
 def test_service_names_match_terraform() -> None:

@@ -34,6 +34,7 @@ module "platform" {
   backup_keep_days      = 7
 
   conversation_retention_days = 30
+  loadtest                    = true
 
   services = {
     chat              = { cpu = "1", memory = "512Mi", concurrency = 80, min_instances = 0, max_instances = 5, timeout_s = 300 }

@@ -433,3 +433,20 @@ module "monitoring" {
   notification_channels = var.notification_channels
   depends_on            = [google_project_service.apis]
 }
+
+# --- the periodic load test (staging) ------------------------------------------------------------
+
+module "loadtest" {
+  source                    = "../loadtest"
+  count                     = var.loadtest ? 1 : 0
+  project_id                = var.project_id
+  region                    = var.region
+  environment               = var.environment
+  ops_image                 = replace(var.image, "/ngx-agent-functions:", "/ngx-ops:")
+  chat_url                  = local.url["chat"]
+  stream_url                = local.url["stream"]
+  scheduler_service_account = google_service_account.scheduler.email
+  deployer_service_account  = google_service_account.deployer.email
+  notification_channels     = var.notification_channels
+  depends_on                = [google_project_service.apis]
+}

@@ -30,3 +30,8 @@ output "monitoring" {
   description = "Alert policies, the SLO and the dashboard, by name."
   value       = module.monitoring.alert_policies
 }
+
+output "loadtest" {
+  description = "The load test job and its results bucket, when the environment runs it."
+  value       = var.loadtest ? { job = module.loadtest[0].job, results_bucket = module.loadtest[0].results_bucket } : null
+}

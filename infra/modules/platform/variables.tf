@@ -177,3 +177,9 @@ variable "log_retention_days" {
     error_message = "log_retention_days must be between 1 and 3650."
   }
 }
+
+variable "loadtest" {
+  description = "Run the periodic load test job against this environment (staging: on)."
+  type        = bool
+  default     = false
+}
