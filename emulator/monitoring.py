@@ -11,7 +11,10 @@ answers INVALID_ARGUMENT for anything else, honours the interval, the alignment 
 ``ALIGN_SUM``, ``ALIGN_RATE``, ``ALIGN_PERCENTILE_*``), the cross-series reducer and its
 ``group_by_fields``.
 
-The data come from a traffic model the caller sets: a request rate per service, and an error ratio
+The data come from real requests when there are any: the canary rehearsal's router
+(`emulator.rehearsal`) records each request it routes (`emulator.observed`), and a service with
+observations is answered from them alone. Otherwise they come from a traffic model the caller sets
+(deterministic, so the canary's gate tests can dial in an exact error ratio or p95): a request rate per service, and an error ratio
 and a p95 latency per revision. Requests are split by the routing the Cloud Run fake
 (`emulator.cloudrun`) actually applied, over time, so a revision at 0% gets no requests and a
 quiet service yields few. Everything is arithmetic on the model: the same times give the same
@@ -35,6 +38,7 @@ from emulator.cloudrun import CloudRunFake
 from emulator.cloudrun import add_arguments as add_run_arguments
 from emulator.cloudrun import from_arguments as run_from_arguments
 from emulator.grpc_server import abort, serve
+from emulator.observed import Observations, code_class
 
 SERVICE = "google.monitoring.v3.MetricService"
 RESOURCE = "cloud_run_revision"
@@ -78,6 +82,21 @@ def bucket_bounds(index: int) -> tuple[float, float]:
     return low, low * GROWTH
 
 
+def bucket_index(ms: float) -> int:
+    """The bucket a latency falls in (the inverse of `bucket_bounds`)."""
+    if ms < SCALE:
+        return 0
+    return min(BUCKETS + 1, 1 + int(math.log(ms / SCALE, GROWTH)))
+
+
+def observed_histogram(latencies: list[float]) -> list[int]:
+    """Bucket counts of real latencies."""
+    counts = [0] * (BUCKETS + 2)
+    for ms in latencies:
+        counts[bucket_index(ms)] += 1
+    return counts
+
+
 def latency_histogram(count: int, p95_ms: float) -> list[int]:
     """Bucket counts of ``count`` latencies spread evenly over [0, p95 / 0.95): their p95 is p95."""
     top = p95_ms / 0.95
@@ -118,6 +137,8 @@ class MonitoringFake:
         self.rates: dict[str, float] = {}  # service id → requests per second
         self.behaviour: dict[str, Behaviour] = {}  # revision → behaviour
         self.queries: list[dict[str, Any]] = []  # every accepted query, for tests
+        # Real requests (the rehearsal router's): a service with any is answered from them.
+        self.observed = Observations()
 
     def set_rate(self, service_id: str, requests_per_s: float) -> None:
         """Total requests per second the service receives, split by its routing."""
@@ -146,6 +167,8 @@ class MonitoringFake:
         """(metric labels, resource labels, value) of every series with data in [start, end)."""
         series = []
         _, _, _, location, _, service_id = service_name.split("/")
+        if self.observed.has(service_id):
+            return self._observed(metric, location, service_id, start, end)
         for revision in sorted({r for _, split in self.run.timeline(service_name) for r in split}):
             n = self.requests(service_name, revision, start, end)
             if n == 0:
@@ -174,6 +197,35 @@ class MonitoringFake:
                     series.append(({}, resource, errors))
             else:
                 series.append(({}, resource, latency_histogram(n, how.llm_p95_ms)))
+        return series
+
+    def _observed(
+        self, metric: str, location: str, service_id: str, start: float, end: float
+    ) -> list[Any]:
+        """Cloud Run's request metrics from the requests actually served (no model KPIs)."""
+        if metric not in (REQUEST_COUNT, REQUEST_LATENCIES):
+            return []
+        groups: dict[tuple[str, int], list[float]] = {}
+        for seen in self.observed.window(service_id, start, end):
+            groups.setdefault((seen.revision, seen.status), []).append(seen.latency_ms)
+        series = []
+        for (revision, status), latencies in sorted(groups.items()):
+            resource = {
+                "project_id": self.project,
+                "location": location,
+                "service_name": service_id,
+                "revision_name": revision,
+                "configuration_name": service_id,
+            }
+            labels = {
+                "response_code_class": code_class(status),
+                "response_code": str(status),
+                "route": "",
+            }
+            value: Any = len(latencies)
+            if metric == REQUEST_LATENCIES:
+                value = observed_histogram(latencies)
+            series.append((labels, resource, value))
         return series
 
     def _select(self, request: Any) -> tuple[str, dict[str, str], dict[str, str]]:

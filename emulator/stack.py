@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emulator import devtokens
 from emulator.settings import StackSettings, load_stack_settings
@@ -202,15 +203,33 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex((LOCAL_HOST, port)) == 0
 
 
-def is_ready(component: Component) -> bool:
-    if component.ready_path is None:
-        return port_in_use(component.port)
-    url = f"http://{LOCAL_HOST}:{component.port}{component.ready_path}"
+def answers(url: str, timeout_s: float = 0.5) -> bool:
+    """Whether a local ``http://`` URL answers 200 now."""
+    if not url.startswith("http://"):
+        raise ValueError(f"not a local http URL: {url!r}")
     try:
-        with urllib.request.urlopen(url, timeout=0.5) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - http only
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def is_ready(component: Component) -> bool:
+    if component.ready_path is None:
+        return port_in_use(component.port)
+    return answers(f"http://{LOCAL_HOST}:{component.port}{component.ready_path}")
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[Any], timeout_s: float = 30) -> None:
+    """Return once a function process at ``url`` answers its health check; fail if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"{url} exited with {process.returncode} before answering")
+        if answers(f"{url}/healthz", timeout_s=1):
+            return
+        time.sleep(0.05)
+    raise StackError(f"{url} did not answer within {timeout_s:g} s")
 
 
 @contextlib.contextmanager

@@ -18,7 +18,13 @@ import pytest
 
 from emulator import devtokens
 from emulator.settings import StackSettings, free_ports, on_free_ports
-from emulator.stack import Stack, check_prerequisites, function_env
+from emulator.stack import (
+    Stack,
+    StackError,
+    check_prerequisites,
+    function_env,
+    wait_until_healthy,
+)
 from ops.settings import OpsSettings, load_ops_settings
 from shared import registry
 from shared.settings import LOCAL_HOST
@@ -161,21 +167,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float 
     raise RuntimeError(f"nothing listens on {port} after {timeout_s} s")
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[Any], timeout_s: float = 30) -> None:
-    """Return once a function process at ``url`` answers its health check; fail if it exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode} before answering")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
-
-
 def start_function(
     settings: StackSettings, name: str, capture: bool = False, **env: str
 ) -> tuple[str, subprocess.Popen[str]]:
@@ -194,7 +185,7 @@ def start_function(
     url = f"http://{LOCAL_HOST}:{port}"
     try:
         wait_until_healthy(url, process)
-    except RuntimeError:
+    except StackError:
         process.kill()
         raise
     return url, process
