@@ -13,13 +13,14 @@ answers INVALID_ARGUMENT for anything else, honours the interval, the alignment 
 
 The data come from real requests when there are any: the canary rehearsal's router
 (`emulator.rehearsal`) records each request it routes (`emulator.observed`), and a service with
-observations is answered from them alone. Otherwise they come from a traffic model the caller sets
-(deterministic, so the canary's gate tests can dial in an exact error ratio or p95): a request rate per service, and an error ratio
-and a p95 latency per revision. Requests are split by the routing the Cloud Run fake
-(`emulator.cloudrun`) actually applied, over time, so a revision at 0% gets no requests and a
-quiet service yields few. Everything is arithmetic on the model: the same times give the same
-answer. Run it with ``python -m emulator.monitoring --port N --run-port M --service ID=REV,...
---rate ID=REQ_PER_S --revision REV:error_ratio=0.08,p95_ms=300``: it serves both fakes.
+observations is answered from them alone. Otherwise they come from a traffic model the caller
+sets (deterministic, so the canary's gate tests can dial in an exact error ratio or p95): a
+request rate per service, and an error ratio and a p95 latency per revision. Requests are split
+by the routing the Cloud Run fake (`emulator.cloudrun`) actually applied, over time, so a
+revision at 0% gets no requests and a quiet service yields few. Everything is arithmetic on the
+model: the same times give the same answer. Run it with ``python -m emulator.monitoring --port N
+--run-port M --service ID=REV,... --rate ID=REQ_PER_S --revision REV:error_ratio=0.08,p95_ms=300``:
+it serves both fakes.
 """
 
 from __future__ import annotations
