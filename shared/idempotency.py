@@ -73,8 +73,15 @@ Seal = Callable[[bytes], Sequence[Any]]  # an answer's body → writes committed
 Produce = Callable[[Seal], Awaitable[StoredResponse]]
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Idempotency:
-    def __init__(self, db: Any, settings: Settings) -> None:
+    def __init__(
+        self, db: Any, settings: Settings, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        self._clock = clock  # leases are judged by it; tests move it instead of waiting
         self._db = db
         self._ttl = timedelta(hours=settings.idempotency_ttl_h)
         self._lease = timedelta(seconds=settings.idempotency_lease_s)
@@ -176,7 +183,7 @@ class Idempotency:
         from google.api_core.exceptions import AlreadyExists
 
         try:
-            result = await reference.create(self._pending(request_hash, datetime.now(UTC)))
+            result = await reference.create(self._pending(request_hash, self._clock()))
         except AlreadyExists:
             return await self._replay(reference, request_hash)
         return Claim(reference, result.update_time.timestamp_pb())
@@ -207,7 +214,7 @@ class Idempotency:
                 raise _mismatch()
             if data["state"] == "done":
                 return StoredResponse(data["status"], bytes(data["body"]), data["media_type"])
-            now = datetime.now(UTC)
+            now = self._clock()
             if data.get("lease_until", data["created_at"] + self._lease) <= now:
                 option = self._db.write_option(last_update_time=snapshot.update_time)
                 # Another replay took it first, or its owner just removed it: look again.

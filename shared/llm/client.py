@@ -58,7 +58,7 @@ class LlmClient:
             if store is not None
             else None
         )
-        self.policy = PolicySource(settings, db)
+        self.policy = PolicySource(settings, db, clock)
         self.resilience = Resilience(settings, clock)
         self._inflight: dict[str, asyncio.Future[LlmResult]] = {}
 

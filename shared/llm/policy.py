@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -44,7 +45,10 @@ class CachePolicy(BaseModel):
 class PolicySource:
     """Holds the current policy and refreshes it from Firestore on an interval."""
 
-    def __init__(self, settings: Settings, db: Any | None) -> None:
+    def __init__(
+        self, settings: Settings, db: Any | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._clock = clock
         self._db = db
         self._interval = settings.cache_policy_reload_s
         self._policy = CachePolicy.from_settings(settings)
@@ -55,16 +59,21 @@ class PolicySource:
         """The policy now; the first call loads it (briefly), later ones refresh in background."""
         if self._db is None:
             return self._policy
-        age = time.monotonic() - self._loaded_at
+        age = self._clock() - self._loaded_at
         if self._loaded_at == float("-inf"):
             await self.refresh(timeout=1.0)
         elif age >= self._interval and (self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.create_task(self.refresh(timeout=5.0))
         return self._policy
 
+    async def settled(self) -> None:
+        """Wait for a background refresh in flight, if any (tests, shutdown)."""
+        if self._refreshing is not None:
+            await self._refreshing
+
     async def refresh(self, timeout: float) -> None:
         """Read ``config/cache``; keep the previous policy when it is missing or invalid."""
-        self._loaded_at = time.monotonic()
+        self._loaded_at = self._clock()
         assert self._db is not None
         try:
             snapshot = await asyncio.wait_for(

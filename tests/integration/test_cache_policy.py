@@ -25,9 +25,10 @@ def ask(text: str, **fields: Any) -> LlmRequest:
 async def test_ttl_per_class_comes_from_the_live_policy(
     stack: LocalStack, firestore_db: Any
 ) -> None:
-    settings = stack.client_settings(cache_policy_reload_s=0.2)
+    settings = stack.client_settings(cache_policy_reload_s=30)
     store = Memorystore(settings)
-    client = LlmClient(settings, store=store, db=firestore_db)
+    now = [0.0]
+    client = LlmClient(settings, store=store, db=firestore_db, clock=lambda: now[0])
     policy = firestore_db.collection("config").document("cache")
     await policy.set({"policy": {"version": 1, "default_ttl_s": 600, "class_ttl_s": {"faq": 120}}})
     r = redis.asyncio.Redis.from_url(stack.redis_url)
@@ -35,9 +36,9 @@ async def test_ttl_per_class_comes_from_the_live_policy(
     await client.generate(first)
     assert 110 < await r.ttl(request_key(first, "gemini-2.5-flash")) <= 120
     await policy.set({"policy": {"version": 2, "default_ttl_s": 600, "class_ttl_s": {"faq": 900}}})
-    await asyncio.sleep(0.3)
+    now[0] += 30  # the reload interval has passed
     await client.generate(ask("warm the reload", query_class="other"))  # starts the refresh
-    await asyncio.sleep(0.2)
+    await client.policy.settled()
     second = ask("ttl two", query_class="faq")
     await client.generate(second)
     assert 890 < await r.ttl(request_key(second, "gemini-2.5-flash")) <= 900

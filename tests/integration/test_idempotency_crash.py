@@ -71,9 +71,11 @@ def exchange_producer(
 ) -> Any:
     """Like the chat handler: stores an exchange with the sealed answer, returns the answer."""
     calls: list[str] = []
+    started = asyncio.Event()  # set once the request holds its claim and produces
 
     async def produce(seal: Seal) -> StoredResponse:
         calls.append(conversation_id)
+        started.set()
         if gate is not None:
             await gate.wait()
         body = json.dumps({"conversation_id": conversation_id, "text": text}).encode()
@@ -81,6 +83,7 @@ def exchange_producer(
         return StoredResponse(200, body)
 
     produce.calls = calls  # type: ignore[attr-defined]
+    produce.started = started  # type: ignore[attr-defined]
     return produce
 
 
@@ -144,9 +147,10 @@ async def test_an_owner_that_lost_its_claim_stores_nothing_and_answers_as_a_repl
     gate = asyncio.Event()
     slow = exchange_producer(slow_store, "c-slow", "late", gate)
     first = asyncio.create_task(Idempotency(firestore_db, settings).run("alice", "k", "h", slow))
-    await asyncio.sleep(1.3)  # the first owner stalls past its lease
+    await slow.started.wait()  # the first owner holds the claim, then stalls ...
     fast = exchange_producer(fast_store, "c-fast", "taken over")
-    taken = await Idempotency(other_db, settings).run("alice", "k", "h", fast)
+    later = datetime.now(UTC) + timedelta(seconds=2)  # ... past its lease, for the second
+    taken = await Idempotency(other_db, settings, clock=lambda: later).run("alice", "k", "h", fast)
     gate.set()  # the first owner wakes up and tries to commit its exchange and its seal
     assert await first == taken  # its commit was refused; it answers with the stored answer
     conversations = firestore_db.collection("conversations")
@@ -230,7 +234,7 @@ async def test_waiters_on_a_cancelled_first_request_get_a_retryable_conflict(
     gate = asyncio.Event()
     slow = exchange_producer(ConversationStore(firestore_db), "c-cancel", "never", gate)
     first = asyncio.create_task(idempotency.run("alice", "k", "h", slow))
-    await asyncio.sleep(0.3)
+    await slow.started.wait()
     waiter = asyncio.create_task(idempotency.run("alice", "k", "h", slow))
     await asyncio.sleep(0.1)
     first.cancel()
