@@ -1,29 +1,29 @@
-"""Terminal output shared by long-running commands: progress that redraws on a terminal and
-prints sparse, whole lines when the output is a file or a CI log."""
+"""Terminal conventions shared by agentctl's commands: progress on interactive terminals, and the
+one dry-run convention of commands that change something."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
-_last_printed: dict[str, float] = {}
-EVERY_S = 5.0  # one line per task this often when the output is not a terminal
 
+class ProgressLine:
+    """Progress of a long operation on one line that redraws, when stderr is a terminal; silent
+    otherwise (CI logs and files get the command's final report instead)."""
 
-def progress_line(task: str, detail: str, final: bool = False) -> str | None:
-    """The line to show for ``task`` now, or ``None`` when nothing should be printed.
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.used = False
 
-    On a terminal the line starts with a carriage return, so it redraws in place; elsewhere a line
-    is printed at most every `EVERY_S` seconds per task, and always for the final state.
-    """
-    if sys.stderr.isatty():
-        return f"\r{task}: {detail}" + ("\n" if final else "")
-    now = time.monotonic()
-    if final or now - _last_printed.get(task, -EVERY_S) >= EVERY_S:
-        _last_printed[task] = now
-        return f"{task}: {detail}"
-    return None
+    def __call__(self, what: str, count: int, unit: str = "documents") -> None:
+        if self.live:
+            self.used = True
+            print(f"\r{what}: {count:,} {unit}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """End the line, if one was drawn."""
+        if self.used:
+            print(file=sys.stderr)
 
 
 def add_yes(parser: Any, does: str) -> None:

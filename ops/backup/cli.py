@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from ops.settings import get_ops_settings
-from ops.ui import add_yes
+from ops.ui import ProgressLine, add_yes
 from shared import errors
 from shared.auth.invoker import Invoker
 from shared.backup.service import BackupCall, perform
@@ -70,23 +70,6 @@ def _call(args: argparse.Namespace) -> dict[str, Any]:
     if args.action == "prune":
         body |= {"keep_last": args.keep_last, "keep_days": args.keep_days, "dry_run": not args.yes}
     return body
-
-
-class ProgressLine:
-    """One updating line on a terminal; silent when stderr is not one."""
-
-    def __init__(self) -> None:
-        self.live = sys.stderr.isatty()
-        self.used = False
-
-    def __call__(self, what: str, documents: int) -> None:
-        if self.live:
-            self.used = True
-            print(f"\r{what}: {documents:,} documents", end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.used:
-            print(file=sys.stderr)
 
 
 def _print(report: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ops.migrations.runner import LeaseBusy, MigrationError, Progress, Runner
 from ops.settings import OpsSettings, get_ops_settings
-from ops.ui import DRY_RUN_NOTE, add_yes, progress_line
+from ops.ui import DRY_RUN_NOTE, ProgressLine, add_yes
 
 
 def add_commands(commands: Any) -> None:
@@ -62,19 +62,15 @@ async def _up(runner: Runner, args: argparse.Namespace) -> dict[str, Any]:
         await runner.acquire_waiting()
     else:
         await runner.acquire()
+    line = ProgressLine()
     try:
 
         def report(progress: Progress) -> None:
-            line = progress_line(
-                f"{progress.number:04d} {progress.name}",
-                f"{progress.documents} documents, {progress.steps} steps",
-                final=progress.done,
-            )
-            if line:
-                print(line, file=sys.stderr, flush=True)
+            line(f"migration {progress.number:04d} {progress.name}", progress.documents)
 
         done = await runner.up(report)
     finally:
+        line.close()
         await runner.release()
     return {
         "dry_run": False,

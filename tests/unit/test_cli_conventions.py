@@ -4,11 +4,14 @@ changes something, ``--json`` on every listing and status, and ``--version``."""
 from __future__ import annotations
 
 import argparse
+import io
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from ops.cli import build_parser, main
+from ops.ui import ProgressLine
 
 # Commands that change something outside agentctl: a dry run unless --yes.
 DESTRUCTIVE = {
@@ -69,3 +72,30 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("agentctl ")
+
+
+class Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_redraws_on_a_terminal_and_stays_silent_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tty: bool
+) -> None:
+    stream = Terminal(tty)
+    monkeypatch.setattr(sys, "stderr", stream)
+    line = ProgressLine()
+    for done in (500, 1000, 1500):
+        line("restore", done)
+    line.close()
+    if tty:
+        assert stream.getvalue() == (
+            "\rrestore: 500 documents\rrestore: 1,000 documents\rrestore: 1,500 documents\n"
+        )
+    else:
+        assert stream.getvalue() == ""
