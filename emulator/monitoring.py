@@ -175,13 +175,7 @@ class MonitoringFake:
             if n == 0:
                 continue
             how = self.behaviour.get(revision, Behaviour())
-            resource = {
-                "project_id": self.project,
-                "location": location,
-                "service_name": service_id,
-                "revision_name": revision,
-                "configuration_name": service_id,
-            }
+            resource = self._resource(location, service_id, revision)
             if metric in (REQUEST_COUNT, REQUEST_LATENCIES):
                 errors = round(n * how.error_ratio)
                 for code_class, code, count in (("2xx", "200", n - errors), ("5xx", "500", errors)):
@@ -200,6 +194,16 @@ class MonitoringFake:
                 series.append(({}, resource, latency_histogram(n, how.llm_p95_ms)))
         return series
 
+    def _resource(self, location: str, service_id: str, revision: str) -> dict[str, str]:
+        """The labels of a ``cloud_run_revision`` monitored resource."""
+        return {
+            "project_id": self.project,
+            "location": location,
+            "service_name": service_id,
+            "revision_name": revision,
+            "configuration_name": service_id,
+        }
+
     def _observed(
         self, metric: str, location: str, service_id: str, start: float, end: float
     ) -> list[Any]:
@@ -211,13 +215,7 @@ class MonitoringFake:
             groups.setdefault((seen.revision, seen.status), []).append(seen.latency_ms)
         series = []
         for (revision, status), latencies in sorted(groups.items()):
-            resource = {
-                "project_id": self.project,
-                "location": location,
-                "service_name": service_id,
-                "revision_name": revision,
-                "configuration_name": service_id,
-            }
+            resource = self._resource(location, service_id, revision)
             labels = {
                 "response_code_class": code_class(status),
                 "response_code": str(status),
