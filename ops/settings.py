@@ -44,7 +44,7 @@ class OpsSettings(Settings):
 
     # Data migrations (`agentctl migrate`).
     migration_batch_size: int = Field(
-        200, ge=1, le=499, description="documents per atomic step (the commit also holds 2 writes)"
+        200, ge=1, le=498, description="documents per atomic step (the commit also holds 2 writes)"
     )
     migration_lease_s: float = Field(
         60.0, ge=1, le=3600, description="a run that stalls this long loses the lease"

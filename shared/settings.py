@@ -240,6 +240,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _tokens_travel_encrypted(self) -> Settings:
+        if self.redis_iam_auth and not self.redis_url.startswith("rediss://"):
+            raise ValueError(
+                "NGX_REDIS_IAM_AUTH needs a rediss:// NGX_REDIS_URL: the access token is the "
+                "password and must not cross the network in clear"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _tls_has_its_authority(self) -> Settings:
         if self.redis_url.startswith("rediss://") and not self.redis_tls_ca:
             raise ValueError(

@@ -1,5 +1,10 @@
 """Versioned Firestore data migrations: applied in order, once, under a lease, resumable.
 
+Backfills follow expand, then contract: the release that starts writing a field ships the
+backfill, and the release that first *relies* on the field ships it again (a new number), because
+the previous release keeps writing old-shaped documents until its traffic is gone (canaries take
+hours). Steps must therefore propose only what is still missing, so that running again is cheap.
+
 State lives in the ``migrations`` collection: ``migrations/lease`` (who runs, until when) and one
 record per migration, ``migrations/{number:04d}`` (state, checkpoint cursor, documents changed).
 
@@ -255,7 +260,12 @@ class Runner:
         except (exceptions.FailedPrecondition, exceptions.NotFound):
             lease = await self._ref(LEASE).get()
             if lease.exists and lease.update_time == self._lease_seen:
-                return False
+                return False  # the lease is as we left it: a document of the step vanished
+            if lease.exists and (lease.to_dict() or {}).get("holder") == self.holder:
+                # Only this run writes a lease it holds: an earlier attempt of this very commit
+                # landed (its reply was lost and the client retried). The step is done.
+                self._lease_seen = lease.update_time
+                return True
             self._lease_seen = None
             raise MigrationError(
                 f"migration {migration.number} stopped: the lease was taken over by another run "

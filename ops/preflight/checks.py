@@ -48,15 +48,26 @@ def _bad(item: str, detail: str) -> Result:
     return Result(item, "fail", detail)
 
 
-def _extra_env(config: EnvConfig) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for values in (config.get("extra_env") or {}).values():
-        merged |= {str(k): str(v) for k, v in values.items()}
-    return merged
+def _extra_env(config: EnvConfig) -> dict[str, dict[str, str]]:
+    """Each function's plain settings (``extra_env``), by function."""
+    return {
+        str(function): {str(k): str(v) for k, v in values.items()}
+        for function, values in (config.get("extra_env") or {}).items()
+    }
+
+
+def _settings_of(config: EnvConfig, name: str) -> list[tuple[str, str]]:
+    """(function, value) for every function that sets ``name``."""
+    return [(f, env[name]) for f, env in _extra_env(config).items() if name in env]
 
 
 def secrets(config: EnvConfig, _: Evidence) -> Result:
-    leaked = sorted(k for k in _extra_env(config) if SECRET_NAME.search(k))
+    leaked = sorted(
+        f"{k} ({function})"
+        for function, env in _extra_env(config).items()
+        for k in env
+        if SECRET_NAME.search(k)
+    )
     if leaked:
         return _bad("secrets", f"in plain env, not Secret Manager: {', '.join(leaked)}")
     held = sorted({k for v in (config.get("secret_env") or {}).values() for k in v})
@@ -108,18 +119,19 @@ def backups(config: EnvConfig, _: Evidence) -> Result:
 def limits(config: EnvConfig, _: Evidence) -> Result:
     from shared.settings import Settings
 
-    env, defaults = _extra_env(config), Settings.model_construct()  # defaults, no environment
-    budget = int(env.get("NGX_DAILY_TOKEN_BUDGET", defaults.daily_token_budget))
-    tiers: dict[str, int] = (
-        json.loads(env["NGX_RATE_LIMIT_TIERS"])
-        if "NGX_RATE_LIMIT_TIERS" in env
-        else defaults.rate_limit_tiers
+    defaults = Settings.model_construct()  # the runtime's defaults, no environment read
+    for function, value in _settings_of(config, "NGX_DAILY_TOKEN_BUDGET"):
+        if int(value) <= 0:
+            return _bad("limits", f"NGX_DAILY_TOKEN_BUDGET = 0 on {function}: spending unbounded")
+    for function, value in _settings_of(config, "NGX_RATE_LIMIT_TIERS"):
+        tiers = json.loads(value)
+        if not tiers or min(tiers.values()) <= 0:
+            return _bad("limits", f"rate-limit tiers on {function} must all be positive: {tiers}")
+    return _ok(
+        "limits",
+        f"{defaults.daily_token_budget:,} tokens per user and day and tiers "
+        f"{defaults.rate_limit_tiers} requests/min unless overridden (all positive)",
     )
-    if budget <= 0:
-        return _bad("limits", "NGX_DAILY_TOKEN_BUDGET = 0: token spending is unbounded")
-    if not tiers or min(tiers.values()) <= 0:
-        return _bad("limits", f"rate-limit tiers must all be positive: {tiers}")
-    return _ok("limits", f"{budget:,} tokens per user and day; tiers {tiers} requests/min")
 
 
 def instances(config: EnvConfig, _: Evidence) -> Result:
@@ -137,8 +149,9 @@ def logging(config: EnvConfig, _: Evidence) -> Result:
     problems = []
     if days < 30:
         problems.append(f"log_retention_days = {days} < 30")
-    if _extra_env(config).get("NGX_LOG_PROMPTS", "false").lower() == "true":
-        problems.append("NGX_LOG_PROMPTS is on: prompt text would reach the logs")
+    logging_prompts = [f for f, v in _settings_of(config, "NGX_LOG_PROMPTS") if v.lower() == "true"]
+    if logging_prompts:
+        problems.append(f"NGX_LOG_PROMPTS is on for {', '.join(logging_prompts)}")
     if problems:
         return _bad("logging", "; ".join(problems))
     return _ok("logging", f"kept {days} d; prompt text stays out of logs")
@@ -146,15 +159,18 @@ def logging(config: EnvConfig, _: Evidence) -> Result:
 
 def slos(config: EnvConfig, _: Evidence) -> Result:
     found = config.module_resources("monitoring", "google_monitoring_slo")
-    policies = json.dumps(config.module_resources("monitoring", "google_monitoring_alert_policy"))
+    policies = config.module_resources("monitoring", "google_monitoring_alert_policy").values()
     if not found:
         return _bad("slos", "no google_monitoring_slo in infra/modules/monitoring")
-    unalerted = [
-        name
-        for name in found
-        if f"google_monitoring_slo.{name}.name" not in policies
-        or "select_slo_burn_rate" not in policies
-    ]
+
+    def burn_rate_alerted(slo: str) -> bool:
+        texts = [json.dumps(policy) for policy in policies]
+        return any(
+            f"google_monitoring_slo.{slo}.name" in text and "select_slo_burn_rate" in text
+            for text in texts
+        )
+
+    unalerted = [name for name in found if not burn_rate_alerted(name)]
     if unalerted:
         return _bad("slos", f"SLOs without burn-rate alerts: {', '.join(unalerted)}")
     return _ok("slos", f"{len(found)} SLO(s) with burn-rate alerts: {', '.join(found)}")

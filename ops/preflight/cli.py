@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.preflight import checks
-from ops.preflight.config import ConfigError, load
+from ops.preflight.config import ConfigError, EnvConfig, load
 
 
 def add_commands(commands: Any) -> None:
@@ -31,19 +31,23 @@ def add_commands(commands: Any) -> None:
     parser.set_defaults(run=main)
 
 
-def _evidence(args: argparse.Namespace) -> checks.Evidence:
+def _evidence(args: argparse.Namespace, config: EnvConfig) -> checks.Evidence:
     evidence = checks.Evidence(loadtest_summary=args.loadtest_summary)
     if args.no_live:
         return evidence
-    from ops.settings import get_ops_settings
-    from shared.stores.firestore import make_client
+    project = config.get("project_id")
+    if not isinstance(project, str) or not project:
+        evidence.rehearsal_problem = "not checked: the environment's project_id has no value"
+        return evidence
+    from google.cloud.firestore_v1.async_client import AsyncClient
 
     async def read() -> list[Any]:
-        db = make_client(get_ops_settings())
+        # The checked environment's own database (the emulator only when one is configured).
+        db = AsyncClient(project=project)
         try:
             return await asyncio.wait_for(checks.canary_rehearsals(db), 30)
         finally:
-            db.close()
+            db.close()  # type: ignore[no-untyped-call]
 
     try:
         evidence.rehearsals = asyncio.run(read())
@@ -58,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"agentctl preflight: {exc}", file=sys.stderr)
         return 2
-    results = checks.run(config, _evidence(args))
+    results = checks.run(config, _evidence(args, config))
     failed = [r for r in results if r.verdict == "fail"]
     if args.json:
         print(json.dumps({"env": args.env, "ready": not failed, "items": checks.as_json(results)}))

@@ -196,10 +196,9 @@ async def decode(
         raise errors.Unauthenticated("bearer token is from another issuer") from None
     except jwt.PyJWTError:
         raise errors.Unauthenticated("bearer token is not valid") from None
-    try:
-        expires = float(claims["exp"])
-    except (TypeError, ValueError):
-        raise errors.Unauthenticated("bearer token is not valid") from None
+    expires = claims["exp"]
+    if isinstance(expires, bool) or not isinstance(expires, int):  # as PyJWT: a whole number
+        raise errors.Unauthenticated("bearer token is not valid")
     if expires + leeway <= (time.time() if now is None else now):
         raise errors.Unauthenticated("bearer token has expired")
     return claims

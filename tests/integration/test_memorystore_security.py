@@ -173,7 +173,11 @@ async def test_the_wrong_token_or_server_is_refused(secure_redis: SecureRedis, c
     elif case == "another CA":
         overrides["redis_tls_ca"] = _pem(make_ca("impostor CA")[1]).decode()
     else:
-        overrides["redis_url"] = f"redis://127.0.0.1:{secure_redis.port}/0"
+        # Without TLS (and so without the token, which never travels in clear): refused.
+        overrides |= {
+            "redis_url": f"redis://:{TOKEN}@127.0.0.1:{secure_redis.port}/0",
+            "redis_iam_auth": False,
+        }
     memorystore = store(secure_redis, credentials, **overrides)
     try:
         with pytest.raises(StoreUnavailable):
@@ -185,3 +189,8 @@ async def test_the_wrong_token_or_server_is_refused(secure_redis: SecureRedis, c
 def test_a_tls_url_without_its_authority_is_a_settings_error() -> None:
     with pytest.raises(SettingsError, match="needs NGX_REDIS_TLS_CA"):
         load_settings(redis_url="rediss://10.0.0.3:6379/0")
+
+
+def test_an_access_token_never_crosses_the_network_in_clear() -> None:
+    with pytest.raises(SettingsError, match="needs a rediss:// NGX_REDIS_URL"):
+        load_settings(redis_iam_auth=True, redis_url="redis://10.0.0.3:6379/0")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud.firestore_v1.async_client import AsyncClient
 
 from tests.conftest import LocalStack, repo_root
 
@@ -81,24 +82,13 @@ async def test_a_complete_example_configuration_is_ready(
     tfvars = tmp_path / "terraform.tfvars"
     tfvars.write_text(COMPLETE_TFVARS)
     rehearsed = datetime.now(UTC) - timedelta(days=10)
-    await (
-        firestore_db.collection("canaries")
-        .document("chat")
-        .set(
-            {
-                "status": "rolled_back",
-                "history": [{"action": "start"}, {"action": "rollback", "at": rehearsed}],
-            }
-        )
-    )
-    args = [
-        "--env",
-        "prod",
-        "--var-file",
-        str(tfvars),
-        "--loadtest-summary",
-        str(summary(tmp_path)),
-    ]
+    history = {"history": [{"action": "start"}, {"action": "rollback", "at": rehearsed}]}
+    prod = AsyncClient(project="ngx-prod-123")  # the checked environment's own project
+    await prod.collection("canaries").document("chat").set(history)
+    # Another project's rehearsal (here: the stack's) must not count for prod.
+    await firestore_db.collection("canaries").document("stream").set(history)
+    evidence = ["--loadtest-summary", str(summary(tmp_path))]
+    args = ["--env", "prod", "--var-file", str(tfvars), *evidence]
     result = preflight(stack, *args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {verdict for verdict, _ in rows(result.stdout).values()} == {"PASS"}
@@ -107,6 +97,10 @@ async def test_a_complete_example_configuration_is_ready(
 
     as_json = json.loads(preflight(stack, *args, "--json").stdout)
     assert as_json["ready"] is True and len(as_json["items"]) == 11
+    await prod.collection("canaries").document("chat").delete()
+    unrehearsed = rows(preflight(stack, *args).stdout)["rollback"]
+    assert unrehearsed == ("FAIL", "no canary rollback or abort in the last 90 days")
+    prod.close()  # type: ignore[no-untyped-call]
 
 
 @pytest.mark.parametrize(

@@ -83,8 +83,8 @@ def served_key(server: JwksServer, directory: Path) -> Path:
     return key
 
 
-def mint(key: Path, user: str, ttl_s: int = 3600) -> str:
-    return devtokens.mint(key, user=user, issuer=ISSUER, audience=AUDIENCE, ttl_s=ttl_s)
+def mint(key: Path, user: str, ttl_s: int = 3600, **claims: Any) -> str:
+    return devtokens.mint(key, user=user, issuer=ISSUER, audience=AUDIENCE, ttl_s=ttl_s, **claims)
 
 
 def verifier(
@@ -201,3 +201,17 @@ async def test_a_key_replaced_under_the_same_kid_stops_being_honoured(
         await check.verify(token_as(new, "zz"))  # an unknown kid: the key set is fetched again
     with pytest.raises(errors.Unauthenticated, match="not valid"):
         await check.verify(old_token)
+
+
+@pytest.mark.parametrize("exp", [float("nan"), float("inf"), 1e300, True, "9999999999", 10**400])
+async def test_an_expiry_that_is_not_a_whole_number_is_refused(
+    jwks_server: JwksServer, tmp_path: Path, exp: object
+) -> None:
+    key = served_key(jwks_server, tmp_path)
+    check = verifier(jwks_server)
+    if exp == 10**400:  # a whole number, absurdly far: valid, and nothing overflows
+        token = mint(key, "alice", exp=exp)
+        assert (await check.verify(token)).subject == "user:alice"
+        return
+    with pytest.raises(errors.Unauthenticated, match="not valid"):
+        await check.verify(mint(key, "alice", exp=exp))

@@ -50,3 +50,18 @@ resource "google_firestore_backup_schedule" "daily" {
 
   daily_recurrence {}
 }
+
+# A user's messages across conversations (erasure, export): a collection-group query on owner.
+resource "google_firestore_field" "message_owner" {
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = "messages"
+  field      = "owner"
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION_GROUP"
+    }
+  }
+}
