@@ -86,20 +86,19 @@ STREAM = FunctionSpec(
     local_port=8082,
     summary="POST /v1/chat:stream, answers as Server-Sent Events",
 )
-CACHE_MAINTENANCE = FunctionSpec(
-    "cache_maintenance",
-    "scheduler",
-    (RouteSpec("POST", "/", "post_action"), HEALTH),
-    local_port=8083,
-    summary="tunes cache TTLs, invalidates, reports; called by Cloud Scheduler",
+
+
+def scheduled(name: str, local_port: int, summary: str) -> FunctionSpec:
+    """A scheduler-only function: Cloud Scheduler (or an operator) posts a JSON action to ``/``."""
+    return FunctionSpec(
+        name, "scheduler", (RouteSpec("POST", "/", "post_action"), HEALTH), local_port, summary
+    )
+
+
+CACHE_MAINTENANCE = scheduled(
+    "cache_maintenance", 8083, "tunes cache TTLs, invalidates, reports; called by Cloud Scheduler"
 )
-BACKUP = FunctionSpec(
-    "backup",
-    "scheduler",
-    (RouteSpec("POST", "/", "post_action"), HEALTH),
-    local_port=8084,
-    summary="logical Firestore backups: run, verify, prune, list, restore",
-)
+BACKUP = scheduled("backup", 8084, "logical Firestore backups: run, verify, prune, list, restore")
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT, STREAM, CACHE_MAINTENANCE, BACKUP)
 
