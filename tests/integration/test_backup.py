@@ -82,6 +82,7 @@ async def test_writes_during_a_backup_are_wholly_in_or_wholly_out(
 
     committed: dict[int, Any] = {}
     backup_done = asyncio.Event()
+    some_landed = asyncio.Event()  # the backup starts once writes are under way
 
     async def writer() -> None:
         group = 0
@@ -94,10 +95,12 @@ async def test_writes_during_a_backup_are_wholly_in_or_wholly_out(
                 batch.append(item)
             committed[group] = await api.commit(db, batch)
             group += 1
+            if group == 5:
+                some_landed.set()
 
     async def backup() -> Manifest:
         try:
-            await asyncio.sleep(0.2)  # let some groups land first
+            await some_landed.wait()
             return await Backups(settings).run(collections=["conversations"])
         finally:
             backup_done.set()
