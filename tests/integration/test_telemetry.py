@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import httpx
 
@@ -23,7 +22,6 @@ def test_spans_are_flushed_on_sigterm(stack: LocalStack) -> None:
             f"{url}/v1/chat", json={"message": "trace me"}, headers=stack.auth(), timeout=30
         )
         assert response.status_code == 200
-        time.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:
