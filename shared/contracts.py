@@ -9,8 +9,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-# A character that is not whitespace for Python nor for JSON Schema (ECMAScript) regexes alike.
-NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+# Firestore reserves document ids of the form __x__: they are never ours, and never valid input.
+RESERVED_ID = re.compile(r"^__.*__\Z", re.DOTALL)
+# A character that is neither whitespace nor a control character, for Python and for JSON Schema
+# (ECMAScript) regexes alike: a message needs at least one.
+NOT_BLANK = r"[^\s\x00-\x1f\x7f-\x9f\ufeff]"
+
+
+def reserved(value: str | None) -> bool:
+    """Whether ``value`` is a document id Firestore reserves (``__name__``, ``__x__``)."""
+    return value is not None and RESERVED_ID.match(value) is not None
+
+
+def _not_reserved(value: str | None) -> str | None:
+    if reserved(value):
+        raise ValueError("is a reserved id (__…__)")
+    return value
 
 
 class _Contract(BaseModel):
@@ -36,8 +50,10 @@ class ChatRequest(_Contract):
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not re.search(NOT_BLANK, value):
-            raise ValueError("must not be empty")
+            raise ValueError("must hold text, not only blanks or control characters")
         return value
+
+    _ids = field_validator("conversation_id", "request_id")(_not_reserved)
 
 
 class Usage(_Contract):
@@ -77,6 +93,8 @@ class PageQuery(_Contract):
 
     page_size: int = Field(20, ge=1, le=100)
     page_token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+
+    _token = field_validator("page_token")(_not_reserved)
 
 
 class ConversationSummary(_Contract):

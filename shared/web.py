@@ -242,11 +242,52 @@ async def read_json(request: Request, model: type[ModelT], max_bytes: int) -> Mo
         body.extend(chunk)
         if len(body) > max_bytes:
             raise errors.PayloadTooLarge(f"body exceeds {max_bytes} bytes")
+    return validate(model, parse_json(bytes(body)))
+
+
+# A JSON escape of a UTF-16 surrogate: only then can a parsed string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON from a request body: 400 for what is not JSON, nested beyond the parser's depth or
+    holding an integer too long to read; 422 for a string with a lone surrogate (invalid Unicode,
+    which could not be stored or sent on)."""
     try:
         data: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise errors.InvalidJson(f"body is not valid JSON: {exc}") from None
-    return validate(model, data)
+    except RecursionError:
+        raise errors.InvalidJson("body is not valid JSON: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: also integers past 4300 digits
+        raise errors.InvalidJson(f"body is not valid JSON: {str(exc)[:200]}") from None
+    if _SURROGATE_ESCAPE.search(body):
+        where = _lone_surrogate(data, "")
+        if where is not None:
+            raise errors.ValidationFailed(
+                f"invalid request: {where or 'body'}: contains invalid Unicode (a lone surrogate)",
+                details=[{"field": where or "body", "issue": "invalid Unicode (lone surrogate)"}],
+            )
+    return data
+
+
+def _lone_surrogate(value: Any, path: str) -> str | None:
+    """The dotted path of the first string holding a lone surrogate, if any (iterative walk)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, where))
+                stack.append((child, f"{where}.{key}" if where else str(key)))
+        elif isinstance(item, list):
+            stack.extend(
+                (child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item)
+            )
+    return None
 
 
 def read_query(request: Request, model: type[ModelT]) -> ModelT:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import errors
+from shared.contracts import reserved
 from shared.llm.prompt import Message
 from shared.llm.types import LlmResult
 from shared.stores import writes
@@ -55,7 +56,7 @@ class ConversationStore:
 
     async def require_owned(self, conversation_id: str, owner: str) -> dict[str, Any]:
         """The conversation's data; someone else's conversation is reported as not found."""
-        if not _TOKEN.match(conversation_id):
+        if not _TOKEN.match(conversation_id) or reserved(conversation_id):
             raise errors.NotFound(f"conversation {conversation_id[:80]} not found")
         snapshot = await self._conversation(conversation_id).get()
         data = snapshot.to_dict() if snapshot.exists else None
@@ -95,7 +96,9 @@ class ConversationStore:
             .where(filter=_field_filter("owner", "==", owner))
             .order_by("updated_at", direction="DESCENDING")
         )
-        return await _page(query, page_size, page_token, self._db.collection(CONVERSATIONS))
+        return await _page(
+            query, page_size, page_token, self._db.collection(CONVERSATIONS), owner=owner
+        )
 
     async def messages_page(
         self, conversation_id: str, page_size: int, page_token: str | None
@@ -204,16 +207,21 @@ def _field_filter(field: str, op: str, value: Any) -> Any:
 
 
 async def _page(
-    query: Any, page_size: int, page_token: str | None, parent: Any
+    query: Any, page_size: int, page_token: str | None, parent: Any, owner: str | None = None
 ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
-    """A page of ``query`` and the token of the next one (the last document's id)."""
+    """A page of ``query`` and the token of the next one (the last document's id).
+
+    With ``owner``, a token naming someone else's document is refused exactly like one naming no
+    document: the answer tells nothing about what exists.
+    """
     if page_token:
-        if not _TOKEN.match(page_token):
+        if not _TOKEN.match(page_token) or reserved(page_token):
             raise errors.ValidationFailed(
                 "page_token is not valid", details=[{"field": "page_token", "issue": "malformed"}]
             )
         cursor = await parent.document(page_token).get()
-        if not cursor.exists:
+        foreign = owner is not None and (cursor.to_dict() or {}).get("owner") != owner
+        if not cursor.exists or foreign:
             raise errors.ValidationFailed(
                 "page_token is no longer valid",
                 details=[{"field": "page_token", "issue": "expired"}],
