@@ -8,6 +8,7 @@ only they read, so a function's settings never carry operator or development kno
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
@@ -184,6 +185,10 @@ class Settings(BaseSettings):
 
     # Logical Firestore backups.
     backup_sink: str | None = Field(None, description="gs://bucket/prefix or file:///dir")
+    backup_sinks: dict[str, str] = Field(
+        default_factory=dict,
+        description="further named destinations a request may choose by name (never by URL)",
+    )
     backup_collections: list[str] = Field(
         default_factory=lambda: ["conversations", "api_keys", "config", "usage"]
     )
@@ -205,6 +210,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("backup_sinks")
+    @classmethod
+    def _sink_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(r"^[a-z][a-z0-9-]{0,31}\Z", name) or name == "default":
+                raise ValueError(f"{name!r} is not a destination name (a-z, 0-9, -; not default)")
+        return value
 
     @field_validator("backup_collections")
     @classmethod

@@ -26,7 +26,9 @@ def add_commands(commands: Any) -> None:
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
-        parser.add_argument("--sink", help="gs://bucket/prefix or file:///dir (default: setting)")
+        parser.add_argument(
+            "--sink", help="a configured destination's name (default: NGX_BACKUP_SINK)"
+        )
         parser.add_argument("--json", action="store_true", help="print the JSON report")
         return parser
 

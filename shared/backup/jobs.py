@@ -63,21 +63,37 @@ class Backups:
         self.progress = progress
         self.source = Database(settings.project_id, settings.firestore_database)
 
-    def sink(self, url: str | None) -> Sink:
-        chosen = url or self.settings.backup_sink
-        if not chosen:
+    def destinations(self) -> dict[str, str]:
+        """The configured destinations by name: ``default`` (NGX_BACKUP_SINK) and the named ones."""
+        found = dict(self.settings.backup_sinks)
+        if self.settings.backup_sink:
+            found["default"] = self.settings.backup_sink
+        return found
+
+    def sink(self, name: str | None) -> Sink:
+        """The destination a request names, from configuration only: a caller can never point a
+        backup, a listing or a prune at a place of its choosing."""
+        destinations = self.destinations()
+        chosen = destinations.get(name or "default")
+        if chosen is None:
+            if not destinations:
+                raise errors.Unavailable(
+                    "no backup destination is configured (NGX_BACKUP_SINK)",
+                    details=[{"setting": "NGX_BACKUP_SINK", "issue": "missing"}],
+                )
+            names = ", ".join(sorted(destinations))
             raise errors.ValidationFailed(
-                "no sink given and NGX_BACKUP_SINK is not set",
-                details=[{"field": "sink", "issue": "missing"}],
+                f"sink must name a configured destination ({names}), not a URL",
+                details=[{"field": "sink", "issue": f"not one of: {names}"}],
             )
         return open_sink(chosen)
 
     # --- run --------------------------------------------------------------------------------
 
     async def run(
-        self, sink_url: str | None = None, collections: list[str] | None = None, who: str = ""
+        self, destination: str | None = None, collections: list[str] | None = None, who: str = ""
     ) -> Manifest:
-        sink = self.sink(sink_url)
+        sink = self.sink(destination)
         chosen = collections or self.settings.backup_collections
         started = datetime.now(UTC)
         backup_id = new_backup_id(started, secrets.token_hex(3))
@@ -202,9 +218,9 @@ class Backups:
 
     # --- list -------------------------------------------------------------------------------
 
-    async def list(self, sink_url: str | None = None) -> list[dict[str, Any]]:
+    async def list(self, destination: str | None = None) -> list[dict[str, Any]]:
         """Every backup in the sink, newest first; those without a manifest are ``incomplete``."""
-        sink = self.sink(sink_url)
+        sink = self.sink(destination)
         ids: dict[str, bool] = {}
         for name in await sink.list():
             backup_id, _, rest = name.partition("/")
@@ -235,12 +251,12 @@ class Backups:
 
     # --- verify -----------------------------------------------------------------------------
 
-    async def verify(self, backup_id: str | None, sink_url: str | None = None) -> dict[str, Any]:
+    async def verify(self, backup_id: str | None, destination: str | None = None) -> dict[str, Any]:
         """Recompute every checksum, decode every record, compare counts; name what is wrong.
         Without an id, the newest complete backup (what the weekly schedule checks)."""
-        sink = self.sink(sink_url)
+        sink = self.sink(destination)
         if backup_id is None:
-            complete = [b for b in await self.list(sink.url) if b["state"] == "complete"]
+            complete = [b for b in await self.list(destination) if b["state"] == "complete"]
             if not complete:
                 raise errors.NotFound(f"no complete backup in {sink.url} to verify")
             backup_id = str(complete[0]["backup_id"])
@@ -266,7 +282,7 @@ class Backups:
 
     async def prune(
         self,
-        sink_url: str | None = None,
+        destination: str | None = None,
         keep_last: int | None = None,
         keep_days: int | None = None,
         dry_run: bool = False,
@@ -275,7 +291,7 @@ class Backups:
         """Keep the newest ``keep_last`` complete backups and any younger than ``keep_days``;
         delete the rest (manifest first, so a half-deleted backup is never taken as whole).
         Incomplete backups older than a day are leftovers of failed runs and go too."""
-        sink = self.sink(sink_url)
+        sink = self.sink(destination)
         keep_last = keep_last if keep_last is not None else self.settings.backup_keep_last
         keep_days = keep_days if keep_days is not None else self.settings.backup_keep_days
         if keep_last < 1:
@@ -287,7 +303,7 @@ class Backups:
         kept: list[str] = []
         doomed: list[str] = []
         complete_seen = 0
-        for entry in await self.list(sink.url):
+        for entry in await self.list(destination):
             backup_id = entry["backup_id"]
             try:
                 born = created(check_backup_id(backup_id))

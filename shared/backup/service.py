@@ -12,7 +12,14 @@ from shared.backup.jobs import Backups, Progress, _quiet
 from shared.backup.restore import Restorer, Target
 from shared.settings import Settings
 
-Sink = Annotated[str | None, Field(None, max_length=1024, description="default: NGX_BACKUP_SINK")]
+Sink = Annotated[
+    str | None,
+    Field(
+        None,
+        pattern=r"^[a-z][a-z0-9-]{0,31}$",
+        description="the name of a configured destination (default: NGX_BACKUP_SINK)",
+    ),
+]
 BackupId = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$")
 ]

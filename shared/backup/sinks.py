@@ -138,9 +138,18 @@ class GcsSink:
 
     def _handle(self) -> Any:
         if self._bucket is None:
+            from google.auth.exceptions import DefaultCredentialsError
             from google.cloud import storage  # type: ignore[attr-defined]
 
-            self._bucket = storage.Client().bucket(self.bucket_name)
+            try:
+                self._bucket = storage.Client().bucket(self.bucket_name)
+            except DefaultCredentialsError:
+                raise errors.Unavailable(
+                    f"the backup destination {self.url} is unreachable: this process has no "
+                    "Google credentials (give the service a service account, or set "
+                    "GOOGLE_APPLICATION_CREDENTIALS)",
+                    details=[{"setting": "credentials", "issue": "missing"}],
+                ) from None
         return self._bucket
 
     def _put(self, name: str, data: bytes) -> None:

@@ -56,12 +56,12 @@ async def measure(settings: StackSettings, documents: int, sink_dir: Path) -> di
     baseline = max(sequential, parallel)
 
     before = await dataset.snapshot(api, db)
-    backups = Backups(settings)
+    backups = Backups(settings.model_copy(update={"backup_sink": f"file://{sink_dir}"}))
     started = time.perf_counter()
-    manifest = await backups.run(f"file://{sink_dir}")
+    manifest = await backups.run()
     backup_s = time.perf_counter() - started
     started = time.perf_counter()
-    verified = await backups.verify(manifest.backup_id, f"file://{sink_dir}")
+    verified = await backups.verify(manifest.backup_id)
     verify_s = time.perf_counter() - started
     wipe(settings)
     started = time.perf_counter()

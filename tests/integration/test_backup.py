@@ -297,11 +297,11 @@ async def test_a_cloud_storage_sink_round_trips_and_verifies(
     db = source(settings)
     await dataset.write_all(api, db, dataset.documents(900, seed=21, db=db))
     before = await dataset.snapshot(api, db)
-    backups = Backups(settings)
     url = "gs://ngx-backups/prod/firestore"
-    manifest = await backups.run(url)
-    assert [b["backup_id"] for b in await backups.list(url)] == [manifest.backup_id]
-    assert (await backups.verify(None, url))["ok"] is True
+    backups = Backups(settings.model_copy(update={"backup_sinks": {"archive": url}}))
+    manifest = await backups.run("archive")
+    assert [b["backup_id"] for b in await backups.list("archive")] == [manifest.backup_id]
+    assert (await backups.verify(None, "archive"))["ok"] is True
     stack.reset()
     report = await Restorer(settings).restore(open_sink(url), manifest.backup_id, Target(db))
     assert report["written"] == 900

@@ -124,9 +124,16 @@ def test_callers_without_a_good_token_are_refused_and_nothing_is_written(
         ({"action": "verify"}, 404, None),
         ({"action": "verify", "backup_id": "yesterday"}, 422, "verify.backup_id"),
         ({"action": "verify", "backup_id": "20200101T000000.000Z-abcdef"}, 404, None),
-        ({"action": "run", "sink": "s3://bucket/x"}, 422, "sink"),
-        ({"action": "run", "sink": "file://relative/dir"}, 422, "sink"),
-        ({"action": "run", "sink": "gs://NO/x"}, 422, "sink"),
+        ({"action": "run", "sink": "s3://bucket/x"}, 422, "run.sink"),
+        ({"action": "run", "sink": "file://relative/dir"}, 422, "run.sink"),
+        ({"action": "run", "sink": "gs://NO/x"}, 422, "run.sink"),
+        # Found by a security review: a caller-chosen destination copied the whole database
+        # (API keys included) anywhere, listed a system folder, pruned outside the backup area.
+        ({"action": "run", "sink": "file:///any/path"}, 422, "run.sink"),
+        ({"action": "list", "sink": "file:///etc"}, 422, "list.sink"),
+        ({"action": "prune", "sink": "file:///tmp/elsewhere"}, 422, "prune.sink"),
+        ({"action": "run", "sink": "gs://any-bucket/x"}, 422, "run.sink"),
+        ({"action": "run", "sink": "archive"}, 422, "sink"),  # a name, but not configured
         ({"action": "run", "collections": ["a/b"]}, 422, "run.collections.0"),
         ({"action": "run", "surprise": 1}, 422, "run.surprise"),
         ({"action": "prune", "keep_last": 0}, 422, "prune.keep_last"),
@@ -182,3 +189,37 @@ def test_agentctl_backup_restore_is_a_dry_run_unless_yes(clean_sink: LocalStack)
     assert json.loads(restored.stdout)["written"] == documents
     missing = agentctl(stack, "verify", "20200101T000000.000Z-abcdef")
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_a_cloud_storage_destination_without_credentials_is_a_clear_503(tmp_path: Path) -> None:
+    """Found by a security review: DefaultCredentialsError surfaced as a 500."""
+    probe = (
+        "import asyncio\n"
+        "from shared import errors\n"
+        "from shared.backup.jobs import Backups\n"
+        "from shared.settings import load_settings\n"
+        "s = load_settings(environment='test', backup_sink='gs://ngx-backups/x')\n"
+        "try:\n"
+        "    asyncio.run(Backups(s).list())\n"
+        "except errors.AppError as e:\n"
+        "    print(e.status, e.code, e.message)\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST")
+    }
+    # No credentials anywhere, and the metadata server probe stays on loopback.
+    env |= {
+        "CLOUDSDK_CONFIG": str(tmp_path),
+        "NO_GCE_CHECK": "true",
+        "GCE_METADATA_HOST": "127.0.0.1:9",
+        "GCE_METADATA_IP": "127.0.0.1:9",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.startswith("503 unavailable the backup destination gs://ngx-backups/x"), (
+        result.stdout + result.stderr
+    )
+    assert "no Google credentials" in result.stdout
