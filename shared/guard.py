@@ -14,11 +14,18 @@ from shared.settings import Settings
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ngx"'}
 
 
-def client_ip(request: Request) -> str:
-    """The caller's address: Cloud Run's front end appends it to ``X-Forwarded-For``."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()
+def client_ip(request: Request, trusted_hops: int = 1) -> str:
+    """The caller's address as the trusted proxies recorded it.
+
+    Each proxy appends the address it received from to ``X-Forwarded-For``; anything before is
+    what the client wrote and proves nothing. Behind Cloud Run's front end alone (one hop) the
+    caller is the last entry; behind a load balancer too (two hops), the one before it. With 0
+    hops, or fewer entries than hops, the connection's own peer is used.
+    """
+    entries = [e.strip() for e in request.headers.get("x-forwarded-for", "").split(",")]
+    entries = [e for e in entries if e]
+    if trusted_hops > 0 and len(entries) >= trusted_hops:
+        return entries[-trusted_hops][:64]
     return request.client.host if request.client else "unknown"
 
 
@@ -71,7 +78,10 @@ class Guard:
         decision = await self.limiter.check(
             [
                 Limit(who, per_minute),
-                Limit(f"ip:{client_ip(request)}", self.settings.rate_limit_ip_per_minute),
+                Limit(
+                    f"ip:{client_ip(request, self.settings.trusted_proxy_hops)}",
+                    self.settings.rate_limit_ip_per_minute,
+                ),
             ]
         )
         if decision is None:

@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     )
     rate_limit_default_tier: str = "standard"
     rate_limit_ip_per_minute: int = Field(600, ge=1)
+    trusted_proxy_hops: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="proxies that append to X-Forwarded-For: Cloud Run's front end is one; "
+        "a load balancer before it makes two; 0 ignores the header",
+    )
 
     # Streams: heartbeat comments, how long an abandoned stream waits for a resume, event buffer.
     stream_heartbeat_s: float = Field(15.0, gt=0)

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from shared import errors, web
 from shared.contracts import ChatRequest
+from shared.guard import client_ip
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 
@@ -125,3 +126,29 @@ async def test_after_first_runs_once_even_when_the_first_request_fails() -> None
         assert calls == [1]
         assert (await http.get("/nowhere")).status_code == 404
     assert calls == [1]
+
+
+def _request(forwarded: str | None, peer: str = "10.1.2.3") -> Request:
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+    scope = {"type": "http", "headers": headers, "client": (peer, 5000), "method": "GET"}
+    return Request(scope)
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "hops", "expected"),
+    [
+        ("203.0.113.7", 1, "203.0.113.7"),
+        # The client wrote the first two; Cloud Run's front end appended the real address.
+        ("1.1.1.1, 9.9.9.9, 203.0.113.7", 1, "203.0.113.7"),
+        # Behind a load balancer too: the balancer appended the client, the front end the LB.
+        ("1.1.1.1, 203.0.113.7, 35.191.0.1", 2, "203.0.113.7"),
+        ("203.0.113.7", 2, "10.1.2.3"),  # fewer entries than trusted hops: the peer
+        ("1.1.1.1", 0, "10.1.2.3"),  # the header is not trusted at all
+        (None, 1, "10.1.2.3"),
+        (" , ,", 1, "10.1.2.3"),
+    ],
+)
+def test_the_client_address_is_taken_where_the_trusted_proxies_wrote_it(
+    forwarded: str | None, hops: int, expected: str
+) -> None:
+    assert client_ip(_request(forwarded), hops) == expected
