@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     breaker_min_calls: int = Field(10, ge=1)
     breaker_failure_ratio: float = Field(0.5, gt=0.0, le=1.0)
     breaker_open_s: float = Field(5.0, gt=0)
+    breaker_consecutive_failures: int = Field(
+        5, ge=1, description="failed calls in a row that open a model's breaker at any traffic"
+    )
 
     # Response cache (Memorystore).
     cache_enabled: bool = True

@@ -78,18 +78,22 @@ class CircuitBreaker:
 
     The window holds call outcomes (a call fails when its retries could not get an answer) from
     the last ``window_s`` seconds; it opens once it has at least ``min_calls`` outcomes and
-    ``failure_ratio`` of them failed. Counting calls rather than attempts keeps transient errors
-    that retries absorb from opening it. After ``open_s`` one probe call is let through
-    (half-open): success closes the breaker, failure opens it again.
+    ``failure_ratio`` of them failed, or after ``consecutive_failures`` failed calls in a row
+    whatever the window holds (a model that is down opens its breaker within a few calls even at
+    low traffic, where the window would never fill). Counting calls rather than attempts keeps
+    transient errors that retries absorb from opening it. After ``open_s`` one probe call is let
+    through (half-open): success closes the breaker, failure opens it again.
     """
 
     window_s: float = 10.0
     min_calls: int = 10
     failure_ratio: float = 0.5
     open_s: float = 5.0
+    consecutive_failures: int = 5
     clock: Callable[[], float] = time.monotonic
     _outcomes: deque[tuple[float, bool]] = field(default_factory=deque, init=False)
     _failures: int = field(default=0, init=False)
+    _streak: int = field(default=0, init=False)  # failed calls in a row
     _opened_at: float | None = field(default=None, init=False)
     _probing: bool = field(default=False, init=False)
     _probe_started: float = field(default=0.0, init=False)
@@ -129,12 +133,16 @@ class CircuitBreaker:
             if success:
                 self._opened_at = None
                 self._outcomes.clear()
-                self._failures = 0
+                self._failures = self._streak = 0
             else:
                 self._opened_at = now
             return
         self._outcomes.append((now, success))
         self._failures += not success
+        self._streak = 0 if success else self._streak + 1
+        if self._streak >= self.consecutive_failures:
+            self._opened_at = now
+            return
         while self._outcomes and now - self._outcomes[0][0] > self.window_s:
             _, ok = self._outcomes.popleft()
             self._failures -= not ok
@@ -166,6 +174,7 @@ class Resilience:
                 min_calls=s.breaker_min_calls,
                 failure_ratio=s.breaker_failure_ratio,
                 open_s=s.breaker_open_s,
+                consecutive_failures=s.breaker_consecutive_failures,
                 clock=self.clock,
             )
             self.breakers[model] = breaker

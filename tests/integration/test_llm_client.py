@@ -335,3 +335,37 @@ async def test_answer_carries_tokens_and_estimated_cost(
     expected = (2 * 0.30 + 48 * 2.50) / 1e6
     assert result.cost_usd == pytest.approx(expected)
     assert result.attempts == 1
+
+
+async def test_with_every_model_down_calls_fail_fast_after_a_bounded_number_of_model_calls(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    """Found by a security review: 120 chats made 287 model calls while all models failed."""
+    stack.fault("*", error_rate=1.0, status="UNAVAILABLE")
+    now = [0.0]
+    client = make_client(
+        clock=lambda: now[0],
+        breaker_open_s=3600,  # no probe during the run
+        retry_initial_s=0.01,
+        retry_max_delay_s=0.02,
+    )
+    gate = asyncio.Semaphore(8)
+    refused: list[str] = []
+
+    async def one(i: int) -> None:
+        async with gate:
+            try:
+                await client.generate(ask(f"down {i}", temperature=1.0))
+            except errors.AppError as exc:
+                refused.append(exc.code)
+            now[0] += 3  # slow calls, as under real load: a 10 s window never holds 10 outcomes
+
+    await asyncio.gather(*(one(i) for i in range(120)))
+    calls = stack.model_calls()["calls"]
+    per_model = {model: methods["GenerateContent"] for model, methods in calls.items()}
+    # Each model's breaker opens after 5 failed calls in a row; at most the calls already in
+    # flight then (8) join them, each with up to 5 attempts.
+    assert set(per_model) == {FLASH, FALLBACK}
+    assert all(count <= (5 + 8) * 5 for count in per_model.values()), per_model
+    assert len(refused) == 120 and refused.count("circuit_open") >= 100, refused
+    assert all(b.state.value == "open" for b in client.resilience.breakers.values())

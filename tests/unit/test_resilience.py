@@ -51,7 +51,15 @@ def test_breaker_opens_on_failure_ratio_and_probes_after_pause() -> None:
 
 def test_breaker_ignores_a_minority_of_failures_and_old_outcomes() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(window_s=10, min_calls=10, failure_ratio=0.7, open_s=5, clock=clock)
+    # The window alone (the failures-in-a-row rule has its own test).
+    breaker = CircuitBreaker(
+        window_s=10,
+        min_calls=10,
+        failure_ratio=0.7,
+        open_s=5,
+        consecutive_failures=1000,
+        clock=clock,
+    )
     for i in range(100):
         breaker.record(success=i % 3 != 0)  # a third fail
     assert breaker.state is BreakerState.CLOSED
@@ -71,3 +79,18 @@ def test_a_probe_that_never_reports_does_not_wedge_the_breaker() -> None:
     assert breaker.allow()  # probe taken, never recorded (cancelled)
     clock.now += 6
     assert breaker.allow()
+
+
+def test_failed_calls_in_a_row_open_the_breaker_even_when_the_window_is_thin() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(min_calls=10, consecutive_failures=5, clock=clock)
+    for _ in range(4):
+        breaker.record(success=False)
+        clock.now += 3  # slow calls: the 10 s window never holds 10 outcomes
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record(success=True)  # a success breaks the streak
+    for _ in range(4):
+        breaker.record(success=False)
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record(success=False)  # the fifth in a row
+    assert breaker.state is BreakerState.OPEN and not breaker.allow()
