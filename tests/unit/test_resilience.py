@@ -93,4 +93,4 @@ def test_failed_calls_in_a_row_open_the_breaker_even_when_the_window_is_thin() -
         breaker.record(success=False)
     assert breaker.state is BreakerState.CLOSED
     breaker.record(success=False)  # the fifth in a row
-    assert breaker.state is BreakerState.OPEN and not breaker.allow()
+    assert breaker.state is BreakerState.OPEN and not breaker.allow()  # type: ignore[comparison-overlap]
