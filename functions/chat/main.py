@@ -64,7 +64,7 @@ async def readyz(_: Request, __: dict[str, str]) -> Response:
         {
             "redis": lambda: runtime.memorystore().redis.ping(),
             "firestore": lambda: runtime.firestore().collection("config").document("cache").get(),
-            "vertex": lambda: runtime.llm().transport.ready(1.0),
+            "vertex": lambda: runtime.llm().ready(1.0),
         }
     )
 

@@ -106,6 +106,20 @@ class LlmClient:
             raise errors.BadRequest(f"unknown tier {request.tier!r}")
         return list(models)
 
+    async def ready(self, timeout: float = 1.0) -> None:
+        """Raise unless the default tier can answer now: some model of its chain has a breaker
+        that lets calls through (a hung or failing model opens its breaker within a few calls),
+        and the gRPC channel connects."""
+        chain = self.chain(LlmRequest(turns=()))
+        if not any(self.resilience.breaker(model).allow_any() for model in chain):
+            raise errors.CircuitOpen(
+                f"models {', '.join(chain)} are failing; not calling them for now",
+                retry_after=max(
+                    1, round(min(self.resilience.breaker(m).retry_after() for m in chain))
+                ),
+            )
+        await self.transport.ready(timeout)
+
     async def close(self) -> None:
         await self.transport.close()
 

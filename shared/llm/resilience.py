@@ -112,6 +112,10 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self.open_s - (self.clock() - self._opened_at))
 
+    def allow_any(self) -> bool:
+        """Whether a call could go through now (closed, or due for a probe); takes no probe."""
+        return self.state is not BreakerState.OPEN
+
     def allow(self) -> bool:
         """Whether an attempt may go to the model now; half-open lets one probe through."""
         state = self.state

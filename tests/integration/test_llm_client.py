@@ -369,3 +369,19 @@ async def test_with_every_model_down_calls_fail_fast_after_a_bounded_number_of_m
     assert all(count <= (5 + 8) * 5 for count in per_model.values()), per_model
     assert len(refused) == 120 and refused.count("circuit_open") >= 100, refused
     assert all(b.state.value == "open" for b in client.resilience.breakers.values())
+
+
+async def test_readiness_reports_models_whose_breakers_are_all_open(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    """Found by a security review: a hung model took every request's deadline while /readyz
+    said the model was fine."""
+    client = make_client(vertex_attempt_timeout_s=0.2, retry_max_attempts=1, vertex_deadline_s=1)
+    await client.ready()
+    stack.fault("*", hang=True)
+    for i in range(5):  # five calls cut at their timeout, in a row, on each model of the tier
+        with pytest.raises(errors.AppError):
+            await client.generate(ask(f"hung {i}", temperature=1.0))
+    with pytest.raises(errors.CircuitOpen, match="are failing"):
+        await client.ready()
+    stack.clear_faults()
