@@ -32,6 +32,7 @@ from shared.settings import LOCAL_HOST
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY_S = 86400
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0  # more restarts than this: give up, say which
 
 
 class StackError(RuntimeError):
@@ -279,20 +280,37 @@ class Stack:
                 f"ports already in use: {names}; stop what holds them or change the "
                 "NGX_STACK_*_PORT settings"
             )
-        logs = self.state_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         for component in self.components:
-            log = (logs / f"{component.name}.log").open("wb")
-            component.process = subprocess.Popen(
-                component.argv,
-                env={**os.environ, **component.env},
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: stop() reaches its children too
-            )
+            self._launch(component)
         self.wait_ready(timeout)
+
+    def _launch(self, component: Component) -> None:
+        log = (self.state_dir / "logs" / f"{component.name}.log").open("ab")
+        component.process = subprocess.Popen(
+            component.argv,
+            env={**os.environ, **component.env},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() reaches its children too
+        )
+
+    def restart(self, component: Component, timeout: float = 60.0) -> None:
+        """Start a component that stopped again, on the same port, and wait until it answers;
+        the others keep running (a developer can kill redis-server to rehearse an outage)."""
+        if component.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(component.process.pid, signal.SIGKILL)  # what it left behind
+            component.process.wait()
+        self._launch(component)
+        deadline = time.monotonic() + timeout
+        while not is_ready(component):
+            assert component.process is not None
+            if component.process.poll() is not None or time.monotonic() > deadline:
+                raise StackError(f"{component.name} did not come back; see its log")
+            time.sleep(0.1)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -377,10 +395,22 @@ def up(settings: StackSettings) -> int:
             print("Starting the local stack…", flush=True)
             stack.start()
             print(banner(stack), flush=True)
+            restarts: list[float] = []
             while not stopping:
                 exited = stack.first_exit()
                 if exited is not None:
-                    raise StackError(f"{exited.name} stopped unexpectedly; see its log")
+                    assert exited.process is not None
+                    now = time.monotonic()
+                    restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+                    if len(restarts) > MAX_RESTARTS:
+                        raise StackError(
+                            f"{exited.name} keeps stopping ({MAX_RESTARTS} restarts within "
+                            f"{RESTART_WINDOW_S:.0f} s); see its log"
+                        )
+                    code = exited.process.returncode
+                    print(f"{exited.name} stopped (exit {code}); restarting it", flush=True)
+                    stack.restart(exited)
+                    print(f"{exited.name} is back", flush=True)
                 time.sleep(0.2)
             print("\nStopping…", flush=True)
         finally:

@@ -156,3 +156,30 @@ def test_missing_prerequisite_is_one_clear_line(tmp_path: Path) -> None:
     assert "missing prerequisite: redis-server not found" in result.stderr
     assert "apt-get install -y redis-server" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def process_of(root: int, needle: str) -> int:
+    """The pid of the descendant of ``root`` whose command line holds ``needle``."""
+    for pid in descendants(root):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmdline:
+            return pid
+    raise AssertionError(f"no process running {needle!r}")
+
+
+def test_a_dependency_that_dies_is_restarted_and_the_functions_stay_up(
+    running_stack: tuple[subprocess.Popen[str], list[str], dict[str, str]],
+) -> None:
+    """Found by a security review: redis-server dying took the whole stack down."""
+    process, lines, env = running_stack
+    chat = process_of(process.pid, f"--port {env['NGX_STACK_CHAT_PORT']}")
+    os.kill(process_of(process.pid, "redis-server"), signal.SIGKILL)
+    said = read_until(process, "redis is back", timeout=60)
+    assert any(line.startswith("redis stopped (exit ") for line in said)
+    assert process.poll() is None and alive(chat)  # the functions never stopped
+    curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
+    answer = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
+    assert json.loads(answer.stdout)["text"]
