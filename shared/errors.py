@@ -122,3 +122,13 @@ class Unavailable(AppError):
     """A dependency the request needs cannot be reached right now."""
 
     status, code = 503, "unavailable"
+
+
+def failure_kind(error: AppError) -> str:
+    """Whose failure an error is, for the error metric: ``service`` (the model or this service
+    failed: 5xx), ``refused`` (a limit or an open breaker turned the call away on purpose) or
+    ``client`` (the request was at fault). Only ``service`` counts as an error: the others must
+    not fire HighErrorRate or fail a canary."""
+    if isinstance(error, CircuitOpen | TokenBudgetExceeded | RateLimited):
+        return "refused"
+    return "service" if error.status >= 500 else "client"

@@ -369,13 +369,16 @@ class LlmClient:
             "cost_usd": round(result.cost_usd, 8) if result else 0.0,
             "query_class": request.query_class,
             "error_type": error.code if error else None,
+            "error_kind": errors.failure_kind(error) if error else None,
         }
         for name, value in fields.items():
             if value is not None:
                 span.set_attribute(f"llm.{name}", value)
         if error is not None:
             span.record_exception(error)
-        log.log(logging.WARNING if error else logging.INFO, "llm call", extra=fields)
+        # WARNING only for the model's or the service's failures: the error metric counts those.
+        failed = fields["error_kind"] == "service"
+        log.log(logging.WARNING if failed else logging.INFO, "llm call", extra=fields)
 
 
 def _as_hit(result: LlmResult) -> LlmResult:

@@ -4,6 +4,7 @@ resilience, fallback and budgets."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, cast
@@ -385,3 +386,41 @@ async def test_readiness_reports_models_whose_breakers_are_all_open(
     with pytest.raises(errors.CircuitOpen, match="are failing"):
         await client.ready()
     stack.clear_faults()
+
+
+async def test_only_the_models_and_the_services_failures_count_as_errors(
+    stack: LocalStack, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The `llm call` line behind `vertex_ai.client.errors`: a failure of the model or of this
+    service is a WARNING with error_kind "service"; a client's mistake, a budget refusal and an
+    open breaker's fast refusal are INFO lines of their own kind (`vertex_ai.client.refusals`)."""
+
+    def last_call() -> tuple[str, str | None, str | None]:
+        record = [r for r in caplog.records if r.getMessage() == "llm call"][-1]
+        fields = record.__dict__
+        return record.levelname, fields.get("error_kind"), fields.get("error_type")
+
+    caplog.set_level(logging.INFO, logger="vertex_ai.client")
+    client = make_client(
+        daily_token_budget=300, retry_max_attempts=1, breaker_consecutive_failures=2
+    )
+    await client.generate(ask("fine", temperature=1.0))
+    assert last_call() == ("INFO", None, None)
+    with pytest.raises(errors.BadRequest):
+        await client.generate(ask("which tier?", tier="nope"))
+    assert last_call() == ("INFO", "client", "bad_request")
+    with pytest.raises(errors.TokenBudgetExceeded):
+        for _ in range(20):
+            await client.generate(
+                ask("spend", subject="carol", temperature=1.0, max_output_tokens=50)
+            )
+    assert last_call() == ("INFO", "refused", "token_budget_exceeded")
+    stack.fault("*", error_rate=1.0, status="UNAVAILABLE")
+    with pytest.raises(errors.ModelUnavailable):
+        await client.generate(ask("down", temperature=1.0))
+    assert last_call() == ("WARNING", "service", "model_unavailable")
+    with pytest.raises(errors.AppError):
+        await client.generate(ask("down again", temperature=1.0))  # second failure: breakers open
+    with pytest.raises(errors.CircuitOpen):
+        await client.generate(ask("down still", temperature=1.0))
+    assert last_call() == ("INFO", "refused", "circuit_open")

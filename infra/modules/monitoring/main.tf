@@ -10,7 +10,8 @@ locals {
     "vertex_ai.client.latency"      = { filter = local.llm_calls, value = "jsonPayload.latency_ms", unit = "ms" }
     "vertex_ai.client.tokens"       = { filter = local.llm_calls, value = "jsonPayload.tokens", unit = "1" }
     "vertex_ai.client.cost"         = { filter = local.llm_calls, value = "jsonPayload.cost_usd", unit = "{USD}" }
-    "vertex_ai.client.errors"       = { filter = "${local.llm_calls} AND severity>=WARNING", value = null, unit = "1" }
+    "vertex_ai.client.errors"       = { filter = "${local.llm_calls} AND jsonPayload.error_kind=\"service\"", value = null, unit = "1" }
+    "vertex_ai.client.refusals"     = { filter = "${local.llm_calls} AND jsonPayload.error_kind=(\"client\" OR \"refused\")", value = null, unit = "1" }
     "vertex_ai.client.cache_hits"   = { filter = "${local.llm_calls} AND jsonPayload.cache_hit=true", value = null, unit = "1" }
     "vertex_ai.client.cache_misses" = { filter = "${local.llm_calls} AND jsonPayload.cache=\"miss\"", value = null, unit = "1" }
   }
