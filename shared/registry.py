@@ -27,11 +27,12 @@ class RouteSpec:
 
 @dataclass(frozen=True)
 class Probes:
-    """Paths Cloud Run (and the local stack) probe: start-up and liveness, readiness if served."""
+    """Paths Cloud Run (and the local stack) probe: start-up and liveness (the process serves),
+    and readiness (its dependencies answer now)."""
 
     startup: str = "/healthz"
     liveness: str = "/healthz"
-    readiness: str | None = None
+    readiness: str = "/readyz"
 
 
 HEALTH = RouteSpec("GET", "/healthz", "healthz")
@@ -77,12 +78,11 @@ CHAT = FunctionSpec(
     ),
     local_port=8081,
     summary="POST /v1/chat and the conversation reads and deletes, as JSON",
-    probes=Probes(readiness=READY.path),
 )
 STREAM = FunctionSpec(
     "stream",
     "public",
-    (RouteSpec("POST", "/v1/chat:stream", "post_stream", "chat"), HEALTH),
+    (RouteSpec("POST", "/v1/chat:stream", "post_stream", "chat"), HEALTH, READY),
     local_port=8082,
     summary="POST /v1/chat:stream, answers as Server-Sent Events",
 )
@@ -90,9 +90,8 @@ STREAM = FunctionSpec(
 
 def scheduled(name: str, local_port: int, summary: str) -> FunctionSpec:
     """A scheduler-only function: Cloud Scheduler (or an operator) posts a JSON action to ``/``."""
-    return FunctionSpec(
-        name, "scheduler", (RouteSpec("POST", "/", "post_action"), HEALTH), local_port, summary
-    )
+    routes = (RouteSpec("POST", "/", "post_action"), HEALTH, READY)
+    return FunctionSpec(name, "scheduler", routes, local_port, summary)
 
 
 CACHE_MAINTENANCE = scheduled(

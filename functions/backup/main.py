@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from shared import coldstart, registry, runtime, web
 from shared.auth.invoker import InvokerAuth
 from shared.backup.service import BackupCall, perform
-from shared.health import healthz
+from shared.health import healthz, readyz
 
 settings = runtime.init_process()
 invokers = InvokerAuth(settings)
@@ -30,7 +30,7 @@ async def post_action(request: Request, _: dict[str, str]) -> Response:
 
 router = web.Router.serve(
     registry.BACKUP,
-    {"post_action": post_action, "healthz": healthz},
+    {"post_action": post_action, "healthz": healthz, "readyz": readyz("firestore")},
     after_first=coldstart.resume,
 )
 

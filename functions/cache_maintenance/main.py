@@ -16,7 +16,7 @@ from shared import coldstart, registry, runtime, web
 from shared.auth.invoker import InvokerAuth
 from shared.cache_maintenance.jobs import CacheMaintenance
 from shared.cache_maintenance.service import CacheCall, perform
-from shared.health import healthz
+from shared.health import healthz, readyz
 
 settings = runtime.init_process()
 invokers = InvokerAuth(settings)
@@ -32,7 +32,7 @@ async def post_action(request: Request, _: dict[str, str]) -> Response:
 
 router = web.Router.serve(
     registry.CACHE_MAINTENANCE,
-    {"post_action": post_action, "healthz": healthz},
+    {"post_action": post_action, "healthz": healthz, "readyz": readyz("redis", "firestore")},
     after_first=coldstart.resume,
 )
 

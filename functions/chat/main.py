@@ -11,7 +11,7 @@ from shared import coldstart, registry, runtime, web
 from shared.chat import Caller
 from shared.contracts import ChatRequest, PageQuery
 from shared.cors import Cors
-from shared.health import healthz, readiness
+from shared.health import healthz, readyz
 from shared.idempotency import Seal, StoredResponse, body_hash
 
 settings = runtime.init_process()
@@ -59,16 +59,6 @@ async def delete_conversation(request: Request, params: dict[str, str]) -> Respo
     return JSONResponse(result.model_dump(mode="json"))
 
 
-async def readyz(_: Request, __: dict[str, str]) -> Response:
-    return await readiness(
-        {
-            "redis": lambda: runtime.memorystore().redis.ping(),
-            "firestore": lambda: runtime.firestore().collection("config").document("cache").get(),
-            "vertex": lambda: runtime.llm().ready(1.0),
-        }
-    )
-
-
 router = web.Router.serve(
     registry.CHAT,
     {
@@ -77,7 +67,7 @@ router = web.Router.serve(
         "get_conversation": get_conversation,
         "delete_conversation": delete_conversation,
         "healthz": healthz,
-        "readyz": readyz,
+        "readyz": readyz("redis", "firestore", "vertex"),
     },
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),

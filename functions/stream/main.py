@@ -15,7 +15,7 @@ from shared import coldstart, registry, runtime, sse, web
 from shared.chat import Caller
 from shared.contracts import ChatRequest
 from shared.cors import Cors
-from shared.health import healthz
+from shared.health import healthz, readyz
 
 settings = runtime.init_process()
 
@@ -38,7 +38,11 @@ async def post_stream(request: Request, _: dict[str, str]) -> Response:
 
 router = web.Router.serve(
     registry.STREAM,
-    {"post_stream": post_stream, "healthz": healthz},
+    {
+        "post_stream": post_stream,
+        "healthz": healthz,
+        "readyz": readyz("redis", "firestore", "vertex"),
+    },
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),
     after_first=coldstart.resume,

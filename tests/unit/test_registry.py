@@ -46,7 +46,7 @@ def test_names_and_ports_are_unique_and_spelt_one_way() -> None:
 def test_a_router_refuses_handlers_that_do_not_match_the_routes() -> None:
     handlers = {route.operation: _handler for route in registry.STREAM.routes}
     assert web.Router.serve(registry.STREAM, handlers)
-    with pytest.raises(RuntimeError, match=r"missing \['healthz'\]"):
+    with pytest.raises(RuntimeError, match=r"missing \['healthz', 'readyz'\]"):
         web.Router.serve(registry.STREAM, {"post_stream": _handler})
     with pytest.raises(RuntimeError, match=r"not registered \['extra'\]"):
         web.Router.serve(registry.STREAM, {**handlers, "extra": _handler})
@@ -92,3 +92,21 @@ def test_a_function_missing_from_terraform_fails(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(checks, "FUNCTIONS", (*checks.FUNCTIONS, extra.name))
     problems = checks.check_services(INFRA)
     assert any("billing" in problem for problem in problems), problems
+
+
+def test_cloud_run_probes_the_paths_the_registry_names() -> None:
+    from ops import terraform
+
+    service = terraform.literal(
+        terraform.one(
+            INFRA / "modules/cloud_run_service", "resource", "google_cloud_run_v2_service", "this"
+        )
+        or {}
+    )
+    container = service["template"][0]["containers"][0]
+    probes = {
+        kind: container[f"{kind}_probe"][0]["http_get"][0]["path"]
+        for kind in ("startup", "liveness")
+    }
+    for spec in registry.FUNCTIONS:
+        assert probes == {"startup": spec.probes.startup, "liveness": spec.probes.liveness}
