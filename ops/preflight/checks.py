@@ -21,7 +21,7 @@ SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL)", re.IGNORECAS
 LOADTEST_MAX_AGE = timedelta(days=30)
 REHEARSAL_MAX_AGE = timedelta(days=90)
 PUBLIC = ("chat", "stream")
-REPORTED_BY_ITEMS = {"cors_origins"}  # missing inputs an item below names itself
+REPORTED_BY_ITEMS = {"cors_origins", "notification_channels"}  # missing inputs an item below names itself
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,8 @@ def cors(config: EnvConfig, _: Evidence) -> Result:
 def notifications(config: EnvConfig, _: Evidence) -> Result:
     if config.get("notification_channels"):
         return _ok("alerts", f"{len(config.get('notification_channels'))} notification channel(s)")
+    if "notification_channels" in config.missing:
+        return _bad("alerts", "notification_channels is not set: alerts would notify nobody")
     return _bad("alerts", "notification_channels is empty: alerts would notify nobody")
 
 
@@ -164,11 +166,9 @@ def slos(config: EnvConfig, _: Evidence) -> Result:
         return _bad("slos", "no google_monitoring_slo in infra/modules/monitoring")
 
     def burn_rate_alerted(slo: str) -> bool:
+        reference = re.compile(rf"google_monitoring_slo\.{slo}(\[[^\]]*\])?\.name")
         texts = [json.dumps(policy) for policy in policies]
-        return any(
-            f"google_monitoring_slo.{slo}.name" in text and "select_slo_burn_rate" in text
-            for text in texts
-        )
+        return any(reference.search(text) and "select_slo_burn_rate" in text for text in texts)
 
     unalerted = [name for name in found if not burn_rate_alerted(name)]
     if unalerted:

@@ -271,8 +271,39 @@ def check_monitoring(root: Path) -> list[str]:
     burn_policy = one(module, "resource", "google_monitoring_alert_policy", "latency_burn")
     if len(burns) < 2 or "select_slo_burn_rate" not in str(burn_policy):
         problems.append("monitoring: the latency SLO needs fast and slow burn-rate alerts")
+    problems += _check_availability(root, module, local)
     if one(module, "resource", "google_monitoring_dashboard", "kpis") is None:
         problems.append("monitoring: the dashboard is missing")
+    return problems
+
+
+def _check_availability(root: Path, module: Path, local: dict[str, Any]) -> list[str]:
+    """An availability SLO per public service, each with multi-window fast and slow burn alerts,
+    and prod requiring a notification channel."""
+    problems = []
+    slo = one(module, "resource", "google_monitoring_slo", "availability")
+    if (
+        slo is None
+        or "5xx" not in str(slo)
+        or unquote(slo.get("for_each")) != ("${toset(var.public_services)}")
+    ):
+        problems.append("monitoring: an availability SLO (non-5xx share) per public service")
+    windows = {unquote(k): v for k, v in local.get("availability_windows", {}).items()}
+    pairs = {
+        (unquote(w.get("long")), unquote(w.get("short")), w.get("rate")) for w in windows.values()
+    }
+    if pairs != {("3600s", "300s", 14.4), ("21600s", "1800s", 6)}:
+        problems.append(f"monitoring: availability burn windows changed: {sorted(map(str, pairs))}")
+    policy = one(module, "resource", "google_monitoring_alert_policy", "availability_burn")
+    if policy is None or unquote(policy.get("combiner")) != "AND":
+        problems.append("monitoring: an availability burn alert needs both windows (AND)")
+    platform = (root / "modules/platform/main.tf").read_text()
+    if "if function.public]" not in platform:
+        problems.append("platform: public_services must be the public functions")
+    prod = {n: s for _, _, n, s in blocks(root / "envs/prod", "variable")}
+    channels = prod.get("notification_channels", {})
+    if "default" in channels or "validation" not in channels:
+        problems.append("envs/prod: notification_channels must be required (validated, no default)")
     return problems
 
 

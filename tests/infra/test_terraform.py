@@ -186,3 +186,31 @@ def test_public_ingress_for_private_services_is_reported(broken: Path) -> None:
     assert checks.check_policy(broken) == [
         "cloud_run_service: private services must take internal traffic only"
     ]
+
+
+def test_availability_slo_rules_are_enforced(broken: Path) -> None:
+    edit(
+        broken / "modules/monitoring/main.tf",
+        'combiner              = "AND"',
+        'combiner              = "OR"',
+    )
+    edit(
+        broken / "envs/prod/variables.tf",
+        "    condition     = length(var.notification_channels) > 0",
+        "    condition     = true",
+    )
+    edit(broken / "modules/monitoring/main.tf", "rate = 14.4, pace", "rate = 20, pace")
+    problems = checks.check_monitoring(broken)
+    assert "monitoring: an availability burn alert needs both windows (AND)" in problems
+    assert any(p.startswith("monitoring: availability burn windows changed") for p in problems)
+    prod = (
+        (broken / "envs/prod/variables.tf")
+        .read_text()
+        .replace(
+            "  validation {\n    condition     = true", "  nothing {\n    condition     = true"
+        )
+    )
+    (broken / "envs/prod/variables.tf").write_text(prod)
+    assert "envs/prod: notification_channels must be required (validated, no default)" in (
+        checks.check_monitoring(broken)
+    )

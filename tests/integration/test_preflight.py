@@ -70,7 +70,7 @@ def test_prod_defaults_are_not_ready_and_every_reason_is_named() -> None:
     assert "required variable project_id has no value" in result.stdout
     assert "required variable image has no value" in result.stdout
     assert table["cors"][1].startswith("cors_origins is not set")
-    assert table["alerts"][1].startswith("notification_channels is empty")
+    assert table["alerts"][1].startswith("notification_channels is not set")
     assert table["loadtest"][1].startswith("no result given")
     assert table["rollback"][1].startswith("not checked")
     assert result.stdout.rstrip().endswith("preflight prod: NOT READY: 6 of 13 failed")

@@ -25,8 +25,12 @@ variable "operator_members" {
 }
 
 variable "notification_channels" {
-  type    = list(string)
-  default = []
+  description = "Notification channel ids every alert notifies: required in production."
+  type        = list(string)
+  validation {
+    condition     = length(var.notification_channels) > 0
+    error_message = "production alerts must notify someone: give at least one notification channel."
+  }
 }
 
 variable "cors_origins" {

@@ -190,6 +190,66 @@ resource "google_monitoring_alert_policy" "latency_burn" {
   }
 }
 
+# Availability SLOs, one per public service: the share of its requests that did not fail (5xx),
+# with the SRE workbook's multi-window burn-rate alerts (a long window to be sure, a short one to
+# stop firing soon after the burn ends): 14.4× over 1 h and 5 min pages, 6× over 6 h and 30 min.
+resource "google_monitoring_slo" "availability" {
+  for_each            = toset(var.public_services)
+  project             = var.project_id
+  service             = google_monitoring_custom_service.api.service_id
+  slo_id              = "${each.value}-availability"
+  display_name        = "${each.value}: ${var.availability_goal * 100}% of requests without a 5xx"
+  goal                = var.availability_goal
+  rolling_period_days = 28
+
+  request_based_sli {
+    good_total_ratio {
+      total_service_filter = "metric.type=\"run.googleapis.com/request_count\" resource.type=\"cloud_run_revision\" resource.label.\"service_name\"=\"${each.value}\""
+      bad_service_filter   = "metric.type=\"run.googleapis.com/request_count\" resource.type=\"cloud_run_revision\" resource.label.\"service_name\"=\"${each.value}\" metric.label.\"response_code_class\"=\"5xx\""
+    }
+  }
+}
+
+locals {
+  availability_windows = {
+    FastBurn = { long = "3600s", short = "300s", rate = 14.4, pace = "14.4× too fast (1 h and 5 min)" }
+    SlowBurn = { long = "21600s", short = "1800s", rate = 6, pace = "6× too fast (6 h and 30 min)" }
+  }
+  availability_alerts = merge([
+    for service in var.public_services : {
+      for name, window in local.availability_windows : "AvailabilitySLO${name}:${service}" => merge(window, { service = service })
+    }
+  ]...)
+}
+
+resource "google_monitoring_alert_policy" "availability_burn" {
+  for_each              = local.availability_alerts
+  project               = var.project_id
+  display_name          = "${split(":", each.key)[0]} ${each.value.service} (${var.environment})"
+  combiner              = "AND"
+  notification_channels = var.notification_channels
+  user_labels           = { app = "ngx", env = var.environment, alert = lower(split(":", each.key)[0]) }
+
+  dynamic "conditions" {
+    for_each = [each.value.long, each.value.short]
+    content {
+      display_name = "${each.value.service} burns its availability budget ${each.value.pace}, window ${conditions.value}"
+      condition_threshold {
+        filter          = "select_slo_burn_rate(\"${google_monitoring_slo.availability[each.value.service].name}\", \"${conditions.value}\")"
+        comparison      = "COMPARISON_GT"
+        threshold_value = each.value.rate
+        duration        = "0s"
+      }
+    }
+  }
+
+  documentation {
+    subject   = "${each.value.service} burns its availability budget ${each.value.pace} in ${var.environment}"
+    content   = "See docs/operations.md#${lower(split(":", each.key)[0])}."
+    mime_type = "text/markdown"
+  }
+}
+
 resource "google_monitoring_dashboard" "kpis" {
   project = var.project_id
   dashboard_json = jsonencode({
@@ -220,9 +280,19 @@ locals {
   tiles = [
     { title = "Model calls per second", queries = ["${local.calls_per_s}"] },
     {
-      title = "Model call latency (ms): p50, p95",
-      queries = [for q in ["0.5", "0.95"] :
+      title = "Model call latency (ms): p50, p95, p99",
+      queries = [for q in ["0.5", "0.95", "0.99"] :
       "histogram_quantile(${q}, sum by (le) (rate(${local.promql["vertex_ai.client.latency"]}_bucket[5m])))"]
+    },
+    {
+      title = "Request latency by service (ms): p50, p95, p99",
+      queries = [for q in ["0.5", "0.95", "0.99"] :
+      "histogram_quantile(${q}, sum by (le, service_name) (rate(run_googleapis_com:request_latencies_bucket{monitored_resource=\"cloud_run_revision\",service_name=~\"${local.run_filter}\"}[5m])))"]
+    },
+    {
+      title = "4xx and 5xx per second by service",
+      queries = [for class in ["4xx", "5xx"] :
+      "sum by (service_name) (rate(run_googleapis_com:request_count{monitored_resource=\"cloud_run_revision\",service_name=~\"${local.run_filter}\",response_code_class=\"${class}\"}[5m]))"]
     },
     { title = "Cache hit rate", queries = ["${local.hits_per_s} / (${local.hits_per_s} + ${local.misses_per_s})"] },
     { title = "Errors by type (per second)", queries = ["sum by (error_type) (rate(${local.promql["vertex_ai.client.errors"]}[5m]))"] },

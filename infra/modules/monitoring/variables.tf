@@ -82,3 +82,19 @@ variable "latency_goal" {
     error_message = "latency_goal is a share between 0 and 1, e.g. 0.95."
   }
 }
+
+variable "public_services" {
+  description = "Cloud Run services that get an availability SLO (the public API)."
+  type        = list(string)
+  default     = []
+}
+
+variable "availability_goal" {
+  description = "Share of a public service's requests that must not fail (5xx), over 28 days."
+  type        = number
+  default     = 0.995
+  validation {
+    condition     = var.availability_goal > 0 && var.availability_goal < 1
+    error_message = "availability_goal is a share between 0 and 1, e.g. 0.995."
+  }
+}

@@ -430,6 +430,7 @@ module "monitoring" {
   project_id            = var.project_id
   environment           = var.environment
   services              = [for service in module.service : service.name]
+  public_services       = [for name, function in local.functions : module.service[name].name if function.public]
   notification_channels = var.notification_channels
   depends_on            = [google_project_service.apis]
 }
