@@ -21,7 +21,8 @@ SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL)", re.IGNORECAS
 LOADTEST_MAX_AGE = timedelta(days=30)
 REHEARSAL_MAX_AGE = timedelta(days=90)
 PUBLIC = ("chat", "stream")
-REPORTED_BY_ITEMS = {"cors_origins", "notification_channels"}  # missing inputs an item below names itself
+# Missing inputs that an item below names itself.
+REPORTED_BY_ITEMS = {"cors_origins", "notification_channels"}
 
 
 @dataclass(frozen=True)
