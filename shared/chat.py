@@ -31,6 +31,7 @@ from shared.idempotency import Seal
 from shared.llm import prompt
 from shared.llm.client import LlmClient
 from shared.llm.types import LlmRequest, LlmResult, Turn
+from shared.redact import Redactor
 from shared.settings import Settings
 from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
 
@@ -53,10 +54,21 @@ class Prepared:
 class ChatService:
     """Orchestrates one chat turn: history → prompt budget → model → store → answer."""
 
-    def __init__(self, settings: Settings, llm: LlmClient, store: ConversationStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        llm: LlmClient,
+        store: ConversationStore,
+        redactor: Redactor | None = None,
+    ) -> None:
         self._settings = settings
         self._llm = llm
         self._store = store
+        self._redactor = redactor  # set: personal data leaves no trace in the model's prompt
+
+    def _for_model(self, text: str) -> str:
+        """The user's text as the model receives it (redacted when ``redact_prompts`` is set)."""
+        return self._redactor.text(text) if self._redactor is not None else text
 
     def check_size(self, request: ChatRequest) -> None:
         """Reject a message over the configured length with 413, before any work is done."""
@@ -100,7 +112,7 @@ class ChatService:
         private = bool(plan.kept or summary)
         return Prepared(
             request=LlmRequest(
-                turns=(*plan.turns, Turn(role="user", text=request.message)),
+                turns=(*plan.turns, Turn(role="user", text=self._for_model(request.message))),
                 tier=request.tier,
                 system_instruction=system or None,
                 max_output_tokens=s.max_output_tokens,

@@ -13,18 +13,26 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.redact import Redactor
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 trace_var: ContextVar[tuple[str, str | None] | None] = ContextVar("trace", default=None)
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
-class CloudLoggingFormatter(logging.Formatter):
-    """Formats a record as one JSON line with the fields Cloud Logging understands."""
+# Fields the product writes itself and that hold no personal data: never scanned for it.
+_NOT_PERSONAL = {"severity", "time", "logger", "request_id", "trace_sampled"}
 
-    def __init__(self, project_id: str) -> None:
+
+class CloudLoggingFormatter(logging.Formatter):
+    """Formats a record as one JSON line with the fields Cloud Logging understands; every other
+    string in it goes through ``redactor`` (personal data never reaches the log sink)."""
+
+    def __init__(self, project_id: str, redactor: Redactor | None = None) -> None:
         super().__init__()
         self.project_id = project_id
+        self.redactor = redactor or Redactor()
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -47,13 +55,18 @@ class CloudLoggingFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["stack_trace"] = self.formatException(record.exc_info)
+        for key, value in entry.items():
+            if key not in _NOT_PERSONAL and not key.startswith("logging.googleapis.com/"):
+                entry[key] = self.redactor.value(value)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(project_id: str, level: str = "INFO") -> None:
-    """Route the root logger to stdout as JSON lines; safe to call more than once."""
+def configure_logging(
+    project_id: str, level: str = "INFO", redactor: Redactor | None = None
+) -> None:
+    """Route the root logger to stdout as redacted JSON lines; safe to call more than once."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(CloudLoggingFormatter(project_id))
+    handler.setFormatter(CloudLoggingFormatter(project_id, redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

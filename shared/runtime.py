@@ -15,6 +15,7 @@ from shared.llm.client import LlmClient
 from shared.logs import configure_logging
 from shared.memorystore import Memorystore
 from shared.ratelimit import RateLimiter
+from shared.redact import Redactor
 from shared.settings import Settings, get_settings
 from shared.stores.conversations import ConversationStore
 from shared.stores.firestore import make_client
@@ -26,9 +27,15 @@ def init_process() -> Settings:
     every function calls this at import."""
     web.route_every_path()
     settings = get_settings()
-    configure_logging(settings.project_id, settings.log_level)
+    configure_logging(settings.project_id, settings.log_level, redactor())
     telemetry.configure(settings)
     return settings
+
+
+@lru_cache(maxsize=1)
+def redactor() -> Redactor:
+    """This process's redactor: the built-in kinds and the configured patterns."""
+    return Redactor(get_settings().redact_patterns)
 
 
 @lru_cache(maxsize=1)
@@ -55,7 +62,9 @@ def conversations() -> ConversationStore:
 @lru_cache(maxsize=1)
 def chat_service() -> ChatService:
     """The chat use case wired to this process's model client, Memorystore and Firestore."""
-    return ChatService(get_settings(), llm(), conversations())
+    settings = get_settings()
+    scrub = redactor() if settings.redact_prompts else None
+    return ChatService(settings, llm(), conversations(), scrub)
 
 
 @lru_cache(maxsize=1)

@@ -179,9 +179,14 @@ class Settings(BaseSettings):
     # 0 keeps conversations; N: Firestore's TTL deletes them N days after their last message.
     conversation_retention_days: int = Field(0, ge=0, le=3650)
 
-    # Logging: prompt and answer text stay out of logs unless this is set.
+    # Logging: prompt and answer text are never logged; personal data is redacted from every line.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_prompts: bool = False
+    redact_patterns: list[str] = Field(
+        default_factory=list, description="further regular expressions redacted from logs"
+    )
+    redact_prompts: bool = Field(
+        False, description="also redact personal data from the text sent to the model"
+    )
 
     # Callers of the scheduled functions (cache-maintenance, backup): Google-signed OIDC tokens.
     invoker_issuer: str = "https://accounts.google.com"
@@ -220,6 +225,16 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return value
 
     @field_validator("backup_sinks")
     @classmethod

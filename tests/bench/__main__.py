@@ -15,6 +15,7 @@ BENCHMARKS = [
     "tests.bench.stream_first_delta",
     "tests.bench.restore",
     "tests.bench.loadgen",
+    "tests.bench.redaction",
 ]
 
 

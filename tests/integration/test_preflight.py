@@ -110,7 +110,6 @@ async def test_a_complete_example_configuration_is_ready(
         ('cors_origins = ["http://localhost:3000"]', "", "cors", "exact https origins"),
         ("log_retention_days = 7", "", "logging", "< 30"),
         ("", 'extra_env = { chat = { NGX_PARTNER_API_KEY = "k" } }', "secrets", "NGX_PARTNER_"),
-        ("", 'extra_env = { chat = { NGX_LOG_PROMPTS = "true" } }', "logging", "NGX_LOG_PROMPTS"),
         ("", 'extra_env = { chat = { NGX_DAILY_TOKEN_BUDGET = "0" } }', "limits", "unbounded"),
         ("", "memorystore_tls = false", "memorystore", "memorystore_tls"),
         ("", "backup_keep_days = 3", "backups", "backup_keep_days = 3 < 7"),
