@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 
-from shared import errors
+from shared import errors, telemetry
 from shared.auth.apikeys import ApiKeyStore
 from shared.auth.principal import Principal
 from shared.auth.tokens import TokenVerifier
+from shared.logs import pseudonym
 from shared.ratelimit import Limit, RateLimiter
 from shared.settings import Settings
 
@@ -66,7 +69,8 @@ class Guard:
     async def admit(self, request: Request, scope: str) -> tuple[Principal, dict[str, str]]:
         """The caller, once authenticated, authorized for ``scope`` and within its limits; the
         ``RateLimit-*`` headers to send back."""
-        principal = await self.authenticate(request)
+        with telemetry.span("auth"):
+            principal = await self.authenticate(request)
         if not principal.allows(scope):
             raise errors.PermissionDenied(f"this credential lacks the {scope!r} scope")
         if self.limiter is None:
@@ -75,15 +79,8 @@ class Guard:
         tier = principal.tier or self.settings.rate_limit_default_tier
         per_minute = tiers.get(tier, tiers.get(self.settings.rate_limit_default_tier, 60))
         who = f"key:{principal.key_id}" if principal.key_id else principal.subject
-        decision = await self.limiter.check(
-            [
-                Limit(who, per_minute),
-                Limit(
-                    f"ip:{client_ip(request, self.settings.trusted_proxy_hops)}",
-                    self.settings.rate_limit_ip_per_minute,
-                ),
-            ]
-        )
+        with telemetry.span("ratelimit", tier=tier):
+            decision = await self._limits(request, who, per_minute)
         if decision is None:
             return principal, {}
         if not decision.allowed:
@@ -93,3 +90,21 @@ class Guard:
                 headers=decision.headers(),
             )
         return principal, decision.headers()
+
+    async def _limits(self, request: Request, who: str, per_minute: int) -> Any:
+        assert self.limiter is not None
+        return await self.limiter.check(
+            [
+                Limit(who, per_minute),
+                Limit(
+                    f"ip:{client_ip(request, self.settings.trusted_proxy_hops)}",
+                    self.settings.rate_limit_ip_per_minute,
+                ),
+            ]
+        )
+
+    def pseudonym(self, principal: Principal) -> str:
+        """The caller as the logs name it: a keyed hash of its subject."""
+        key = self.settings.log_subject_key
+        secret = key.get_secret_value() if key else self.settings.project_id
+        return pseudonym(principal.subject, secret.encode())

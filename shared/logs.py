@@ -13,16 +13,19 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import telemetry
 from shared.redact import Redactor
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 trace_var: ContextVar[tuple[str, str | None] | None] = ContextVar("trace", default=None)
+# The caller, as a keyed hash: logs of one user correlate without naming them.
+subject_var: ContextVar[str | None] = ContextVar("subject", default=None)
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
 # Fields the product writes itself and that hold no personal data: never scanned for it.
-_NOT_PERSONAL = {"severity", "time", "logger", "request_id", "trace_sampled"}
+_NOT_PERSONAL = {"severity", "time", "logger", "request_id", "subject"}
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -44,12 +47,19 @@ class CloudLoggingFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        trace = trace_var.get()
+        subject = subject_var.get()
+        if subject:
+            entry["subject"] = subject
+        # The span this line was written in (tracing on), else the caller's trace header.
+        current = telemetry.current_trace_ids()
+        trace = (current[0], current[1]) if current else trace_var.get()
         if trace:
             trace_id, span_id = trace
             entry["logging.googleapis.com/trace"] = f"projects/{self.project_id}/traces/{trace_id}"
             if span_id:
                 entry["logging.googleapis.com/spanId"] = span_id
+            if current:
+                entry["logging.googleapis.com/trace_sampled"] = current[2]
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
@@ -98,3 +108,11 @@ def _is_hex(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def pseudonym(subject: str, key: bytes) -> str:
+    """A keyed hash of a subject for the logs: stable per key, not reversible without it."""
+    import hashlib
+    import hmac
+
+    return "sub_" + hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()[:20]

@@ -12,7 +12,14 @@ import re
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import SettingsError
@@ -181,6 +188,9 @@ class Settings(BaseSettings):
 
     # Logging: prompt and answer text are never logged; personal data is redacted from every line.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_subject_key: SecretStr | None = Field(
+        None, description="key of the subject's pseudonym in logs (default: the project id)"
+    )
     redact_patterns: list[str] = Field(
         default_factory=list, description="further regular expressions redacted from logs"
     )

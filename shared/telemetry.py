@@ -105,8 +105,45 @@ def span(name: str, **attributes: Any) -> Iterator[Any]:
         yield current
 
 
-def current_trace_ids() -> tuple[str, str] | None:
-    """The current span's trace and span id as hex, for log correlation."""
+@contextlib.contextmanager
+def server_span(name: str, traceparent: str | None, cloud_trace: str | None) -> Iterator[Any]:
+    """The span of one request, child of the caller's: W3C ``traceparent`` first, else Cloud
+    Run's ``X-Cloud-Trace-Context`` (``TRACE/SPAN;o=1``). Every span of the request nests in it."""
+    if _tracer is None:
+        yield _NO_SPAN
+        return
+    from opentelemetry import trace
+
+    with _tracer.start_as_current_span(
+        name, context=_parent(traceparent, cloud_trace), kind=trace.SpanKind.SERVER
+    ) as current:
+        yield current
+
+
+def _parent(traceparent: str | None, cloud_trace: str | None) -> Any:
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    if traceparent:
+        extracted = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+        if trace.get_current_span(extracted).get_span_context().is_valid:
+            return extracted
+    if cloud_trace:
+        trace_part, _, rest = cloud_trace.strip().partition("/")
+        span_part, _, options = rest.partition(";")
+        try:
+            trace_id, span_id = int(trace_part, 16), int(span_part or "0")
+        except ValueError:
+            return None
+        if len(trace_part) == 32 and trace_id and 0 < span_id < 2**64:
+            sampled = trace.TraceFlags(1 if options.strip() == "o=1" else 0)
+            context = trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=sampled)
+            return trace.set_span_in_context(trace.NonRecordingSpan(context))
+    return None
+
+
+def current_trace_ids() -> tuple[str, str, bool] | None:
+    """The current span's trace id, span id (hex) and whether it is sampled, for the logs."""
     if _tracer is None:
         return None
     from opentelemetry import trace
@@ -114,7 +151,7 @@ def current_trace_ids() -> tuple[str, str] | None:
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None
-    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}", context.trace_flags.sampled
 
 
 def flush(timeout_ms: int = 3000) -> bool:

@@ -20,11 +20,11 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shared import errors
+from shared import errors, telemetry
 from shared.auth.principal import Principal
 from shared.contracts import ErrorBody, ErrorEnvelope
 from shared.cors import Cors
-from shared.logs import parse_trace_headers, request_id_var, trace_var
+from shared.logs import parse_trace_headers, request_id_var, subject_var, trace_var
 
 if TYPE_CHECKING:
     from shared.guard import Guard
@@ -173,45 +173,63 @@ class Router:
             )
         )
         started = time.perf_counter()
+        subject_token = subject_var.set(None)
+        span = telemetry.server_span(
+            f"{request.method} {request.url.path}",
+            request.headers.get("traceparent"),
+            request.headers.get("x-cloud-trace-context"),
+        )
         try:
-            try:
-                if self._cors is not None and self._cors.is_preflight(request):
-                    response = self._cors.preflight(request, self._methods(request.url.path))
-                else:
-                    response = await self._dispatch(request)
-            except errors.AppError as exc:
-                response = error_response(exc, request_id)
-            except Exception:
-                log.exception("unhandled error")
-                response = error_response(errors.AppError("internal error"), request_id)
-            response.headers[REQUEST_ID_HEADER] = request_id
-            if self._cors is not None:
-                self._cors.decorate(request, response)
-            log.info(
-                "request",
-                extra={
-                    "httpRequest": {
-                        "requestMethod": request.method,
-                        "requestUrl": request.url.path,
-                        "status": response.status_code,
-                        "latency": f"{time.perf_counter() - started:.6f}s",
-                    }
-                },
-            )
-            return response
+            with span:  # the whole request, its log line included, in the request's span
+                return self._finish(request, await self._answer(request, request_id), started)
         finally:
+            subject_var.reset(subject_token)
             trace_var.reset(trace_token)
             request_id_var.reset(rid_token)
             if self._after_first is not None:
                 after_first, self._after_first = self._after_first, None
                 after_first()
 
+    async def _answer(self, request: Request, request_id: str) -> Response:
+        """The route's answer, or the envelope of whatever went wrong."""
+        try:
+            if self._cors is not None and self._cors.is_preflight(request):
+                response = self._cors.preflight(request, self._methods(request.url.path))
+            else:
+                response = await self._dispatch(request)
+        except errors.AppError as exc:
+            response = error_response(exc, request_id)
+        except Exception:
+            log.exception("unhandled error")
+            response = error_response(errors.AppError("internal error"), request_id)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    def _finish(self, request: Request, response: Response, started: float) -> Response:
+        """CORS headers and the request's log line."""
+        if self._cors is not None:
+            self._cors.decorate(request, response)
+        log.info(
+            "request",
+            extra={
+                "httpRequest": {
+                    "requestMethod": request.method,
+                    "requestUrl": request.url.path,
+                    "status": response.status_code,
+                    "latency": f"{time.perf_counter() - started:.6f}s",
+                }
+            },
+        )
+        return response
+
     async def _dispatch(self, request: Request) -> Response:
         route, params = self._match(request.method, request.url.path)
         if route.scope is None or self._guard is None:
             return await route.handler(request, params)
-        principal_, limit_headers = await self._guard().admit(request, route.scope)
+        guard = self._guard()
+        principal_, limit_headers = await guard.admit(request, route.scope)
         request.state.principal = principal_
+        subject_var.set(guard.pseudonym(principal_))
         try:
             response = await route.handler(request, params)
         except errors.AppError as exc:

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from google.api_core.retry import exponential_sleep_generator
 
-from shared import errors
+from shared import errors, telemetry
 from shared.llm.transport import error_kind, translate_error
 from shared.llm.types import CallStats
 from shared.settings import Settings
@@ -224,7 +224,8 @@ class Resilience:
                     break
                 stats.attempts += 1
                 try:
-                    value = await attempt(model, remaining)
+                    with telemetry.span("llm.attempt", model=model, attempt=number + 1):
+                        value = await attempt(model, remaining)
                 except Exception as exc:
                     kind = error_kind(exc)
                     if kind == "fatal":  # the model answered; the request was at fault

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import errors
+from shared import errors, telemetry
 from shared.contracts import reserved
 from shared.llm.prompt import Message
 from shared.llm.types import LlmResult
@@ -197,7 +197,8 @@ class ConversationStore:
         def write(batch: Any) -> None:
             batch._add_write_pbs(pbs)  # where batch.set puts the protos it builds
 
-        await self._committer.commit(write, count=len(pbs))
+        with telemetry.span("firestore.commit", writes=len(pbs)):
+            await self._committer.commit(write, count=len(pbs))
 
 
 def _field_filter(field: str, op: str, value: Any) -> Any:
