@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -49,6 +49,9 @@ class Prepared:
 
     request: LlmRequest
     summary: SummaryUpdate | None
+
+
+T = TypeVar("T")
 
 
 class ChatService:
@@ -173,16 +176,23 @@ class ChatService:
     async def stream(
         self, request: ChatRequest, caller: Caller, request_id: str
     ) -> AsyncIterator[tuple[str, BaseModel]]:
-        """Answer one message as events: ``meta``, ``delta``…, ``usage``, ``done``."""
+        """Answer one message as events: ``meta``, ``delta``…, ``usage``, ``done``.
+
+        ``meta`` waits for the model's first piece of the answer: until then nothing has been
+        sent, so a failure (the model unavailable, the breaker open, a budget refused) is a
+        plain HTTP error with the same status and ``Retry-After`` as on chat.
+        """
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
         chain = self._llm.chain(prepared.request)
+        chunks = self._llm.stream(prepared.request)
+        first = await anext(chunks)
         yield (
             "meta",
             MetaEvent(conversation_id=cid, message_id=mid, model=chain[0], request_id=request_id),
         )
         answer: LlmResult | None = None
-        async for chunk in self._llm.stream(prepared.request):
+        async for chunk in _prepend(first, chunks):
             if chunk.text:
                 yield "delta", DeltaEvent(text=chunk.text)
             if chunk.result is not None:
@@ -246,3 +256,10 @@ def usage_of(answer: LlmResult) -> Usage:
         model=answer.model,
         cached=answer.cached,
     )
+
+
+async def _prepend(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``first``, then the rest of an iterator."""
+    yield first
+    async for item in rest:
+        yield item

@@ -183,10 +183,10 @@ class StreamHub:
         publisher = _Publisher(partial(self._publish, buffer), self._keep)
         seq = 0
 
-        async def emit(name: str, data: BaseModel) -> None:
+        async def emit(name: str, data: BaseModel, retry_s: int | None = None) -> None:
             nonlocal seq
             seq += 1
-            payload = frame(name, data, f"{sid}:{seq}")
+            payload = frame(name, data, f"{sid}:{seq}", retry_s)
             queue.put_nowait(payload)
             publisher.add((seq, name, payload))
 
@@ -196,7 +196,7 @@ class StreamHub:
                 async for name, data in rest:
                     await emit(name, data)
             except errors.AppError as exc:
-                await emit("error", error_event(exc, request_id))
+                await emit("error", error_event(exc, request_id), exc.retry_after)
             except Exception:
                 log.exception("stream failed")
                 await emit("error", error_event(errors.AppError("internal error"), request_id))

@@ -289,7 +289,9 @@ class LlmClient:
                     piece = None
                 except Exception as exc:
                     self.resilience.breaker(model).record(False)
-                    raise errors.UpstreamError(f"model stream from {model} broke off") from exc
+                    raise errors.UpstreamError(
+                        f"model stream from {model} broke off", retry_after=1
+                    ) from exc
             result = LlmResult(
                 text="".join(parts),
                 model=model,

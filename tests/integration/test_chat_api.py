@@ -223,3 +223,42 @@ async def test_stream_sends_events_and_stores_as_chat_does(
     # The streamed answer was cached when complete: the same question on chat is a hit.
     assert chat["usage"]["cached"] is True
     assert stack.model_calls()["calls"] == {"gemini-2.5-flash": {"StreamGenerateContent": 1}}
+
+
+def test_a_stream_whose_model_fails_before_answering_is_a_plain_http_error(
+    stack: LocalStack,
+) -> None:
+    """Found by a security review: the stream answered 200 + meta + an error event where chat
+    answered 503 with Retry-After."""
+    stack.fault("*", error_rate=1.0, status="UNAVAILABLE")
+    chat = httpx.post(
+        f"{stack.url('chat')}/v1/chat", json={"message": "down?"}, headers=stack.auth(), timeout=60
+    )
+    stream = httpx.post(
+        f"{stack.url('stream')}/v1/chat:stream",
+        json={"message": "down?"},
+        headers=stack.auth(),
+        timeout=60,
+    )
+    assert stream.status_code == chat.status_code == 503
+    assert stream.headers["retry-after"] and chat.headers["retry-after"]
+    assert stream.headers["content-type"].startswith("application/json")
+    assert stream.json()["error"]["code"] == chat.json()["error"]["code"] == "model_unavailable"
+
+
+def test_a_stream_that_breaks_after_its_first_text_says_when_to_retry(stack: LocalStack) -> None:
+    stack.fault("gemini-2.5-flash", fail_after_chunks=2, status="INTERNAL")
+    with httpx.stream(
+        "POST",
+        f"{stack.url('stream')}/v1/chat:stream",
+        json={"message": "break midway"},
+        headers=stack.auth(),
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        body = response.read().decode()
+    events = parse_sse(body)
+    assert [e["event"] for e in events][:2] == ["meta", "delta"]
+    assert events[-1]["event"] == "error"
+    error_frame = body.rstrip("\n").rsplit("\n\n", 1)[-1]  # the last event, whole
+    assert error_frame.startswith("retry: 1000\nid: ") and "\nevent: error\n" in error_frame
