@@ -81,8 +81,6 @@ class Guard:
         who = f"key:{principal.key_id}" if principal.key_id else principal.subject
         with telemetry.span("ratelimit", tier=tier):
             decision = await self._limits(request, who, per_minute)
-        if decision is None:
-            return principal, {}
         if not decision.allowed:
             raise errors.RateLimited(
                 f"rate limit of {decision.limit} requests per minute reached",

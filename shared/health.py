@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +19,9 @@ async def healthz(_: Request, __: dict[str, str]) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def readiness(checks: dict[str, Callable[[], Awaitable[Any]]]) -> Response:
+async def readiness(
+    checks: dict[str, Callable[[], Awaitable[Any]]], optional: Iterable[str] = ()
+) -> Response:
     """Run the checks one after the other, each with a short timeout; 503 names each that failed.
 
     One at a time: a check's first run may load an SDK and hold the event loop (a cold process),
@@ -36,6 +38,18 @@ async def readiness(checks: dict[str, Callable[[], Awaitable[Any]]]) -> Response
     names = list(checks)
     results = [await run(checks[name]) for name in names]
     failed = {name: error for name, error in zip(names, results, strict=True) if error}
+    degraded = {name: error for name, error in failed.items() if name in set(optional)}
+    failed = {name: error for name, error in failed.items() if name not in degraded}
+    if degraded and not failed:  # serving without it: Redis down means no cache, local limits
+        return JSONResponse(
+            {
+                "status": "degraded",
+                "checks": {
+                    name: f"degraded ({degraded[name]})" if name in degraded else "ok"
+                    for name in names
+                },
+            }
+        )
     if failed:
         raise errors.Unavailable(
             f"not ready: {', '.join(sorted(failed))}",
@@ -59,11 +73,15 @@ def _dependency(name: str) -> Callable[[], Awaitable[Any]]:
     return checks[name]
 
 
-def readyz(*dependencies: str) -> Callable[[Request, dict[str, str]], Awaitable[Response]]:
+def readyz(
+    *dependencies: str, optional: Iterable[str] = ()
+) -> Callable[[Request, dict[str, str]], Awaitable[Response]]:
     """The ``/readyz`` handler of a function that needs ``dependencies`` (redis, firestore,
-    vertex): 200 when each answers now, 503 naming those that do not."""
+    vertex): 200 when each answers now, 503 naming those that do not; an ``optional`` one that
+    fails makes it 200 ``degraded`` (the function serves without it)."""
 
     async def handler(_: Request, __: dict[str, str]) -> Response:
-        return await readiness({name: _dependency(name) for name in dependencies})
+        checks = {name: _dependency(name) for name in dependencies}
+        return await readiness(checks, optional)
 
     return handler

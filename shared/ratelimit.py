@@ -3,7 +3,9 @@
 Each limit is "N requests per minute" on one key (an API key, a user, a client IP). GCRA keeps one
 timestamp per key, admits a burst of N from rest and then one request every 60/N seconds, and is
 evaluated for all of a request's limits in one atomic script: a request refused by any limit
-consumes none of them. A Memorystore outage lets requests through (and says so in the logs).
+consumes none of them. During a Memorystore outage each instance applies the same limits from
+its own memory (`LocalLimiter`): a caller then gets at most ``instances × limit`` requests a
+minute, never an unlimited number.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.memorystore import Memorystore, StoreUnavailable
@@ -65,22 +69,59 @@ class Decision:
         }
 
 
+class LocalLimiter:
+    """The GCRA of `_GCRA` in this process's memory, for when Memorystore is unreachable; at most
+    ``max_keys`` keys are remembered (the least recently used go first)."""
+
+    def __init__(self, max_keys: int = 50_000, clock: Callable[[], float] = time.time) -> None:
+        self._tats: OrderedDict[str, float] = OrderedDict()
+        self._max_keys = max_keys
+        self._clock = clock
+
+    def check(self, limits: list[Limit]) -> tuple[int, int, int, int]:
+        """(allowed, wait ms, remaining, reset ms), as the script answers."""
+        now = self._clock() * 1000
+        tats, worst_wait, remaining, reset = [], 0.0, None, 0.0
+        for limit in limits:
+            t = PERIOD_MS / limit.per_minute
+            tat = max(self._tats.get(limit.key, now), now)
+            worst_wait = max(worst_wait, tat - now - (PERIOD_MS - t))
+            tats.append(tat + t)
+            left = math.floor((PERIOD_MS - (tat + t - now)) / t)
+            remaining = left if remaining is None else min(remaining, left)
+            reset = max(reset, tat + t - now)
+        if worst_wait > 0:
+            return 0, math.ceil(worst_wait), 0, math.ceil(reset)
+        for limit, tat in zip(limits, tats, strict=True):
+            self._tats[limit.key] = tat
+            self._tats.move_to_end(limit.key)
+        while len(self._tats) > self._max_keys:
+            self._tats.popitem(last=False)
+        return 1, 0, max(remaining or 0, 0), math.ceil(reset)
+
+
 class RateLimiter:
     def __init__(self, store: Memorystore) -> None:
         self.store = store
         self._script = store.redis.register_script(_GCRA)
+        self.local = LocalLimiter()
+        self.degraded = False  # True while limits are kept per instance (Memorystore down)
 
-    async def check(self, limits: list[Limit]) -> Decision | None:
-        """Admit or refuse a request against all its limits; None when Memorystore is down."""
+    async def check(self, limits: list[Limit]) -> Decision:
+        """Admit or refuse a request against all its limits (per instance while Memorystore is
+        down)."""
         keys = [f"ngx:rl:{limit.key}" for limit in limits]
         args = [int(time.time() * 1000), PERIOD_MS, *(limit.per_minute for limit in limits)]
         try:
             allowed, wait_ms, remaining, reset_ms = await self.store.run(
                 lambda r: self._script(keys=keys, args=args)
             )
+            self.degraded = False
         except StoreUnavailable:
-            log.warning("rate limits not enforced: memorystore unavailable")
-            return None
+            if not self.degraded:
+                log.warning("rate limits kept per instance: memorystore unavailable")
+            self.degraded = True
+            allowed, wait_ms, remaining, reset_ms = self.local.check(limits)
         tightest = min(limit.per_minute for limit in limits)
         return Decision(
             allowed=bool(allowed),

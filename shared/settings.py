@@ -114,6 +114,10 @@ class Settings(BaseSettings):
 
     # Accounting.
     daily_token_budget: int = Field(2_000_000, ge=0, description="per subject and UTC day; 0: none")
+    budget_when_unavailable: Literal["open", "closed"] = Field(
+        "open",
+        description="Memorystore down: open lets calls through uncounted, closed refuses (503)",
+    )
     prompt_history_tokens: int = Field(1500, ge=0)
     summary_max_tokens: int = Field(200, ge=16)
 

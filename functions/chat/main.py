@@ -67,7 +67,7 @@ router = web.Router.serve(
         "get_conversation": get_conversation,
         "delete_conversation": delete_conversation,
         "healthz": healthz,
-        "readyz": readyz("redis", "firestore", "vertex"),
+        "readyz": readyz("redis", "firestore", "vertex", optional=["redis"]),
     },
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),

@@ -41,7 +41,7 @@ router = web.Router.serve(
     {
         "post_stream": post_stream,
         "healthz": healthz,
-        "readyz": readyz("redis", "firestore", "vertex"),
+        "readyz": readyz("redis", "firestore", "vertex", optional=["redis"]),
     },
     guard=runtime.guard,
     cors=Cors(settings.cors_origins),

@@ -65,9 +65,10 @@ def seconds_to_utc_midnight(now: datetime | None = None) -> int:
 class TokenBudget:
     """Daily token budgets per subject, kept in Memorystore."""
 
-    def __init__(self, store: Memorystore, daily_limit: int) -> None:
+    def __init__(self, store: Memorystore, daily_limit: int, fail_closed: bool = False) -> None:
         self.store = store
         self.limit = daily_limit
+        self.fail_closed = fail_closed  # Memorystore down: refuse calls rather than not count
         self._reserve = store.redis.register_script(_RESERVE)
         self._settle = store.redis.register_script(_SETTLE)
 
@@ -85,6 +86,11 @@ class TokenBudget:
                 lambda r: self._reserve(keys=[key], args=[self.limit, tokens, BUDGET_TTL_S])
             )
         except StoreUnavailable:
+            if self.fail_closed:
+                raise errors.Unavailable(
+                    "token budgets cannot be checked now (NGX_BUDGET_WHEN_UNAVAILABLE=closed)",
+                    retry_after=2,
+                ) from None
             log.warning("token budget not enforced: memorystore unavailable")
             return None
         if not ok:

@@ -54,7 +54,11 @@ class LlmClient:
             else None
         )
         self.budget = (
-            accounting.TokenBudget(store, settings.daily_token_budget)
+            accounting.TokenBudget(
+                store,
+                settings.daily_token_budget,
+                fail_closed=settings.budget_when_unavailable == "closed",
+            )
             if store is not None
             else None
         )

@@ -424,3 +424,15 @@ async def test_only_the_models_and_the_services_failures_count_as_errors(
     with pytest.raises(errors.CircuitOpen):
         await client.generate(ask("down still", temperature=1.0))
     assert last_call() == ("INFO", "refused", "circuit_open")
+
+
+async def test_budgets_follow_their_setting_while_memorystore_is_down(
+    stack: LocalStack, private_redis: RedisServer, make_client: ClientFactory
+) -> None:
+    closed = make_client(redis_url=private_redis.url, budget_when_unavailable="closed")
+    opened = make_client(redis_url=private_redis.url, budget_when_unavailable="open")
+    private_redis.stop()
+    request = ask("budget?", subject="dora", temperature=1.0)
+    with pytest.raises(errors.Unavailable, match="token budgets cannot be checked"):
+        await closed.generate(request)
+    assert (await opened.generate(request)).text  # let through, uncounted, and logged
