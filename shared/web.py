@@ -167,17 +167,13 @@ class Router:
     async def __call__(self, request: Request) -> Response:
         request_id = request_id_of(request)
         rid_token = request_id_var.set(request_id)
-        trace_token = trace_var.set(
-            parse_trace_headers(
-                request.headers.get("traceparent"), request.headers.get("x-cloud-trace-context")
-            )
-        )
+        headers = request.headers
+        traceparent, cloud_trace = headers.get("traceparent"), headers.get("x-cloud-trace-context")
+        trace_token = trace_var.set(parse_trace_headers(traceparent, cloud_trace))
         started = time.perf_counter()
         subject_token = subject_var.set(None)
         span = telemetry.server_span(
-            f"{request.method} {request.url.path}",
-            request.headers.get("traceparent"),
-            request.headers.get("x-cloud-trace-context"),
+            f"{request.method} {request.url.path}", traceparent, cloud_trace
         )
         try:
             with span:  # the whole request, its log line included, in the request's span
