@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from shared.ratelimit import Limit, LocalLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clocks import ManualClock
 
 
 def test_a_burst_of_the_limit_then_one_request_per_period() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000.0)
     limiter = LocalLimiter(clock=clock)
     admitted = [limiter.check([Limit("user:a", 20)])[0] for _ in range(25)]
     assert admitted == [1] * 20 + [0] * 5
@@ -25,7 +18,7 @@ def test_a_burst_of_the_limit_then_one_request_per_period() -> None:
 
 
 def test_a_request_refused_by_one_limit_consumes_none_of_them() -> None:
-    limiter = LocalLimiter(clock=Clock())
+    limiter = LocalLimiter(clock=ManualClock(1_000.0))
     for _ in range(2):
         assert limiter.check([Limit("ip:1", 2)])[0] == 1
     assert limiter.check([Limit("user:b", 10), Limit("ip:1", 2)])[0] == 0
@@ -34,7 +27,7 @@ def test_a_request_refused_by_one_limit_consumes_none_of_them() -> None:
 
 
 def test_the_memory_it_keeps_is_bounded() -> None:
-    limiter = LocalLimiter(max_keys=100, clock=Clock())
+    limiter = LocalLimiter(max_keys=100, clock=ManualClock(1_000.0))
     for i in range(1_000):
         limiter.check([Limit(f"ip:{i}", 5)])
     assert len(limiter._tats) == 100

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from shared.llm.resilience import BreakerState, CircuitBreaker, RetryBudget
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clocks import ManualClock
 
 
 def test_retry_budget_allows_ratio_of_calls_plus_floor() -> None:
-    clock = Clock()
+    clock = ManualClock()
     budget = RetryBudget(ratio=0.5, min_per_s=0.0, clock=clock)
     for _ in range(10):
         budget.deposit()
@@ -23,7 +16,7 @@ def test_retry_budget_allows_ratio_of_calls_plus_floor() -> None:
 
 
 def test_retry_budget_floor_refills_with_time() -> None:
-    clock = Clock()
+    clock = ManualClock()
     budget = RetryBudget(ratio=0.0, min_per_s=2.0, clock=clock)
     budget.deposit()
     assert [budget.try_spend() for _ in range(3)] == [True, True, False]
@@ -32,7 +25,7 @@ def test_retry_budget_floor_refills_with_time() -> None:
 
 
 def test_breaker_opens_on_failure_ratio_and_probes_after_pause() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(window_s=10, min_calls=10, failure_ratio=0.7, open_s=5, clock=clock)
     for i in range(10):
         breaker.record(success=i < 2)  # 8 of 10 failed
@@ -50,7 +43,7 @@ def test_breaker_opens_on_failure_ratio_and_probes_after_pause() -> None:
 
 
 def test_breaker_ignores_a_minority_of_failures_and_old_outcomes() -> None:
-    clock = Clock()
+    clock = ManualClock()
     # The window alone (the failures-in-a-row rule has its own test).
     breaker = CircuitBreaker(
         window_s=10,
@@ -72,7 +65,7 @@ def test_breaker_ignores_a_minority_of_failures_and_old_outcomes() -> None:
 
 
 def test_a_probe_that_never_reports_does_not_wedge_the_breaker() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(window_s=10, min_calls=1, failure_ratio=0.5, open_s=5, clock=clock)
     breaker.record(success=False)
     clock.now += 5
@@ -82,7 +75,7 @@ def test_a_probe_that_never_reports_does_not_wedge_the_breaker() -> None:
 
 
 def test_failed_calls_in_a_row_open_the_breaker_even_when_the_window_is_thin() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(min_calls=10, consecutive_failures=5, clock=clock)
     for _ in range(4):
         breaker.record(success=False)
