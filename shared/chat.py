@@ -41,6 +41,7 @@ class Caller:
     """Who is asking: the subject that owns conversations and pays for tokens."""
 
     subject: str
+    tier: str | None = None  # its rate-limit and budget tier (an API key's, or a token claim)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class ChatService:
                     plan.dropped,
                     s.summary_max_tokens,
                     subject=caller.subject,
+                    budget_tier=caller.tier,
                     cache_scope=caller.subject,
                 )
             )
@@ -121,6 +123,7 @@ class ChatService:
                 max_output_tokens=s.max_output_tokens,
                 temperature=s.temperature,
                 subject=caller.subject,
+                budget_tier=caller.tier,
                 query_class="chat",
                 cache_scope=caller.subject if private else None,
             ),

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
 
     # Accounting.
     daily_token_budget: int = Field(2_000_000, ge=0, description="per subject and UTC day; 0: none")
+    daily_token_budget_tiers: dict[str, int] = Field(
+        default_factory=dict,
+        description="per tier (an API key's, or an ID token's `tier` claim): tokens per day; "
+        "a tier not listed gets daily_token_budget",
+    )
     budget_when_unavailable: Literal["open", "closed"] = Field(
         "open",
         description="Memorystore down: open lets calls through uncounted, closed refuses (503)",

@@ -27,6 +27,7 @@ from shared.cors import Cors
 from shared.logs import parse_trace_headers, request_id_var, subject_var, trace_var
 
 if TYPE_CHECKING:
+    from shared.chat import Caller
     from shared.guard import Guard
     from shared.registry import FunctionSpec
 
@@ -233,6 +234,14 @@ class Router:
             raise
         response.headers.update(limit_headers)
         return response
+
+
+def caller(request: Request) -> Caller:
+    """The authenticated caller of a guarded route, as the chat service knows it."""
+    from shared.chat import Caller
+
+    found = principal(request)
+    return Caller(subject=found.subject, tier=found.tier)
 
 
 def principal(request: Request) -> Principal:

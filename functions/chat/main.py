@@ -18,7 +18,7 @@ settings = runtime.init_process()
 
 
 def caller(request: Request) -> Caller:
-    return Caller(subject=web.principal(request).subject)
+    return web.caller(request)
 
 
 async def post_chat(request: Request, _: dict[str, str]) -> Response:

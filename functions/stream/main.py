@@ -12,7 +12,6 @@ from starlette.responses import Response, StreamingResponse
 
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
 from shared import coldstart, registry, runtime, sse, web
-from shared.chat import Caller
 from shared.contracts import ChatRequest
 from shared.cors import Cors
 from shared.health import healthz, readyz
@@ -21,7 +20,7 @@ settings = runtime.init_process()
 
 
 async def post_stream(request: Request, _: dict[str, str]) -> Response:
-    who = Caller(subject=web.principal(request).subject)
+    who = web.caller(request)
     last_event_id = request.headers.get("last-event-id")
     if last_event_id:
         body = await runtime.streams().resume(last_event_id, who.subject)

@@ -156,7 +156,13 @@ class TokenVerifier:
         subject = str(claims["sub"])
         if not subject or len(subject) > 128:
             raise errors.Unauthenticated("bearer token has no usable subject")
-        return Principal(subject=f"user:{subject}", kind="user", claims=claims)
+        tier = claims.get("tier")  # Identity Platform custom claim, set by the app's backend
+        return Principal(
+            subject=f"user:{subject}",
+            kind="user",
+            tier=tier if isinstance(tier, str) and 0 < len(tier) <= 32 else None,
+            claims=claims,
+        )
 
 
 async def decode(

@@ -65,9 +65,16 @@ def seconds_to_utc_midnight(now: datetime | None = None) -> int:
 class TokenBudget:
     """Daily token budgets per subject, kept in Memorystore."""
 
-    def __init__(self, store: Memorystore, daily_limit: int, fail_closed: bool = False) -> None:
+    def __init__(
+        self,
+        store: Memorystore,
+        daily_limit: int,
+        fail_closed: bool = False,
+        tiers: dict[str, int] | None = None,
+    ) -> None:
         self.store = store
         self.limit = daily_limit
+        self.tiers = tiers or {}  # tier → its own daily limit
         self.fail_closed = fail_closed  # Memorystore down: refuse calls rather than not count
         self._reserve = store.redis.register_script(_RESERVE)
         self._settle = store.redis.register_script(_SETTLE)
@@ -76,14 +83,22 @@ class TokenBudget:
     def key(subject: str, day: str | None = None) -> str:
         return f"ngx:budget:{subject}:{day or datetime.now(UTC).strftime('%Y%m%d')}"
 
-    async def reserve(self, subject: str | None, tokens: int) -> tuple[str, int] | None:
-        """Reserve ``tokens`` or raise `TokenBudgetExceeded`; None when nothing was reserved."""
-        if not subject or self.limit <= 0:
+    def limit_for(self, tier: str | None) -> int:
+        """The daily limit of a caller's tier (the default one when the tier sets none)."""
+        return self.tiers.get(tier, self.limit) if tier else self.limit
+
+    async def reserve(
+        self, subject: str | None, tokens: int, tier: str | None = None
+    ) -> tuple[str, int] | None:
+        """Reserve ``tokens`` within the tier's daily limit or raise `TokenBudgetExceeded`; None
+        when nothing was reserved."""
+        limit = self.limit_for(tier)
+        if not subject or limit <= 0:
             return None
         key = self.key(subject)
         try:
             ok, used, reserved = await self.store.run(
-                lambda r: self._reserve(keys=[key], args=[self.limit, tokens, BUDGET_TTL_S])
+                lambda r: self._reserve(keys=[key], args=[limit, tokens, BUDGET_TTL_S])
             )
         except StoreUnavailable:
             if self.fail_closed:
@@ -95,9 +110,9 @@ class TokenBudget:
             return None
         if not ok:
             raise errors.TokenBudgetExceeded(
-                f"daily token budget of {self.limit} is spent ({int(used)} used, "
+                f"daily token budget of {limit} is spent ({int(used)} used, "
                 f"{int(reserved)} reserved; this request may need {tokens})",
-                details=[{"limit": self.limit, "used": int(used)}],
+                details=[{"limit": limit, "used": int(used)}],
                 retry_after=seconds_to_utc_midnight(),
             )
         return key, tokens

@@ -58,6 +58,7 @@ class LlmClient:
                 store,
                 settings.daily_token_budget,
                 fail_closed=settings.budget_when_unavailable == "closed",
+                tiers=settings.daily_token_budget_tiers,
             )
             if store is not None
             else None
@@ -228,7 +229,7 @@ class LlmClient:
         reservation = None
         if self.budget is not None:
             reservation = await self.budget.reserve(
-                request.subject, accounting.request_upper_bound(request)
+                request.subject, accounting.request_upper_bound(request), request.budget_tier
             )
         used = 0
         try:
@@ -274,7 +275,7 @@ class LlmClient:
         reservation = None
         if self.budget is not None:
             reservation = await self.budget.reserve(
-                request.subject, accounting.request_upper_bound(request)
+                request.subject, accounting.request_upper_bound(request), request.budget_tier
             )
         used = reservation[1] if reservation else 0  # charged in full unless the stream completes
         call: Any = None

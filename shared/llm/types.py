@@ -32,6 +32,7 @@ class LlmRequest:
     max_output_tokens: int = 1024
     temperature: float = 0.2
     subject: str | None = None
+    budget_tier: str | None = None  # the caller's tier: which daily token budget applies
     query_class: str = "default"
     cache_scope: str | None = None
     template_version: str = "v1"

@@ -436,3 +436,23 @@ async def test_budgets_follow_their_setting_while_memorystore_is_down(
     with pytest.raises(errors.Unavailable, match="token budgets cannot be checked"):
         await closed.generate(request)
     assert (await opened.generate(request)).text  # let through, uncounted, and logged
+
+
+async def test_the_daily_token_budget_follows_the_callers_tier(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    client = make_client(daily_token_budget=300, daily_token_budget_tiers={"premium": 100_000})
+
+    def spend(subject: str, tier: str | None) -> LlmRequest:
+        return ask(
+            "spend", subject=subject, budget_tier=tier, temperature=1.0, max_output_tokens=50
+        )
+
+    with pytest.raises(errors.TokenBudgetExceeded, match="budget of 300 "):
+        for _ in range(20):
+            await client.generate(spend("frank", None))
+    for _ in range(20):  # the same spending, within the premium tier's budget
+        assert (await client.generate(spend("grace", "premium"))).text
+    with pytest.raises(errors.TokenBudgetExceeded, match="budget of 300 "):
+        for _ in range(20):  # a tier without a budget of its own gets the default
+            await client.generate(spend("heidi", "standard"))

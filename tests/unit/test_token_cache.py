@@ -215,3 +215,13 @@ async def test_an_expiry_that_is_not_a_whole_number_is_refused(
         return
     with pytest.raises(errors.Unauthenticated, match="not valid"):
         await check.verify(mint(key, "alice", exp=exp))
+
+
+async def test_a_tier_claim_becomes_the_callers_tier(
+    jwks_server: JwksServer, tmp_path: Path
+) -> None:
+    key = served_key(jwks_server, tmp_path)
+    check = verifier(jwks_server)
+    assert (await check.verify(mint(key, "ivan", tier="premium"))).tier == "premium"
+    assert (await check.verify(mint(key, "judy"))).tier is None
+    assert (await check.verify(mint(key, "kim", tier=["premium"]))).tier is None  # not a name
