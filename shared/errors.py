@@ -132,3 +132,14 @@ def failure_kind(error: AppError) -> str:
     if isinstance(error, CircuitOpen | TokenBudgetExceeded | RateLimited):
         return "refused"
     return "service" if error.status >= 500 else "client"
+
+
+def from_code(code: str, message: str, retry_after: int | None = None) -> AppError:
+    """The error of a code (as carried between instances), or a plain internal error."""
+    kinds: list[type[AppError]] = [AppError]
+    while kinds:
+        kind = kinds.pop()
+        if kind.code == code:
+            return kind(message, retry_after=retry_after)
+        kinds.extend(kind.__subclasses__())
+    return AppError(message, retry_after=retry_after)

@@ -20,13 +20,14 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
 from pydantic import BaseModel
 
 from shared import errors
+from shared.batching import BatchedWriter
 from shared.memorystore import Memorystore, StoreUnavailable
 from shared.settings import Settings
 from shared.sse import HEARTBEAT, error_event, frame
@@ -36,7 +37,6 @@ TERMINAL = {"done", "error"}
 _EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})\Z")
 LISTENER_TTL_MS = 1500
 LIVE_TTL_MS = 3000
-PUBLISH_LINGER_S = 0.02
 Event = tuple[int, str, bytes]  # seq, event name, SSE frame
 
 
@@ -46,6 +46,10 @@ async def _read(buffer: str, cursor: str, r: Any) -> list[Any]:
     return found
 
 
+def _is_terminal(event: Event) -> bool:
+    return event[1] in TERMINAL
+
+
 def _process_key(process_id: str) -> str:
     return f"ngx:sse:process:{process_id}"
 
@@ -53,42 +57,6 @@ def _process_key(process_id: str) -> str:
 def _keys(sid: str) -> tuple[str, str, str, str]:
     base = f"ngx:sse:{sid}"
     return base, f"{base}:owner", f"{base}:live", f"{base}:listener"
-
-
-class _Publisher:
-    """Copies one stream's events to its Redis buffer, in order, several to a write.
-
-    The client gets each event straight from the producer; the buffer only serves resumptions.
-    Events that arrive within `PUBLISH_LINGER_S` of the first waiting one, or while a write is in
-    flight, share the next write (under load most of a stream's events do). A terminal event is
-    written without lingering.
-    """
-
-    def __init__(
-        self, write: Callable[[list[Event]], Awaitable[None]], keep: Callable[[Any], None]
-    ) -> None:
-        self._write = write
-        self._keep = keep
-        self._pending: list[Event] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, event: Event) -> None:
-        self._pending.append(event)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain())
-            self._keep(self._task)
-
-    async def _drain(self) -> None:
-        while self._pending:
-            if self._pending[-1][1] not in TERMINAL:
-                await asyncio.sleep(PUBLISH_LINGER_S)
-            batch, self._pending = self._pending, []
-            await self._write(batch)
-
-    async def close(self) -> None:
-        """Wait until every added event is written."""
-        if self._task is not None:
-            await self._task
 
 
 class StreamHub:
@@ -180,7 +148,9 @@ class StreamHub:
         request_id: str,
     ) -> None:
         buffer, _, live_key, _ = _keys(sid)
-        publisher = _Publisher(partial(self._publish, buffer), self._keep)
+        publisher: BatchedWriter[Event] = BatchedWriter(
+            partial(self._publish, buffer), self._keep, _is_terminal
+        )
         seq = 0
 
         async def emit(name: str, data: BaseModel, retry_s: int | None = None) -> None:
@@ -209,7 +179,7 @@ class StreamHub:
                 with contextlib.suppress(Exception):
                     await rest.aclose()  # type: ignore[attr-defined]
 
-    async def _finish(self, live_key: str, publisher: _Publisher) -> None:
+    async def _finish(self, live_key: str, publisher: BatchedWriter[Event]) -> None:
         """Write what is left to the buffer, then mark the stream as no longer produced."""
         try:
             await publisher.close()

@@ -68,6 +68,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 
 def stats_key(query_class: str, when: datetime | None = None) -> str:
     """The hourly counters hash of a query class."""
@@ -116,6 +121,11 @@ def _lock_key(key: str) -> str:
     return key.replace(f"{PREFIX}:c:", f"{PREFIX}:lock:", 1)
 
 
+def fill_key(key: str) -> str:
+    """The Redis stream a shared model stream for an entry is copied to, chunk by chunk."""
+    return key.replace(f"{PREFIX}:c:", f"{PREFIX}:fill:", 1)
+
+
 def is_cacheable(request: LlmRequest, max_temperature: float) -> bool:
     """Only deterministic-enough requests without side-effecting tools are cached."""
     return request.temperature <= max_temperature and not request.side_effect_tools
@@ -153,6 +163,7 @@ class ResponseCache:
         self.reuse_horizon_s = reuse_horizon_s
         self._lookup = store.redis.register_script(_LOOKUP)
         self._release = store.redis.register_script(_RELEASE)
+        self._renew = store.redis.register_script(_RENEW)
 
     async def lookup(
         self, key: str, query_class: str, now_ms: int | None = None
@@ -211,6 +222,12 @@ class ResponseCache:
         return bool(
             await self.store.run(lambda r: r.set(lock, token, nx=True, px=int(ttl_s * 1000)))
         )
+
+    async def renew_lock(self, key: str, token: str, ttl_s: float) -> bool:
+        """Extend a fill lock this caller holds (a long stream outlives the lock's first TTL)."""
+        lock = _lock_key(key)
+        ttl_ms = int(ttl_s * 1000)
+        return bool(await self.store.run(lambda r: self._renew(keys=[lock], args=[token, ttl_ms])))
 
     async def unlock(self, key: str, token: str) -> None:
         lock = _lock_key(key)

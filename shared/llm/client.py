@@ -2,9 +2,10 @@
 
 Per call: route the request's tier to a chain of models → serve cacheable requests from the
 response cache, with one model call per distinct miss across concurrent callers and instances
-(single-flight) → reserve the caller's token budget → try each model of the chain with retries
-(backoff with full jitter, per-attempt timeout, overall deadline, shared retry budget) behind a
-circuit breaker per model → account tokens and cost → one span and one KPI log line.
+(single-flight; for streams see `shared.llm.flights`) → reserve the caller's token budget → try
+each model of the chain with retries (backoff with full jitter, per-attempt timeout, overall
+deadline, shared retry budget) behind a circuit breaker per model → account tokens and cost →
+one span and one KPI log line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from shared import errors, telemetry
 from shared.llm import accounting
 from shared.llm.cache import ResponseCache, is_cacheable, request_key
+from shared.llm.flights import StreamFlights, as_hit
 from shared.llm.policy import PolicySource
 from shared.llm.resilience import Resilience
 from shared.llm.transport import EmptyStream, VertexTransport, chunks
@@ -29,7 +31,6 @@ from shared.memorystore import Memorystore, StoreUnavailable
 from shared.settings import Settings
 
 log = logging.getLogger("vertex_ai.client")
-REPLAY_WORDS = 8  # words per chunk when a cached answer is replayed as a stream
 
 # An opened stream: the call (to cancel), its chunk iterator and the first chunk.
 Opened = tuple[Any, AsyncIterator[LlmChunk], LlmChunk]
@@ -66,6 +67,9 @@ class LlmClient:
         self.policy = PolicySource(settings, db, clock)
         self.resilience = Resilience(settings, clock)
         self._inflight: dict[str, asyncio.Future[LlmResult]] = {}
+        self.flights = (
+            StreamFlights(settings, self.cache, self._model_stream) if self.cache else None
+        )
 
     # --- public interface -------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class LlmClient:
                 )
             except TimeoutError:
                 return await self._call_model(request, chain, stats)
-            return _as_hit(shared)
+            return as_hit(shared)
         future: asyncio.Future[LlmResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -177,7 +181,7 @@ class LlmClient:
             span.set_attribute("cache.hit", hit is not None)
         if hit is not None:
             stats.cache = "hit"
-            return _as_hit(hit)
+            return as_hit(hit)
         if stats.cache == "error":
             return await self._call_model(request, chain, stats)
         stats.cache = "miss"
@@ -188,7 +192,7 @@ class LlmClient:
                 shared = await self._wait_for_other(key, give_up)
                 if shared is not None:
                     stats.cache = "shared"
-                    return _as_hit(shared)
+                    return as_hit(shared)
                 if time.monotonic() >= give_up:
                     return await self._call_model(request, chain, stats)
         except StoreUnavailable:
@@ -260,18 +264,18 @@ class LlmClient:
         """Chunks, then the whole result last (for accounting, caching and the report)."""
         chain = self.chain(request)
         key = self._cache_key(request, chain)
-        if key is not None:
-            assert self.cache is not None
-            try:
-                hit = await self.cache.lookup(key, request.query_class)
-                stats.cache = "hit" if hit else "miss"
-            except StoreUnavailable:
-                hit, stats.cache = None, "error"
-            if hit is not None:
-                for chunk in replay(hit):
-                    yield chunk
-                yield _as_hit(hit)
-                return
+        answer = (
+            self._model_stream(request, chain, stats, None)
+            if key is None or self.flights is None
+            else self.flights.join(key, request, chain, stats)
+        )
+        async for item in answer:
+            yield item
+
+    async def _model_stream(
+        self, request: LlmRequest, chain: list[str], stats: CallStats, key: str | None
+    ) -> AsyncIterator[LlmChunk | LlmResult]:
+        """One model stream under the caller's budget; its answer is cached under ``key``."""
         reservation = None
         if self.budget is not None:
             reservation = await self.budget.reserve(
@@ -386,22 +390,3 @@ class LlmClient:
         # WARNING only for the model's or the service's failures: the error metric counts those.
         failed = fields["error_kind"] == "service"
         log.log(logging.WARNING if failed else logging.INFO, "llm call", extra=fields)
-
-
-def _as_hit(result: LlmResult) -> LlmResult:
-    """A served-from-cache answer: it costs nothing and says so."""
-    return replace(result, cached=True, input_tokens=0, output_tokens=0, cost_usd=0.0, attempts=0)
-
-
-def replay(result: LlmResult) -> list[LlmChunk]:
-    """A cached answer as stream chunks, the last one carrying the finish reason."""
-    words = result.text.split(" ")
-    pieces = [" ".join(words[i : i + REPLAY_WORDS]) for i in range(0, len(words), REPLAY_WORDS)]
-    pieces = [(" " if i else "") + piece for i, piece in enumerate(pieces)] or [""]
-    out = [LlmChunk(text=piece) for piece in pieces[:-1]]
-    out.append(
-        LlmChunk(
-            text=pieces[-1], finish_reason=result.finish_reason, input_tokens=0, output_tokens=0
-        )
-    )
-    return out

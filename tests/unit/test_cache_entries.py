@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from shared.llm.cache import decode, encode, is_cacheable, request_key
-from shared.llm.client import replay
+from shared.llm.flights import replay
 from shared.llm.policy import CachePolicy
 from shared.llm.types import LlmRequest, LlmResult, Turn
 

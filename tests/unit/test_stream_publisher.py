@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from shared.streams import Event, _Publisher
+from shared.batching import BatchedWriter
+from shared.streams import Event, _is_terminal
 
 
 class Recorder:
@@ -31,7 +32,7 @@ class Recorder:
 
 async def test_events_added_together_share_a_write_and_keep_their_order() -> None:
     sink = Recorder()
-    publisher = _Publisher(sink.write, sink.tasks.add)
+    publisher = BatchedWriter(sink.write, sink.tasks.add, _is_terminal)
     for seq in range(1, 31):
         publisher.add((seq, "delta", b"x"))  # all before the publisher's linger is over
     publisher.add((31, "done", b"end"))
@@ -41,7 +42,7 @@ async def test_events_added_together_share_a_write_and_keep_their_order() -> Non
 
 async def test_a_terminal_event_is_written_without_lingering() -> None:
     sink = Recorder(hold=True)
-    publisher = _Publisher(sink.write, sink.tasks.add)
+    publisher = BatchedWriter(sink.write, sink.tasks.add, _is_terminal)
     publisher.add((1, "error", b"failed"))
     await asyncio.sleep(0)  # one turn of the loop: the publisher starts, and does not linger
     assert sink.started.is_set()
@@ -52,7 +53,7 @@ async def test_a_terminal_event_is_written_without_lingering() -> None:
 
 async def test_events_added_while_a_write_is_in_flight_follow_it() -> None:
     sink = Recorder(hold=True)
-    publisher = _Publisher(sink.write, sink.tasks.add)
+    publisher = BatchedWriter(sink.write, sink.tasks.add, _is_terminal)
     publisher.add((1, "meta", b"m"))
     await sink.started.wait()  # the first write is in flight
     publisher.add((2, "delta", b"d"))
