@@ -177,16 +177,22 @@ class ChatService:
         return reply
 
     async def stream(
-        self, request: ChatRequest, caller: Caller, request_id: str
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        request_id: str,
+        message_id: str | None = None,
+        also: Sequence[Any] = (),
     ) -> AsyncIterator[tuple[str, BaseModel]]:
         """Answer one message as events: ``meta``, ``delta``…, ``usage``, ``done``.
 
         ``meta`` waits for the model's first piece of the answer: until then nothing has been
         sent, so a failure (the model unavailable, the breaker open, a budget refused) is a
-        plain HTTP error with the same status and ``Retry-After`` as on chat.
+        plain HTTP error with the same status and ``Retry-After`` as on chat. ``also``: writes
+        committed with the exchange (an idempotent stream's record of it).
         """
         prepared = await self.prepare(request, caller)
-        cid, mid = request.conversation_id or new_id(), new_id()
+        cid, mid = request.conversation_id or new_id(), message_id or new_id()
         chain = self._llm.chain(prepared.request)
         chunks = self._llm.stream(prepared.request)
         first = await anext(chunks)
@@ -202,7 +208,7 @@ class ChatService:
                 answer = chunk.result
         if answer is None:  # pragma: no cover - the client always closes with a result
             raise errors.UpstreamError("the model stream ended without a result")
-        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id)
+        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id, also)
         yield "usage", usage_of(answer)
         yield "done", DoneEvent(finish_reason=answer.finish_reason)
 

@@ -8,6 +8,11 @@ elsewhere by polling — and receive the stored bytes. The same key with a diffe
 refused with 422. A replay still pending after ``idempotency_wait_s`` gets 409 with
 ``Retry-After``. A failed first attempt removes its record, so the client's retry runs again.
 
+Streams (`Idempotency.stream`) keep the same promise with events: the first request's record
+names its stream; a replay while it runs follows that stream's buffer from its first event (the
+whole answer, once, with no second model call); once it is done the record holds every event
+and a replay receives them as they were sent.
+
 Exactly once, across crashes: the chat answer is *sealed* — its ``done`` record is written in the
 same commit as the exchange, on the condition that the record is still the one this request
 claimed (its update time). A request whose instance died before that commit leaves a pending
@@ -23,7 +28,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,11 +36,13 @@ from typing import Any
 from shared import errors
 from shared.settings import Settings
 from shared.stores import writes
+from shared.stores.conversations import new_id
 
 log = logging.getLogger("ngx.idempotency")
 COLLECTION = "idempotency"
 MAX_KEY_CHARS = 255
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
 # What a commit carrying a seal answers when the record changed since it was claimed.
 LOST_CLAIM = frozenset({"FailedPrecondition", "NotFound"})
 
@@ -68,9 +75,18 @@ class Claim:
         name = self.reference._document_path
         return [writes.merge_write(name, done, last_update_time=self.update_time)]
 
+    def seal_stream(self) -> Sequence[Any]:
+        """The writes that mark a stream's answer as stored (its events are recorded after)."""
+        name = self.reference._document_path
+        answered = {"state": "answered"}
+        return [writes.merge_write(name, answered, last_update_time=self.update_time)]
+
 
 Seal = Callable[[bytes], Sequence[Any]]  # an answer's body → writes committed with its exchange
 Produce = Callable[[Seal], Awaitable[StoredResponse]]
+Events = AsyncIterator[bytes]  # a stream's response body
+StartStream = Callable[[str, Claim], Awaitable[Events]]  # (stream id, claim) → its events
+Attach = Callable[[str], Awaitable[Events | None]]  # stream id → its events from the first, if any
 
 
 def _utc_now() -> datetime:
@@ -98,12 +114,7 @@ class Idempotency:
         commit with the answer's own data. An answer produced without calling it is recorded
         after the fact, as a plain update.
         """
-        if not key or len(key) > MAX_KEY_CHARS:
-            raise errors.ValidationFailed(
-                f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} characters",
-                details=[{"field": "Idempotency-Key", "issue": "bad length"}],
-            )
-        doc_id = hashlib.sha256(f"{subject}\x1f{key}".encode()).hexdigest()
+        doc_id = _doc_id(subject, key)
         running = self._local.get(doc_id)
         if running is not None:
             first_hash, pending = running
@@ -113,7 +124,7 @@ class Idempotency:
         future: asyncio.Future[StoredResponse] = asyncio.get_running_loop().create_future()
         self._local[doc_id] = (request_hash, future)
         try:
-            stored = await self._run_once(doc_id, request_hash, produce)
+            stored = await self._run_once(doc_id, subject, request_hash, produce)
         except BaseException as exc:
             # Waiters hear an error they can act on; a cancelled first request is not theirs.
             future.set_exception(exc if isinstance(exc, Exception) else _interrupted())
@@ -131,9 +142,11 @@ class Idempotency:
         except TimeoutError:
             raise _in_flight() from None
 
-    async def _run_once(self, doc_id: str, request_hash: str, produce: Produce) -> StoredResponse:
+    async def _run_once(
+        self, doc_id: str, subject: str, request_hash: str, produce: Produce
+    ) -> StoredResponse:
         reference = self._db.collection(COLLECTION).document(doc_id)
-        claim = await self._claim(reference, request_hash)
+        claim = await self._claim(reference, self._pending(request_hash, subject, self._clock()))
         while not isinstance(claim, StoredResponse):
             try:
                 return await self._produce(claim, produce)
@@ -169,23 +182,24 @@ class Idempotency:
             await self._release(claim)
         return stored
 
-    def _pending(self, request_hash: str, now: datetime) -> dict[str, Any]:
+    def _pending(self, request_hash: str, owner: str, now: datetime) -> dict[str, Any]:
         return {
             "state": "pending",
+            "owner": owner,  # whose record it is: erasure finds a subject's records by it
             "body_hash": request_hash,
             "created_at": now,
             "lease_until": now + self._lease,
             "expire_at": now + self._ttl,
         }
 
-    async def _claim(self, reference: Any, request_hash: str) -> Claim | StoredResponse:
+    async def _claim(self, reference: Any, pending: dict[str, Any]) -> Claim | StoredResponse:
         """Create the pending record, or follow whoever holds it (taking over a lapsed lease)."""
         from google.api_core.exceptions import AlreadyExists
 
         try:
-            result = await reference.create(self._pending(request_hash, self._clock()))
+            result = await reference.create(pending)
         except AlreadyExists:
-            return await self._replay(reference, request_hash)
+            return await self._replay(reference, pending["body_hash"])
         return Claim(reference, result.update_time.timestamp_pb())
 
     async def _release(self, claim: Claim) -> None:
@@ -228,6 +242,115 @@ class Idempotency:
                 raise _in_flight()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    # --- streams ----------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        subject: str,
+        key: str,
+        request_hash: str,
+        stream_id: str,
+        start: StartStream,
+        attach: Attach,
+    ) -> Events:
+        """The events for ``key``: a new stream (``start``) the first time; afterwards the first
+        stream's events, followed live (``attach``) or as recorded once it is done."""
+        from google.api_core.exceptions import AlreadyExists
+
+        reference = self._db.collection(COLLECTION).document(_doc_id(subject, key))
+        pending = self._pending(request_hash, subject, self._clock())
+        try:
+            result = await reference.create({**pending, "stream_id": stream_id})
+        except AlreadyExists:
+            return await self._attach(reference, request_hash, start, attach)
+        claim = Claim(reference, result.update_time.timestamp_pb())
+        return await self._start(claim, stream_id, start)
+
+    async def _start(self, claim: Claim, stream_id: str, start: StartStream) -> Events:
+        try:
+            return await start(stream_id, claim)
+        except BaseException:
+            await self._release(claim)
+            raise
+
+    async def finish_stream(self, claim: Claim, frames: list[bytes], terminal: str) -> None:
+        """Record a finished stream's events for replays; after a failure let a retry run again
+        (a stream whose answer was already stored keeps its record: it cannot run twice)."""
+        from google.api_core.exceptions import NotFound
+
+        if terminal != "done":
+            await self._release(claim)
+            return
+        done = {"state": "done", "status": 200, "body": b"".join(frames)}
+        with contextlib.suppress(NotFound):
+            await claim.reference.update({**done, "media_type": EVENT_STREAM})
+
+    async def _take_over(
+        self, reference: Any, seen: Any, now: datetime
+    ) -> tuple[Claim, str] | None:
+        """Claim a stream whose first request's lease ran out, under a new stream id (the old
+        stream may hold part of an answer); None when another request claimed it first."""
+        from google.api_core.exceptions import FailedPrecondition, NotFound
+
+        stream_id = new_id()
+        taken = {"created_at": now, "lease_until": now + self._lease, "stream_id": stream_id}
+        option = self._db.write_option(last_update_time=seen)
+        try:
+            result = await reference.update(taken, option=option)
+        except (FailedPrecondition, NotFound):
+            return None
+        log.warning("idempotency claim taken over after its lease ran out")
+        return Claim(reference, result.update_time.timestamp_pb()), stream_id
+
+    async def _attach(
+        self, reference: Any, request_hash: str, start: StartStream, attach: Attach
+    ) -> Events:
+        """Follow the first request's stream from its first event, or replay its record."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._wait_s
+        delay = 0.05
+        while True:
+            snapshot = await reference.get()
+            data = snapshot.to_dict() if snapshot.exists else None
+            if data is None:
+                raise errors.Conflict(
+                    "the first request with this Idempotency-Key failed; retry it", retry_after=1
+                )
+            if data["body_hash"] != request_hash or "stream_id" not in data:
+                raise _mismatch()
+            if data["state"] == "done":
+                return _once(bytes(data["body"]))
+            events = await attach(data["stream_id"])
+            if events is not None:
+                return events
+            if data["state"] == "answered":  # stored, but its events are no longer buffered
+                raise errors.Conflict(
+                    "the answer to this Idempotency-Key was stored but can no longer be "
+                    "replayed as a stream; read it from its conversation"
+                )
+            now = self._clock()
+            if data["lease_until"] <= now:
+                taken = await self._take_over(reference, snapshot.update_time, now)
+                if taken is not None:
+                    return await self._start(*taken, start)
+            if loop.time() >= give_up:
+                raise _in_flight()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+async def _once(body: bytes) -> Events:
+    yield body
+
+
+def _doc_id(subject: str, key: str) -> str:
+    if not key or len(key) > MAX_KEY_CHARS:
+        raise errors.ValidationFailed(
+            f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} characters",
+            details=[{"field": "Idempotency-Key", "issue": "bad length"}],
+        )
+    return hashlib.sha256(f"{subject}\x1f{key}".encode()).hexdigest()
 
 
 def _mismatch() -> errors.AppError:

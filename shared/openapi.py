@@ -214,6 +214,24 @@ def document() -> dict[str, Any]:
                                 "pattern": r"^([A-Za-z0-9_-]{1,64}:\d{1,9})?$",
                             },
                         },
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": (
+                                "As on chat, with events: one model call and one stored "
+                                "exchange per key. A replay while the first stream runs "
+                                "receives that stream from its first event; a replay after "
+                                "it finished receives its events as sent (ids included). The "
+                                "same key with another body (or on chat) is 422; a replay of "
+                                "a first request that failed before its first event is 409."
+                            ),
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_KEY_CHARS,
+                            },
+                        },
                     ],
                     "requestBody": chat_body,
                     "responses": {
@@ -221,7 +239,7 @@ def document() -> dict[str, Any]:
                             "The event stream",
                             {"text/event-stream": {"schema": SSE_EVENT}},
                         ),
-                        **_errors("400", "413", "415", *COMMON),
+                        **_errors("400", "409", "413", "415", *COMMON),
                     },
                 },
             },

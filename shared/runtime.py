@@ -19,6 +19,7 @@ from shared.redact import Redactor
 from shared.settings import Settings, get_settings
 from shared.stores.conversations import ConversationStore
 from shared.stores.firestore import make_client
+from shared.stream_requests import StreamRequests
 from shared.streams import StreamHub
 
 
@@ -88,3 +89,8 @@ def streams() -> StreamHub:
 @lru_cache(maxsize=1)
 def idempotency() -> Idempotency:
     return Idempotency(firestore(), get_settings())
+
+
+@lru_cache(maxsize=1)
+def stream_requests() -> StreamRequests:
+    return StreamRequests(chat_service(), streams(), idempotency())

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -38,6 +38,7 @@ _EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})\Z")
 LISTENER_TTL_MS = 1500
 LIVE_TTL_MS = 3000
 Event = tuple[int, str, bytes]  # seq, event name, SSE frame
+OnEnd = Callable[[list[bytes], str], Awaitable[None]]  # a stream's frames and its last event
 
 
 async def _read(buffer: str, cursor: str, r: Any) -> list[Any]:
@@ -85,8 +86,12 @@ class StreamHub:
         first: tuple[str, BaseModel],
         rest: AsyncIterator[tuple[str, BaseModel]],
         request_id: str,
+        on_end: OnEnd | None = None,
     ) -> AsyncIterator[bytes]:
-        """The response body of a new stream whose first event is already known."""
+        """The response body of a new stream whose first event is already known.
+
+        ``on_end`` receives every frame and the last event's name (``cancelled`` when the
+        stream was abandoned) once production is over, whether or not the client stayed."""
         _, owner_key, live_key, _ = _keys(sid)
 
         async def claim(r: Any) -> None:
@@ -98,7 +103,7 @@ class StreamHub:
         with contextlib.suppress(StoreUnavailable):
             await self.store.run(claim)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(sid, first, rest, queue, request_id))
+        producer = asyncio.create_task(self._produce(sid, first, rest, queue, request_id, on_end))
         self._keep(producer)
         self._producing += 1
         producer.add_done_callback(self._produced)
@@ -146,17 +151,23 @@ class StreamHub:
         rest: AsyncIterator[tuple[str, BaseModel]],
         queue: asyncio.Queue[bytes | None],
         request_id: str,
+        on_end: OnEnd | None,
     ) -> None:
         buffer, _, live_key, _ = _keys(sid)
+        frames: list[bytes] = []
+        last = "cancelled"
         publisher: BatchedWriter[Event] = BatchedWriter(
             partial(self._publish, buffer), self._keep, _is_terminal
         )
         seq = 0
 
         async def emit(name: str, data: BaseModel, retry_s: int | None = None) -> None:
-            nonlocal seq
+            nonlocal seq, last
             seq += 1
             payload = frame(name, data, f"{sid}:{seq}", retry_s)
+            if on_end is not None:
+                frames.append(payload)
+            last = name
             queue.put_nowait(payload)
             publisher.add((seq, name, payload))
 
@@ -175,6 +186,8 @@ class StreamHub:
             try:
                 # Shielded: a second cancellation must not cut the buffer short or leave it live.
                 await asyncio.shield(self._finish(live_key, publisher))
+                if on_end is not None:
+                    await asyncio.shield(on_end(frames, last if last in TERMINAL else "cancelled"))
             finally:
                 with contextlib.suppress(Exception):
                     await rest.aclose()  # type: ignore[attr-defined]
@@ -231,6 +244,29 @@ class StreamHub:
         if stored_owner is None or stored_owner.decode() != owner:
             raise errors.NotFound(f"stream {sid} is not available")
         return self._follow(sid, after)
+
+    async def attach(self, sid: str, owner: str) -> AsyncIterator[bytes] | None:
+        """A stream's events from its first, once it has one (None before, or if not the
+        owner's): how a replay of an idempotent stream joins the stream it repeats."""
+        buffer, owner_key, _, listener_key = _keys(sid)
+
+        async def look(r: Any) -> tuple[Any, int]:
+            pipe = r.pipeline(transaction=False)
+            pipe.get(owner_key)
+            pipe.xlen(buffer)
+            pipe.set(listener_key, 1, px=LISTENER_TTL_MS)
+            stored, length, _ = await pipe.execute()
+            return stored, int(length)
+
+        try:
+            stored_owner, length = await self.store.run(look)
+        except StoreUnavailable:
+            raise errors.Unavailable(
+                "streams cannot be replayed right now", retry_after=2
+            ) from None
+        if stored_owner is None or stored_owner.decode() != owner or length == 0:
+            return None
+        return self._follow(sid, 0)
 
     async def _follow(self, sid: str, after: int) -> AsyncIterator[bytes]:
         buffer, _, live_key, listener_key = _keys(sid)

@@ -1,7 +1,7 @@
 """The stream function: ``POST /v1/chat:stream`` answers a message as Server-Sent Events.
 
 A client that lost its connection sends the same request again with ``Last-Event-ID`` and gets
-the rest of the stream.
+the rest of the stream; with an ``Idempotency-Key`` a replay gets the same stream from its start.
 """
 
 from __future__ import annotations
@@ -26,12 +26,8 @@ async def post_stream(request: Request, _: dict[str, str]) -> Response:
         body = await runtime.streams().resume(last_event_id, who.subject)
     else:
         message = await web.read_json(request, ChatRequest, settings.max_body_bytes)
-        events = runtime.chat_service().stream(message, who, web.current_request_id())
-        first = await anext(events)  # errors before the first event are plain HTTP errors
-        sid = first[1].message_id  # type: ignore[attr-defined]
-        body = await runtime.streams().start(
-            sid, who.subject, first, events, web.current_request_id()
-        )
+        key = request.headers.get("idempotency-key", message.request_id)
+        body = await runtime.stream_requests().open(message, who, web.current_request_id(), key)
     return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 
