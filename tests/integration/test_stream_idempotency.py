@@ -25,7 +25,8 @@ def other_instance(stack: LocalStack) -> Iterator[str]:
 
 def parse(lines: list[str]) -> list[dict[str, Any]]:
     """Events from the lines of an event stream."""
-    events, current = [], {}
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
     for line in lines:
         if line == "" and current:
             events.append(current)
