@@ -20,6 +20,7 @@ from ops.development import load as load_development
 COMMANDS = (
     "ops.functions",
     "ops.keys",
+    "ops.users",
     "ops.backup.cli",
     "ops.cache.cli",
     "ops.canary.cli",

@@ -137,6 +137,18 @@ class Deleted(_Contract):
     deleted_messages: int
 
 
+class Erased(_Contract):
+    """Body of `DELETE /v1/me`: what was deleted of the caller (named by its pseudonym)."""
+
+    subject: str = Field(description="the caller's pseudonym, as logs and the ledger name it")
+    erased_at: str = Field(description="RFC 3339; restores of older backups leave the caller out")
+    conversations: int
+    messages: int
+    idempotency_records: int
+    api_keys: int
+    memorystore_keys: int
+
+
 class ErrorBody(_Contract):
     code: str
     message: str

@@ -6,11 +6,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from shared import errors, telemetry
+from shared import errors, pseudonyms, telemetry
 from shared.auth.apikeys import ApiKeyStore
 from shared.auth.principal import Principal
 from shared.auth.tokens import TokenVerifier
-from shared.logs import pseudonym
 from shared.ratelimit import Limit, RateLimiter
 from shared.settings import Settings
 
@@ -103,6 +102,4 @@ class Guard:
 
     def pseudonym(self, principal: Principal) -> str:
         """The caller as the logs name it: a keyed hash of its subject."""
-        key = self.settings.log_subject_key
-        secret = key.get_secret_value() if key else self.settings.project_id
-        return pseudonym(principal.subject, secret.encode())
+        return pseudonyms.of_subject(self.settings, principal.subject)

@@ -6,14 +6,11 @@ Cloud Run forwards stdout to Cloud Logging, which reads ``severity``, ``message`
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from shared import telemetry
@@ -111,10 +108,3 @@ def _is_hex(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-@lru_cache(maxsize=4096)
-def pseudonym(subject: str, key: bytes) -> str:
-    """A keyed hash of a subject for the logs: stable per key, not reversible without it
-    (remembered per subject: a user's requests hash it once)."""
-    return "sub_" + hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()[:20]

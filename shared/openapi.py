@@ -22,6 +22,7 @@ from shared.contracts import (
     Deleted,
     DeltaEvent,
     DoneEvent,
+    Erased,
     ErrorEnvelope,
     MetaEvent,
     Usage,
@@ -134,6 +135,7 @@ def document() -> dict[str, Any]:
                 ConversationPage,
                 ConversationDetail,
                 Deleted,
+                Erased,
                 ErrorEnvelope,
                 MetaEvent,
                 DeltaEvent,
@@ -266,6 +268,21 @@ def document() -> dict[str, Any]:
                     "summary": "Delete a conversation and every message in it",
                     "parameters": [REQUEST_ID, CONVERSATION_ID],
                     "responses": {**_ok("Deleted", _json(Deleted)), **_errors(*COMMON)},
+                },
+            },
+            "/v1/me": {
+                "delete": {
+                    "operationId": "eraseMe",
+                    "summary": "Erase everything stored about the caller (right to be forgotten)",
+                    "description": (
+                        "Deletes the caller's conversations and messages, idempotency records, "
+                        "API keys, cache entries its requests filled, stream buffers, and token "
+                        "budget and rate limit counters, and records the erasure in a ledger "
+                        "that restores honour. Backups taken before it age out after "
+                        "backup_keep_days. Running it again is harmless."
+                    ),
+                    "parameters": [REQUEST_ID],
+                    "responses": {**_ok("Erased", _json(Erased)), **_errors(*COMMON)},
                 },
             },
             "/healthz": {

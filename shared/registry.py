@@ -73,11 +73,12 @@ CHAT = FunctionSpec(
         RouteSpec(
             "DELETE", "/v1/conversations/{conversation_id}", "delete_conversation", "conversations"
         ),
+        RouteSpec("DELETE", "/v1/me", "erase_me", "conversations"),
         HEALTH,
         READY,
     ),
     local_port=8081,
-    summary="POST /v1/chat and the conversation reads and deletes, as JSON",
+    summary="POST /v1/chat, the conversation reads and deletes, and DELETE /v1/me, as JSON",
 )
 STREAM = FunctionSpec(
     "stream",

@@ -9,6 +9,7 @@ from shared import telemetry, web
 from shared.auth.apikeys import ApiKeyStore
 from shared.auth.tokens import TokenVerifier
 from shared.chat import ChatService
+from shared.erasure import Eraser
 from shared.guard import Guard
 from shared.idempotency import Idempotency
 from shared.llm.client import LlmClient
@@ -94,3 +95,8 @@ def idempotency() -> Idempotency:
 @lru_cache(maxsize=1)
 def stream_requests() -> StreamRequests:
     return StreamRequests(chat_service(), streams(), idempotency())
+
+
+@lru_cache(maxsize=1)
+def eraser() -> Eraser:
+    return Eraser(firestore(), memorystore(), get_settings())

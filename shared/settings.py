@@ -197,8 +197,10 @@ class Settings(BaseSettings):
 
     # Logging: prompt and answer text are never logged; personal data is redacted from every line.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_subject_key: SecretStr | None = Field(
-        None, description="key of the subject's pseudonym in logs (default: the project id)"
+    subject_key: SecretStr | None = Field(
+        None,
+        description="key of subjects' pseudonyms in logs and the erasure ledger "
+        "(default: the project id; set once, never rotate)",
     )
     redact_patterns: list[str] = Field(
         default_factory=list, description="further regular expressions redacted from logs"

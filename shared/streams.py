@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from shared import errors
 from shared.batching import BatchedWriter
+from shared.llm.cache import own
 from shared.memorystore import Memorystore, StoreUnavailable
 from shared.settings import Settings
 from shared.sse import HEARTBEAT, error_event, frame
@@ -98,6 +99,7 @@ class StreamHub:
             pipe = r.pipeline(transaction=False)
             pipe.set(owner_key, owner, ex=self.buffer_ttl_s)
             pipe.set(live_key, self.process_id, ex=self.buffer_ttl_s)
+            own(pipe, owner, list(_keys(sid)), self.buffer_ttl_s)
             await pipe.execute()
 
         with contextlib.suppress(StoreUnavailable):

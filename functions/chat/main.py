@@ -1,4 +1,5 @@
-"""The chat function: ``POST /v1/chat`` and the conversation reads and deletes, as JSON."""
+"""The chat function: ``POST /v1/chat``, the conversation reads and deletes, and the erasure of
+the caller (``DELETE /v1/me``), as JSON."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
 from shared import coldstart, registry, runtime, web
 from shared.chat import Caller
-from shared.contracts import ChatRequest, PageQuery
+from shared.contracts import ChatRequest, Erased, PageQuery
 from shared.cors import Cors
 from shared.health import healthz, readyz
 from shared.idempotency import Seal, StoredResponse, body_hash
@@ -59,6 +60,11 @@ async def delete_conversation(request: Request, params: dict[str, str]) -> Respo
     return JSONResponse(result.model_dump(mode="json"))
 
 
+async def erase_me(request: Request, _: dict[str, str]) -> Response:
+    report = await runtime.eraser().erase(caller(request).subject)
+    return JSONResponse(Erased(**report.as_dict()).model_dump(mode="json"))
+
+
 router = web.Router.serve(
     registry.CHAT,
     {
@@ -66,6 +72,7 @@ router = web.Router.serve(
         "list_conversations": list_conversations,
         "get_conversation": get_conversation,
         "delete_conversation": delete_conversation,
+        "erase_me": erase_me,
         "healthz": healthz,
         "readyz": readyz("redis", "firestore", "vertex", optional=["redis"]),
     },

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import zstandard
 
-from shared import errors
+from shared import erasure, errors, pseudonyms
 from shared.backup import records
 from shared.backup.gapic import Database, FirestoreApi
 from shared.backup.jobs import Progress, _quiet, check_shard, load_manifest
@@ -31,6 +31,7 @@ from shared.backup.sinks import Missing, Sink
 from shared.settings import Settings
 
 log = logging.getLogger("ngx.backup")
+OWNER_FIELDS = ("owner", "subject")  # how a document names the subject it belongs to
 Mode = Literal["only-missing", "overwrite"]
 BATCH = 500
 ATTEMPTS = 6
@@ -46,6 +47,7 @@ TRANSIENT_NAMES = frozenset(
 class Tally:
     written: int = 0
     skipped_existing: int = 0
+    skipped_erased: int = 0  # documents of subjects erased after the backup was taken
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -96,6 +98,7 @@ class Restorer:
                 details=[{"shard": name, "problem": why} for name, why in damaged.items()],
             )
         started = time.monotonic()
+        erased = await self._erased(target.database, manifest)
         source_root = Database(manifest.project, manifest.database).root
         retarget = records.Retarget(source_root, target.database.root, target.prefix)
         checkpoint = f"{backup_id}/restores/{target.key(mode)}.json"
@@ -121,7 +124,10 @@ class Restorer:
                     tasks = []
                     for start in range(0, len(lines), BATCH):
                         batch = _writes(lines[start : start + BATCH], start, retarget, mode)
-                        tasks.append(await writer.submit(batch))
+                        kept = [w for w in batch if not erased.covers(w.update)]
+                        tally.skipped_erased += len(batch) - len(kept)
+                        if kept:
+                            tasks.append(await writer.submit(kept))
                     pending.append((shard.name, tasks))
                     while pending and all(t.done() for t in pending[0][1]):
                         restored += await self._settle(pending.pop(0), done, sink, checkpoint)
@@ -155,11 +161,31 @@ class Restorer:
             report |= {
                 "written": tally.written,
                 "skipped_existing": tally.skipped_existing,
+                "skipped_erased": tally.skipped_erased,
                 "failed": tally.failed,
                 "errors": tally.errors[:10],
             }
         log.info("restore finished", extra={k: v for k, v in report.items() if k != "errors"})
         return report
+
+    async def _erased(self, database: Database, manifest: Manifest) -> Erased:
+        """The subjects erased (in the target database's ledger) after the backup was read."""
+        from google.api_core.datetime_helpers import from_rfc3339
+
+        from shared.stores.firestore import make_client
+
+        scoped = self.settings.model_copy(
+            update={"project_id": database.project, "firestore_database": database.database}
+        )
+        client = make_client(scoped)
+        try:
+            read_at = from_rfc3339(manifest.read_time)  # type: ignore[no-untyped-call]
+            found = await erasure.erased_since(client, read_at)
+        finally:
+            client.close()
+        if found:
+            log.info("restore leaves out erased subjects", extra={"subjects": len(found)})
+        return Erased(found, self.settings)
 
     async def _damaged(self, sink: Sink, manifest: Manifest) -> dict[str, str]:
         found = {}
@@ -202,6 +228,25 @@ class Restorer:
         done.append(shard)
         await sink.put(name, json.dumps({"done": done}).encode())
         return 1
+
+
+class Erased:
+    """Tells whether a backed-up document belongs to a subject erased since the backup."""
+
+    def __init__(self, pseudonyms_: set[str], settings: Settings) -> None:
+        self._erased = pseudonyms_
+        self._settings = settings
+
+    def covers(self, doc: Any) -> bool:
+        if not self._erased:
+            return False
+        for field_name in OWNER_FIELDS:
+            value = doc.fields.get(field_name)
+            if value is not None and value.WhichOneof("value_type") == "string_value":
+                subject = pseudonyms.of_subject(self._settings, value.string_value)
+                if subject in self._erased:
+                    return True
+        return False
 
 
 def _writes(lines: list[bytes], offset: int, retarget: records.Retarget, mode: Mode) -> list[Any]:

@@ -121,6 +121,21 @@ def _lock_key(key: str) -> str:
     return key.replace(f"{PREFIX}:c:", f"{PREFIX}:lock:", 1)
 
 
+def owned_keys(subject: str) -> str:
+    """The set of Redis keys written for a subject's requests (what erasing it must delete)."""
+    return f"{PREFIX}:owned:{hashlib.sha256(subject.encode()).hexdigest()[:32]}"
+
+
+def own(pipe: Any, subject: str | None, keys: list[str], ttl_s: int) -> None:
+    """Add ``keys`` to the subject's set, which lives at least as long as each of them."""
+    if not subject:
+        return
+    index = owned_keys(subject)
+    pipe.sadd(index, *keys)
+    pipe.expire(index, ttl_s, nx=True)  # a new set gets the keys' lifetime…
+    pipe.expire(index, ttl_s, gt=True)  # …and an older one only ever lives longer
+
+
 def fill_key(key: str) -> str:
     """The Redis stream a shared model stream for an entry is copied to, chunk by chunk."""
     return key.replace(f"{PREFIX}:c:", f"{PREFIX}:fill:", 1)
@@ -206,6 +221,7 @@ class ResponseCache:
             for tag in tags:
                 pipe.sadd(tag, key)
                 pipe.expire(tag, max(ttl, 86400))
+            own(pipe, request.subject, [key], ttl)
             await pipe.execute()
 
         await self.store.run(write)

@@ -28,7 +28,7 @@ from typing import Any
 
 from shared import errors
 from shared.batching import BatchedWriter
-from shared.llm.cache import ResponseCache, fill_key
+from shared.llm.cache import ResponseCache, fill_key, own
 from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult
 from shared.memorystore import StoreUnavailable
 from shared.settings import Settings
@@ -237,7 +237,8 @@ class StreamFlights:
         writer: BatchedWriter[Entry] | None = None
         renewal: asyncio.Task[None] | None = None
         if token is not None:
-            writer = BatchedWriter(partial(self._publish, key), self._keep, lambda e: "t" not in e)
+            publish = partial(self._publish, key, request.subject)
+            writer = BatchedWriter(publish, self._keep, lambda e: "t" not in e)
             renewal = asyncio.create_task(self._renew(key, token))
         try:
             async for item in self._produce(request, chain, stats, key):
@@ -271,7 +272,7 @@ class StreamFlights:
             with contextlib.suppress(StoreUnavailable):
                 await self._cache.renew_lock(key, token, self._lock_s)
 
-    async def _publish(self, key: str, entries: list[Entry]) -> None:
+    async def _publish(self, key: str, subject: str | None, entries: list[Entry]) -> None:
         stream = fill_key(key)
 
         async def write(r: Any) -> None:
@@ -279,6 +280,7 @@ class StreamFlights:
             for entry in entries:
                 pipe.xadd(stream, entry)  # type: ignore[arg-type]
             pipe.pexpire(stream, int(self._lock_s * 2000))
+            own(pipe, subject, [stream], int(self._lock_s * 2))
             await pipe.execute()
 
         await self._cache.store.run(write)

@@ -1,0 +1,169 @@
+"""Erasure of a subject — the right to be forgotten — from every store, and the ledger of it.
+
+What a subject leaves behind, and how it is found:
+
+- Firestore: ``conversations`` (``owner``) with their ``messages`` (``owner``; summaries live in
+  the conversation), ``idempotency`` records (``owner``) and ``api_keys`` (``subject``).
+- Memorystore: the keys its requests wrote (cache entries it filled, its stream buffers, shared
+  model streams it led), listed in its ``ngx:owned:…`` set; its token budget counters; its rate
+  limit counters and those of its API keys; cached copies of its API keys.
+
+The ledger entry ``erasures/{pseudonym}`` (a keyed hash of the subject and the time) is written
+first, so an erasure that stops half-way is finished by running it again, and a restore never
+brings back a subject erased after the backup was taken (`erased_since`). Backups themselves are
+immutable: they age out after ``backup_keep_days`` (see docs/backups.md, "Erasure").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from shared import pseudonyms
+from shared.llm.cache import owned_keys
+from shared.memorystore import Memorystore
+from shared.settings import Settings
+
+LEDGER = "erasures"
+BATCH = 400
+SCAN_COUNT = 500
+# Firestore collections holding a subject's documents, and the field naming it.
+OWNED_COLLECTIONS = (("idempotency", "owner"), ("api_keys", "subject"))
+
+
+@dataclass
+class ErasureReport:
+    """What an erasure found (a dry run) or deleted."""
+
+    subject: str  # its pseudonym: the report may be logged
+    dry_run: bool
+    conversations: int = 0
+    messages: int = 0
+    idempotency_records: int = 0
+    api_keys: int = 0
+    memorystore_keys: int = 0
+    erased_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _filter(field: str, value: str) -> Any:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return FieldFilter(field, "==", value)
+
+
+def _escape_glob(text: str) -> str:
+    """``text`` matched literally by a Redis SCAN pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class Eraser:
+    """Finds and deletes everything stored about one subject."""
+
+    def __init__(self, db: Any, store: Memorystore | None, settings: Settings) -> None:
+        self._db = db
+        self._store = store
+        self._settings = settings
+
+    async def erase(self, subject: str, dry_run: bool = False) -> ErasureReport:
+        """Delete the subject's data (or, with ``dry_run``, count it)."""
+        report = ErasureReport(pseudonyms.of_subject(self._settings, subject), dry_run)
+        if not dry_run:
+            report.erased_at = (await self._record(report.subject)).isoformat()
+        conversations = await self._refs(self._db.collection("conversations"), "owner", subject)
+        messages = await self._messages(subject, conversations)
+        report.conversations, report.messages = len(conversations), len(messages)
+        owned = {
+            name: await self._refs(self._db.collection(name), field, subject)
+            for name, field in OWNED_COLLECTIONS
+        }
+        report.idempotency_records = len(owned["idempotency"])
+        report.api_keys = len(owned["api_keys"])
+        keys = [snapshot.to_dict() for snapshot in await _documents(owned["api_keys"])]
+        key_ids = [str(key["key_id"]) for key in keys if key and "key_id" in key]
+        redis_keys = await self._redis_keys(subject, key_ids, [r.id for r in owned["api_keys"]])
+        report.memorystore_keys = len(redis_keys)
+        if dry_run:
+            return report
+        # Messages before their conversations: an interrupted run leaves nothing unreachable.
+        await self._delete(messages)
+        await self._delete(conversations)
+        await self._delete(owned["idempotency"] + owned["api_keys"])
+        if self._store is not None and redis_keys:
+            for start in range(0, len(redis_keys), BATCH):
+                await self._store.run(partial(_unlink, redis_keys[start : start + BATCH]), 5.0)
+        return report
+
+    async def _record(self, pseudonym: str) -> datetime:
+        now = datetime.now(UTC)
+        await self._db.collection(LEDGER).document(pseudonym).set({"erased_at": now})
+        return now
+
+    async def _messages(self, subject: str, conversations: list[Any]) -> list[Any]:
+        """The subject's messages: by owner anywhere, and every message of its conversations."""
+        found = await self._refs(self._db.collection_group("messages"), "owner", subject)
+        for conversation in conversations:
+            query = conversation.collection("messages").select([])
+            found += [snapshot.reference async for snapshot in query.stream()]
+        return list({ref.path: ref for ref in found}.values())
+
+    @staticmethod
+    async def _refs(source: Any, field: str, subject: str) -> list[Any]:
+        query = source.where(filter=_filter(field, subject)).select([])
+        return [snapshot.reference async for snapshot in query.stream()]
+
+    async def _delete(self, refs: list[Any]) -> None:
+        for start in range(0, len(refs), BATCH):
+            batch = self._db.batch()
+            for ref in refs[start : start + BATCH]:
+                batch.delete(ref)
+            await batch.commit()
+
+    async def _redis_keys(self, subject: str, key_ids: list[str], digests: list[str]) -> list[str]:
+        """Every Memorystore key holding something of the subject (existing ones only)."""
+        if self._store is None:
+            return []
+        index = owned_keys(subject)
+        named = [index, f"ngx:rl:{subject}"]
+        named += [f"ngx:rl:key:{key_id}" for key_id in key_ids]
+        named += [f"ngx:apikey:{digest}" for digest in digests]
+        budget = f"ngx:budget:{_escape_glob(subject)}:*"
+
+        async def collect(r: Any) -> list[str]:
+            found = [m.decode() for m in await r.smembers(index)]
+            found += [k.decode() async for k in r.scan_iter(match=budget, count=SCAN_COUNT)]
+            candidates = found + named
+            pipe = r.pipeline(transaction=False)
+            for key in candidates:
+                pipe.exists(key)
+            present = await pipe.execute()
+            return [key for key, there in zip(candidates, present, strict=True) if there]
+
+        keys: list[str] = await self._store.run(collect, timeout=10.0)
+        return sorted(set(keys))
+
+
+async def _unlink(keys: list[str], r: Any) -> int:
+    return int(await r.unlink(*keys))
+
+
+async def _documents(refs: list[Any]) -> list[Any]:
+    return list(await asyncio.gather(*(ref.get() for ref in refs)))
+
+
+async def erased_since(db: Any, when: datetime) -> set[str]:
+    """Pseudonyms of the subjects erased after ``when`` (a backup's read time): what a restore
+    of that backup must leave out."""
+    query = db.collection(LEDGER).where(filter=_after("erased_at", when))
+    return {snapshot.id async for snapshot in query.select([]).stream()}
+
+
+def _after(field: str, when: datetime) -> Any:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return FieldFilter(field, ">", when)
