@@ -19,6 +19,7 @@ import pytest
 from emulator import devtokens
 from emulator.settings import StackSettings, free_ports, on_free_ports
 from emulator.stack import (
+    ROOT,
     Stack,
     StackError,
     check_prerequisites,
@@ -114,6 +115,22 @@ class LocalStack:
     def auth(self, user: str = "alice") -> dict[str, str]:
         """Request headers carrying a valid ID token for ``user``."""
         return {"Authorization": f"Bearer {self.token(user)}"}
+
+    def agentctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``agentctl ARGS`` run as an operator would, against this stack."""
+        env = {
+            **os.environ,
+            **function_env(self.settings),
+            "NGX_STACK_DIR": str(self.settings.stack_dir),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "ops.cli", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def model_calls(self) -> dict[str, Any]:
         """The emulator's ledger: calls per model and method."""

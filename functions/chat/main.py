@@ -61,8 +61,9 @@ async def delete_conversation(request: Request, params: dict[str, str]) -> Respo
 
 
 async def erase_me(request: Request, _: dict[str, str]) -> Response:
-    report = await runtime.eraser().erase(caller(request).subject)
-    return JSONResponse(Erased(**report.as_dict()).model_dump(mode="json"))
+    report = (await runtime.eraser().erase(caller(request).subject)).as_dict()
+    del report["dry_run"]
+    return JSONResponse(Erased(**report).model_dump(mode="json"))
 
 
 router = web.Router.serve(

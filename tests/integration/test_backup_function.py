@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from emulator import devtokens
-from emulator.stack import ROOT, function_env
+from emulator.stack import ROOT
 from tests.conftest import LocalStack
 
 
@@ -153,19 +153,7 @@ def test_bad_requests_get_a_clear_error_and_nothing_is_written(
 
 
 def agentctl(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **function_env(stack.settings),
-        "NGX_STACK_DIR": str(stack.settings.stack_dir),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "ops.cli", "backup", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return stack.agentctl("backup", *args)
 
 
 def test_agentctl_backup_restore_is_a_dry_run_unless_yes(clean_sink: LocalStack) -> None:
