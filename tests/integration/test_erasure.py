@@ -79,11 +79,11 @@ async def firestore_texts(db: Any) -> list[str]:
 
 async def redis_texts(url: str) -> list[str]:
     """Every Redis key with its value, whatever its type, as text."""
-    client = redis.asyncio.Redis.from_url(url)
+    client: Any = redis.asyncio.Redis.from_url(url)
     found = []
     async for key in client.scan_iter(count=1000):
         kind = (await client.type(key)).decode()
-        value: Any = {
+        value = {
             "string": client.get,
             "hash": client.hgetall,
             "set": client.smembers,
