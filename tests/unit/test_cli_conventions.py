@@ -23,6 +23,7 @@ DESTRUCTIVE = {
     "canary promote",
     "canary abort",
     "keys revoke",
+    "users erase",
     "migrate up",
 }
 # Commands that list or report state: --json for scripts.
