@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from shared import errors
+from shared import admission, errors
 from shared.contracts import (
     ChatRequest,
     ChatResponse,
@@ -90,6 +90,7 @@ class ChatService:
         history: list[prompt.Message] = []
         summary = ""
         if request.conversation_id:
+            await admission.settle_pending()  # a Firestore read comes before any cache lookup
             conversation = await self._store.require_owned(request.conversation_id, caller.subject)
             summary = conversation.get("summary") or ""
             history = await self._store.history(

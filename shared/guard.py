@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 
 from shared import errors, pseudonyms, telemetry
+from shared.admission import Admission
 from shared.auth.apikeys import ApiKeyStore
 from shared.auth.principal import Principal
 from shared.auth.tokens import TokenVerifier
@@ -65,40 +64,28 @@ class Guard:
             "credentials required: a bearer token or an API key", headers=CHALLENGE
         )
 
-    async def admit(self, request: Request, scope: str) -> tuple[Principal, dict[str, str]]:
-        """The caller, once authenticated, authorized for ``scope`` and within its limits; the
-        ``RateLimit-*`` headers to send back."""
+    async def admit(
+        self, request: Request, scope: str, defer: bool = False
+    ) -> tuple[Principal, Admission | None]:
+        """The caller, once authenticated, authorized for ``scope`` and within its limits (with
+        ``defer``, limits still to be settled: see `shared.admission`)."""
         with telemetry.span("auth"):
             principal = await self.authenticate(request)
         if not principal.allows(scope):
             raise errors.PermissionDenied(f"this credential lacks the {scope!r} scope")
         if self.limiter is None:
-            return principal, {}
+            return principal, None
         tiers = self.settings.rate_limit_tiers
         tier = principal.tier or self.settings.rate_limit_default_tier
         per_minute = tiers.get(tier, tiers.get(self.settings.rate_limit_default_tier, 60))
         who = f"key:{principal.key_id}" if principal.key_id else principal.subject
-        with telemetry.span("ratelimit", tier=tier):
-            decision = await self._limits(request, who, per_minute)
-        if not decision.allowed:
-            raise errors.RateLimited(
-                f"rate limit of {decision.limit} requests per minute reached",
-                retry_after=decision.retry_after_s,
-                headers=decision.headers(),
-            )
-        return principal, decision.headers()
-
-    async def _limits(self, request: Request, who: str, per_minute: int) -> Any:
-        assert self.limiter is not None
-        return await self.limiter.check(
-            [
-                Limit(who, per_minute),
-                Limit(
-                    f"ip:{client_ip(request, self.settings.trusted_proxy_hops)}",
-                    self.settings.rate_limit_ip_per_minute,
-                ),
-            ]
-        )
+        ip = f"ip:{client_ip(request, self.settings.trusted_proxy_hops)}"
+        limits = [Limit(who, per_minute), Limit(ip, self.settings.rate_limit_ip_per_minute)]
+        admission = Admission(self.limiter, limits)
+        if not defer:
+            with telemetry.span("ratelimit", tier=tier):
+                await admission.settle()
+        return principal, admission
 
     def pseudonym(self, principal: Principal) -> str:
         """The caller as the logs name it: a keyed hash of its subject."""

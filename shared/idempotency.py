@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared import errors
+from shared import admission, errors
 from shared.settings import Settings
 from shared.stores import writes
 from shared.stores.conversations import new_id
@@ -115,6 +115,7 @@ class Idempotency:
         after the fact, as a plain update.
         """
         doc_id = _doc_id(subject, key)
+        await admission.settle_pending()  # its record is written before any cache lookup
         running = self._local.get(doc_id)
         if running is not None:
             first_hash, pending = running

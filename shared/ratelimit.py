@@ -16,32 +16,37 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.memorystore import Memorystore, StoreUnavailable
 
 log = logging.getLogger("ngx.ratelimit")
 PERIOD_MS = 60_000
 
-_GCRA = """
-local now = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local n = #KEYS
-local tats, worst_wait, min_remaining, reset = {}, 0, nil, 0
-for i = 1, n do
-  local limit = tonumber(ARGV[2 + i])
-  local t = period / limit
-  local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or now), now)
-  local wait = tat - now - (period - t)
-  if wait > worst_wait then worst_wait = wait end
-  tats[i] = tat + t
-  local remaining = math.floor((period - (tat + t - now)) / t)
-  if min_remaining == nil or remaining < min_remaining then min_remaining = remaining end
-  if tat + t - now > reset then reset = tat + t - now end
+# GCRA over KEYS[first..first+n-1] with per-minute limits ARGV[a..a+n-1]: the same function serves
+# the rate limit alone and the rate limit with a cache lookup (`shared.llm.cache`), in one script.
+GCRA_FUNCTION = """
+local function gcra(first, n, now, period, a)
+  local tats, worst_wait, min_remaining, reset = {}, 0, nil, 0
+  for i = 0, n - 1 do
+    local limit = tonumber(ARGV[a + i])
+    local t = period / limit
+    local tat = math.max(tonumber(redis.call('GET', KEYS[first + i]) or now), now)
+    local wait = tat - now - (period - t)
+    if wait > worst_wait then worst_wait = wait end
+    tats[i] = tat + t
+    local remaining = math.floor((period - (tat + t - now)) / t)
+    if min_remaining == nil or remaining < min_remaining then min_remaining = remaining end
+    if tat + t - now > reset then reset = tat + t - now end
+  end
+  if worst_wait > 0 then return {0, math.ceil(worst_wait), 0, reset} end
+  for i = 0, n - 1 do
+    redis.call('SET', KEYS[first + i], tats[i], 'PX', math.max(1, math.ceil(tats[i] - now)))
+  end
+  return {1, 0, math.max(min_remaining, 0), reset}
 end
-if worst_wait > 0 then return {0, math.ceil(worst_wait), 0, reset} end
-for i = 1, n do redis.call('SET', KEYS[i], tats[i], 'PX', math.max(1, math.ceil(tats[i] - now))) end
-return {1, 0, math.max(min_remaining, 0), reset}
 """
+_GCRA = GCRA_FUNCTION + "return gcra(1, #KEYS, tonumber(ARGV[1]), tonumber(ARGV[2]), 3)"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,10 @@ class LocalLimiter:
         return 1, 0, max(remaining or 0, 0), math.ceil(reset)
 
 
+def key_of(limit: Limit) -> str:
+    return f"ngx:rl:{limit.key}"
+
+
 class RateLimiter:
     def __init__(self, store: Memorystore) -> None:
         self.store = store
@@ -110,23 +119,32 @@ class RateLimiter:
     async def check(self, limits: list[Limit]) -> Decision:
         """Admit or refuse a request against all its limits (per instance while Memorystore is
         down)."""
-        keys = [f"ngx:rl:{limit.key}" for limit in limits]
+        keys = [key_of(limit) for limit in limits]
         args = [int(time.time() * 1000), PERIOD_MS, *(limit.per_minute for limit in limits)]
         try:
-            allowed, wait_ms, remaining, reset_ms = await self.store.run(
-                lambda r: self._script(keys=keys, args=args)
-            )
-            self.degraded = False
+            reply = await self.store.run(lambda r: self._script(keys=keys, args=args))
         except StoreUnavailable:
-            if not self.degraded:
-                log.warning("rate limits kept per instance: memorystore unavailable")
-            self.degraded = True
-            allowed, wait_ms, remaining, reset_ms = self.local.check(limits)
+            return self.decide_locally(limits)
+        return self.decided(limits, reply)
+
+    def decided(self, limits: list[Limit], reply: list[Any]) -> Decision:
+        """The decision of a script's ``gcra`` reply (allowed, wait ms, remaining, reset ms)."""
+        self.degraded = False
+        allowed, wait_ms, remaining, reset_ms = (int(x) for x in reply[:4])
         tightest = min(limit.per_minute for limit in limits)
         return Decision(
             allowed=bool(allowed),
             limit=tightest,
-            remaining=int(remaining),
-            reset_s=math.ceil(int(reset_ms) / 1000),
-            retry_after_s=max(1, math.ceil(int(wait_ms) / 1000)) if not allowed else 0,
+            remaining=remaining,
+            reset_s=math.ceil(reset_ms / 1000),
+            retry_after_s=max(1, math.ceil(wait_ms / 1000)) if not allowed else 0,
         )
+
+    def decide_locally(self, limits: list[Limit]) -> Decision:
+        """The decision while Memorystore is unreachable: this instance's own limiter."""
+        if not self.degraded:
+            log.warning("rate limits kept per instance: memorystore unavailable")
+        self.degraded = True
+        decision = self.decided(limits, list(self.local.check(limits)))
+        self.degraded = True
+        return decision

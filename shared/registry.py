@@ -23,6 +23,9 @@ class RouteSpec:
     path: str
     operation: str
     scope: str | None = None
+    # Rate limits checked with the request's first Redis round trip (`shared.admission`): for a
+    # route whose first one is a cache lookup.
+    deferred_limits: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ CHAT = FunctionSpec(
     "chat",
     "public",
     (
-        RouteSpec("POST", "/v1/chat", "post_chat", "chat"),
+        RouteSpec("POST", "/v1/chat", "post_chat", "chat", deferred_limits=True),
         RouteSpec("GET", "/v1/conversations", "list_conversations", "conversations"),
         RouteSpec(
             "GET", "/v1/conversations/{conversation_id}", "get_conversation", "conversations"

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared import errors, telemetry
+from shared.admission import current as admission_current
 from shared.auth.principal import Principal
 from shared.contracts import ErrorBody, ErrorEnvelope
 from shared.cors import Cors
@@ -51,6 +52,7 @@ class Route:
     template: str
     handler: Handler
     scope: str | None = None
+    deferred_limits: bool = False  # see `shared.admission`
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -141,7 +143,10 @@ class Router:
         if wanted != set(handlers):
             missing, extra = sorted(wanted - set(handlers)), sorted(set(handlers) - wanted)
             raise RuntimeError(f"{spec.name}: handlers missing {missing}, not registered {extra}")
-        routes = [Route(r.method, r.path, handlers[r.operation], r.scope) for r in spec.routes]
+        routes = [
+            Route(r.method, r.path, handlers[r.operation], r.scope, r.deferred_limits)
+            for r in spec.routes
+        ]
         return cls(routes, guard=guard, cors=cors, after_first=after_first)
 
     def _methods(self, path: str) -> list[str]:
@@ -224,15 +229,23 @@ class Router:
         if route.scope is None or self._guard is None:
             return await route.handler(request, params)
         guard = self._guard()
-        principal_, limit_headers = await guard.admit(request, route.scope)
+        principal_, admission = await guard.admit(request, route.scope, route.deferred_limits)
         request.state.principal = principal_
         subject_var.set(guard.pseudonym(principal_))
+        if admission is None:
+            return await route.handler(request, params)
+        token = admission_current.set(admission)
         try:
             response = await route.handler(request, params)
+            await admission.settle()  # a deferred check that no round trip settled
         except errors.AppError as exc:
-            exc.headers = {**limit_headers, **exc.headers}
+            if admission.pending:
+                await admission.settle()  # refused: the 429 wins, as it would have first
+            exc.headers = {**admission.headers(), **exc.headers}
             raise
-        response.headers.update(limit_headers)
+        finally:
+            admission_current.reset(token)
+        response.headers.update(admission.headers())
         return response
 
 

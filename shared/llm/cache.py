@@ -19,40 +19,61 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from shared.admission import Admission
 from shared.llm.policy import CachePolicy
 from shared.llm.types import LlmRequest, LlmResult
-from shared.memorystore import Memorystore
+from shared.memorystore import Memorystore, StoreUnavailable
+from shared.ratelimit import GCRA_FUNCTION
 
 PREFIX = "ngx"
 STATS_TTL_S = 48 * 3600
 
-_LOOKUP = """
-local v = redis.call('GET', KEYS[1])
-local now = tonumber(ARGV[1])
+# Read an entry and count it: KEYS[k] entry, KEYS[k+1] class stats, KEYS[k+2] seen marker;
+# ARGV[a] now (ms), ARGV[a+1] stats TTL, ARGV[a+2] reuse horizon.
+LOOKUP_FUNCTION = """
 local function bucket(seconds)
   local b = 0
   while 2 ^ b < seconds and b < 24 do b = b + 1 end
   return b
 end
-if v then
-  redis.call('HINCRBY', KEYS[2], 'hits', 1)
-  redis.call('HINCRBY', KEYS[2], 'hit_bytes', string.len(v))
-  local created = tonumber(string.match(v, '^(%d+):'))
-  if created then
-    redis.call('HINCRBY', KEYS[2], 'reuse_le_' .. bucket(math.max(0, (now - created) / 1000)), 1)
+local function lookup(k, a)
+  local v = redis.call('GET', KEYS[k])
+  local stats = KEYS[k + 1]
+  local now = tonumber(ARGV[a])
+  if v then
+    redis.call('HINCRBY', stats, 'hits', 1)
+    redis.call('HINCRBY', stats, 'hit_bytes', string.len(v))
+    local created = tonumber(string.match(v, '^(%d+):'))
+    if created then
+      redis.call('HINCRBY', stats, 'reuse_le_' .. bucket(math.max(0, (now - created) / 1000)), 1)
+    end
+  else
+    redis.call('HINCRBY', stats, 'misses', 1)
   end
-else
-  redis.call('HINCRBY', KEYS[2], 'misses', 1)
+  local last = tonumber(redis.call('GET', KEYS[k + 2]))
+  redis.call('SET', KEYS[k + 2], ARGV[a], 'EX', ARGV[a + 2])
+  if last then
+    redis.call('HINCRBY', stats, 'repeats', 1)
+    redis.call('HINCRBY', stats, 'gap_le_' .. bucket(math.max(0, (now - last) / 1000)), 1)
+  end
+  redis.call('EXPIRE', stats, ARGV[a + 1])
+  return v
 end
-local last = tonumber(redis.call('GET', KEYS[3]))
-redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3])
-if last then
-  redis.call('HINCRBY', KEYS[2], 'repeats', 1)
-  redis.call('HINCRBY', KEYS[2], 'gap_le_' .. bucket(math.max(0, (now - last) / 1000)), 1)
-end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return v
 """
+_LOOKUP = LOOKUP_FUNCTION + "return lookup(1, 1)"
+# A request's rate limits, then (if they admit it) its lookup: KEYS = n limit keys + the three
+# lookup keys; ARGV = n, gcra's arguments (now, period, n limits), lookup's three.
+_ADMIT_AND_LOOKUP = (
+    GCRA_FUNCTION
+    + LOOKUP_FUNCTION
+    + """
+local n = tonumber(ARGV[1])
+local decision = gcra(1, n, tonumber(ARGV[2]), tonumber(ARGV[3]), 4)
+if decision[1] == 0 then return decision end
+decision[5] = lookup(n + 1, 4 + n)
+return decision
+"""
+)
 
 
 def bucket(value: float) -> int:
@@ -177,18 +198,39 @@ class ResponseCache:
         self.store = store
         self.reuse_horizon_s = reuse_horizon_s
         self._lookup = store.redis.register_script(_LOOKUP)
+        self._admit_and_lookup = store.redis.register_script(_ADMIT_AND_LOOKUP)
         self._release = store.redis.register_script(_RELEASE)
         self._renew = store.redis.register_script(_RENEW)
 
     async def lookup(
-        self, key: str, query_class: str, now_ms: int | None = None
+        self,
+        key: str,
+        query_class: str,
+        now_ms: int | None = None,
+        admission: Admission | None = None,
     ) -> LlmResult | None:
-        """The cached answer (counted as a hit) or None (counted as a miss)."""
+        """The cached answer (counted as a hit) or None (counted as a miss).
+
+        A pending ``admission`` is settled in the same round trip, first: a request its limits
+        refuse raises `errors.RateLimited` and is not counted. Should Memorystore be unreachable
+        it is settled by this instance's limiter before `StoreUnavailable` is raised."""
         now_ms = now_ms or int(time.time() * 1000)
         keys = [key, stats_key(query_class), seen_key(key)]
         args = [now_ms, STATS_TTL_S, self.reuse_horizon_s]
-        entry = await self.store.run(lambda r: self._lookup(keys=keys, args=args))
-        return decode(entry) if entry else None
+        if admission is None or not admission.pending:
+            entry = await self.store.run(lambda r: self._lookup(keys=keys, args=args))
+            return decode(entry) if entry else None
+        limit_keys = admission.script_keys()
+        limit_args = [len(limit_keys), *admission.script_args(now_ms)]
+        try:
+            reply = await self.store.run(
+                lambda r: self._admit_and_lookup(keys=limit_keys + keys, args=limit_args + args)
+            )
+        except StoreUnavailable:
+            admission.record_locally()
+            raise
+        admission.record(reply)
+        return decode(reply[4]) if len(reply) > 4 and reply[4] else None
 
     async def peek(self, key: str) -> LlmResult | None:
         """The cached answer without counting (used while waiting for another caller)."""

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
-from shared import errors, telemetry
+from shared import admission, errors, telemetry
 from shared.llm import accounting
 from shared.llm.cache import ResponseCache, is_cacheable, request_key
 from shared.llm.flights import StreamFlights, as_hit
@@ -31,6 +31,7 @@ from shared.memorystore import Memorystore, StoreUnavailable
 from shared.settings import Settings
 
 log = logging.getLogger("vertex_ai.client")
+_NO_SPAN = contextlib.nullcontext()
 
 # An opened stream: the call (to cancel), its chunk iterator and the first chunk.
 Opened = tuple[Any, AsyncIterator[LlmChunk], LlmChunk]
@@ -146,6 +147,7 @@ class LlmClient:
             return await self._call_model(request, chain, stats)
         pending = self._inflight.get(key)
         if pending is not None:  # an identical miss is already being filled in this process
+            await admission.settle_pending()
             stats.cache = "shared"
             try:
                 shared = await asyncio.wait_for(
@@ -153,6 +155,8 @@ class LlmClient:
                 )
             except TimeoutError:
                 return await self._call_model(request, chain, stats)
+            except errors.RateLimited:  # the first caller's own limits: not ours, look again
+                return await self._generate(request, stats)
             return as_hit(shared)
         future: asyncio.Future[LlmResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -175,7 +179,10 @@ class LlmClient:
         assert self.cache is not None
         with telemetry.span("cache.lookup", query_class=request.query_class) as span:
             try:
-                hit = await self.cache.lookup(key, request.query_class)
+                pending = admission.pending()
+                # With its rate limits in the same round trip: their span nests in this one.
+                with telemetry.span("ratelimit", combined=True) if pending else _NO_SPAN:
+                    hit = await self.cache.lookup(key, request.query_class, admission=pending)
             except StoreUnavailable:
                 hit, stats.cache = None, "error"
             span.set_attribute("cache.hit", hit is not None)
@@ -230,6 +237,7 @@ class LlmClient:
     async def _call_model(
         self, request: LlmRequest, chain: list[str], stats: CallStats
     ) -> LlmResult:
+        await admission.settle_pending()
         reservation = None
         if self.budget is not None:
             reservation = await self.budget.reserve(

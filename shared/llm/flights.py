@@ -11,6 +11,8 @@ last entry is written, so a later caller is served from the cache.
 A flight ends early only when nobody wants it: its local callers are gone and no other instance
 follows it (followers renew a short ``wanted`` mark), and then the model call is cancelled.
 A refusal of the leading caller's own token budget is not shared: the other callers start again.
+Chunks are numbered: should a write to the fill stream be lost, followers end with an error
+rather than an answer with a piece missing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ Entry = dict[str, str]  # one entry of a fill stream
 WANTED_TTL_MS = 1500
 ABANDON_GRACE_S = 0.0  # the stream hub has already waited for a resume
 READ_BLOCK_MS = 200
+PUBLISH_TIMEOUT_S = 1.0  # a lost write would cut every follower's answer: be patient
 
 
 def as_hit(result: LlmResult) -> LlmResult:
@@ -107,8 +110,8 @@ class Flight:
             await self._changed.wait()
 
 
-def _chunk_entry(chunk: LlmChunk) -> Entry:
-    return {"t": chunk.text, "f": chunk.finish_reason or ""}
+def _chunk_entry(number: int, chunk: LlmChunk) -> Entry:
+    return {"n": str(number), "t": chunk.text, "f": chunk.finish_reason or ""}
 
 
 def _error_entry(error: BaseException) -> Entry:
@@ -249,7 +252,7 @@ class StreamFlights:
                 else:
                     flight.add(item)
                     if writer is not None:
-                        writer.add(_chunk_entry(item))
+                        writer.add(_chunk_entry(len(flight.chunks), item))
         except BaseException as exc:
             if writer is not None and not isinstance(exc, errors.TokenBudgetExceeded):
                 writer.add(_error_entry(exc))
@@ -283,7 +286,7 @@ class StreamFlights:
             own(pipe, subject, [stream], int(self._lock_s * 2))
             await pipe.execute()
 
-        await self._cache.store.run(write)
+        await self._cache.store.run(write, timeout=PUBLISH_TIMEOUT_S)
 
     async def _follow(self, key: str, flight: Flight, give_up: float) -> bool:
         """Copy another instance's flight into ours; False when it ended before its first chunk
@@ -304,6 +307,10 @@ class StreamFlights:
             for entry_id, fields in found[0][1] if found else []:
                 cursor, quiet_since = entry_id, time.monotonic()
                 if b"t" in fields:
+                    if int(fields[b"n"]) != len(flight.chunks) + 1:  # a write was lost
+                        cut = errors.UpstreamError("the shared stream was cut", retry_after=1)
+                        flight.finish(error=cut)
+                        return True
                     received = True
                     finish = fields[b"f"].decode() or None
                     flight.add(LlmChunk(text=fields[b"t"].decode(), finish_reason=finish))

@@ -100,3 +100,30 @@ def test_hostile_ids_in_paths_and_queries_never_fail_the_server(
             timeout=30,
         )
     )
+
+
+# Header values a client can send: Latin-1 text without controls, reserved ids, over-long keys.
+HEADER_TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=40
+)
+HEADER_VALUES = st.one_of(RESERVED, HEADER_TEXT, st.integers(250, 400).map(lambda n: "k" * n)).map(
+    str.strip
+)  # HTTP itself drops the whitespace around a value
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    target=st.sampled_from([("chat", "/v1/chat"), ("stream", "/v1/chat:stream")]),
+    header=st.sampled_from(["Idempotency-Key", "Last-Event-ID"]),
+    value=HEADER_VALUES,
+)
+def test_hostile_replay_headers_never_fail_the_server(
+    local_stack: LocalStack, target: tuple[str, str], header: str, value: str
+) -> None:
+    function, path = target
+    headers = [(k.encode(), v.encode()) for k, v in headers_for(local_stack, function).items()]
+    headers.append((header.encode(), value.encode("latin-1")))
+    response = httpx.post(
+        f"{local_stack.url(function)}{path}", json={"message": "hi"}, headers=headers, timeout=60
+    )
+    check(response)

@@ -94,3 +94,35 @@ async def test_a_failing_model_fails_every_shared_caller_like_chat(
     assert all(r.headers.get("retry-after") for r in replies)
     calls = sum(sum(m.values()) for m in stack.model_calls()["calls"].values())
     assert calls < 30
+
+
+async def test_a_follower_never_hands_out_an_answer_with_a_piece_missing(
+    stack: LocalStack,
+) -> None:
+    """Should a write of the shared stream be lost, its followers fail instead of answering
+    with a gap."""
+    from shared import errors
+    from shared.llm.cache import ResponseCache, fill_key, request_key
+    from shared.llm.flights import StreamFlights
+    from shared.llm.types import CallStats, LlmRequest, Turn
+    from shared.memorystore import Memorystore
+
+    settings = stack.client_settings()
+    store = Memorystore(settings)
+    cache = ResponseCache(store)
+    request = LlmRequest(turns=(Turn("user", "gappy"),), query_class="chat")
+    key = request_key(request, "gemini-2.5-flash")
+
+    async def never(*_: Any) -> Any:
+        raise AssertionError("the model must not be called")
+        yield
+
+    assert await cache.try_lock(key, "another-instance", 30)
+    raw: Any = store.redis
+    for entry in ({"n": "1", "t": "one", "f": ""}, {"n": "3", "t": " three", "f": "STOP"}):
+        await raw.xadd(fill_key(key), entry)
+    flights = StreamFlights(settings, cache, never)
+    with pytest.raises(errors.UpstreamError, match="cut"):
+        async for _ in flights.join(key, request, ["gemini-2.5-flash"], CallStats()):
+            pass
+    await store.close()
