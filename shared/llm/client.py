@@ -145,9 +145,15 @@ class LlmClient:
         key = self._cache_key(request, chain)
         if key is None:
             return await self._call_model(request, chain, stats)
+        # Every caller looks up on its own (with its rate limits: one round trip for a hit);
+        # only misses share: in this process through a future, across instances by a lock.
+        hit = await self._lookup(key, request, stats)
+        if hit is not None:
+            return as_hit(hit)
+        if stats.cache == "error":
+            return await self._call_model(request, chain, stats)
         pending = self._inflight.get(key)
         if pending is not None:  # an identical miss is already being filled in this process
-            await admission.settle_pending()
             stats.cache = "shared"
             try:
                 shared = await asyncio.wait_for(
@@ -155,8 +161,6 @@ class LlmClient:
                 )
             except TimeoutError:
                 return await self._call_model(request, chain, stats)
-            except errors.RateLimited:  # the first caller's own limits: not ours, look again
-                return await self._generate(request, stats)
             return as_hit(shared)
         future: asyncio.Future[LlmResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
@@ -172,10 +176,9 @@ class LlmClient:
         finally:
             del self._inflight[key]
 
-    async def _fill(
-        self, key: str, request: LlmRequest, chain: list[str], stats: CallStats
-    ) -> LlmResult:
-        """Serve a cacheable request: hit, or one model call shared across instances."""
+    async def _lookup(self, key: str, request: LlmRequest, stats: CallStats) -> LlmResult | None:
+        """The cached answer, settling the request's pending rate limits in the same round trip;
+        ``stats.cache`` says hit, miss or error (Memorystore unreachable)."""
         assert self.cache is not None
         with telemetry.span("cache.lookup", query_class=request.query_class) as span:
             try:
@@ -184,13 +187,17 @@ class LlmClient:
                 with telemetry.span("ratelimit", combined=True) if pending else _NO_SPAN:
                     hit = await self.cache.lookup(key, request.query_class, admission=pending)
             except StoreUnavailable:
-                hit, stats.cache = None, "error"
+                stats.cache = "error"
+                return None
             span.set_attribute("cache.hit", hit is not None)
-        if hit is not None:
-            stats.cache = "hit"
-            return as_hit(hit)
-        if stats.cache == "error":
-            return await self._call_model(request, chain, stats)
+        stats.cache = "hit" if hit is not None else "miss"
+        return hit
+
+    async def _fill(
+        self, key: str, request: LlmRequest, chain: list[str], stats: CallStats
+    ) -> LlmResult:
+        """Answer a miss with one model call shared across instances (a fill lock)."""
+        assert self.cache is not None
         stats.cache = "miss"
         token = uuid.uuid4().hex
         give_up = time.monotonic() + self.settings.singleflight_wait_s
