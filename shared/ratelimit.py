@@ -10,6 +10,7 @@ minute, never an unlimited number.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -46,7 +47,24 @@ local function gcra(first, n, now, period, a)
   return {1, 0, math.max(min_remaining, 0), reset}
 end
 """
-_GCRA = GCRA_FUNCTION + "return gcra(1, #KEYS, tonumber(ARGV[1]), tonumber(ARGV[2]), 3)"
+# Several requests' checks in one round trip, one after the other as separate scripts would run:
+# ARGV = now, period, m, the number of limits of each of the m requests, then every per-minute
+# limit; KEYS = every limit key, request after request. Four figures per request come back.
+_GCRA_MANY = (
+    GCRA_FUNCTION
+    + """
+local now, period, m = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, k, a = {}, 1, 4 + m
+for j = 1, m do
+  local n = tonumber(ARGV[3 + j])
+  local d = gcra(k, n, now, period, a)
+  for i = 1, 4 do out[#out + 1] = d[i] end
+  k = k + n
+  a = a + n
+end
+return out
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +93,7 @@ class Decision:
 
 
 class LocalLimiter:
-    """The GCRA of `_GCRA` in this process's memory, for when Memorystore is unreachable; at most
+    """The GCRA of `GCRA_FUNCTION` in this process's memory, for when Memorystore is unreachable; at most
     ``max_keys`` keys are remembered (the least recently used go first)."""
 
     def __init__(self, max_keys: int = 50_000, clock: Callable[[], float] = time.time) -> None:
@@ -112,20 +130,51 @@ def key_of(limit: Limit) -> str:
 class RateLimiter:
     def __init__(self, store: Memorystore) -> None:
         self.store = store
-        self._script = store.redis.register_script(_GCRA)
+        self._script = store.redis.register_script(_GCRA_MANY)
         self.local = LocalLimiter()
         self.degraded = False  # True while limits are kept per instance (Memorystore down)
+        self._batch: list[tuple[list[Limit], asyncio.Future[Decision]]] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def check(self, limits: list[Limit]) -> Decision:
         """Admit or refuse a request against all its limits (per instance while Memorystore is
-        down)."""
-        keys = [key_of(limit) for limit in limits]
-        args = [int(time.time() * 1000), PERIOD_MS, *(limit.per_minute for limit in limits)]
+        down). The checks of concurrent requests share one round trip: those made in the same
+        turn of the event loop go in one script call, each decided on its own."""
+        loop = asyncio.get_running_loop()
+        if self._batch is None:
+            self._batch = []
+            loop.call_soon(self._start_flush)
+        decision: asyncio.Future[Decision] = loop.create_future()
+        self._batch.append((limits, decision))
+        return await asyncio.shield(decision)
+
+    def _start_flush(self) -> None:
+        batch, self._batch = self._batch or [], None
+        task = asyncio.ensure_future(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[list[Limit], asyncio.Future[Decision]]]) -> None:
+        keys = [key_of(limit) for limits, _ in batch for limit in limits]
+        args = [int(time.time() * 1000), PERIOD_MS, len(batch)]
+        args += [len(limits) for limits, _ in batch]
+        args += [limit.per_minute for limits, _ in batch for limit in limits]
         try:
             reply = await self.store.run(lambda r: self._script(keys=keys, args=args))
         except StoreUnavailable:
-            return self.decide_locally(limits)
-        return self.decided(limits, reply)
+            reply = None
+        except BaseException as exc:  # every waiter hears of it
+            for _, decision in batch:
+                if not decision.done():
+                    decision.set_exception(exc)
+            return
+        for index, (limits, decision) in enumerate(batch):
+            if decision.done():
+                continue
+            if reply is None:
+                decision.set_result(self.decide_locally(limits))
+            else:
+                decision.set_result(self.decided(limits, reply[4 * index : 4 * index + 4]))
 
     def decided(self, limits: list[Limit], reply: list[Any]) -> Decision:
         """The decision of a script's ``gcra`` reply (allowed, wait ms, remaining, reset ms)."""

@@ -145,15 +145,9 @@ class LlmClient:
         key = self._cache_key(request, chain)
         if key is None:
             return await self._call_model(request, chain, stats)
-        # Every caller looks up on its own (with its rate limits: one round trip for a hit);
-        # only misses share: in this process through a future, across instances by a lock.
-        hit = await self._lookup(key, request, stats)
-        if hit is not None:
-            return as_hit(hit)
-        if stats.cache == "error":
-            return await self._call_model(request, chain, stats)
         pending = self._inflight.get(key)
-        if pending is not None:  # an identical miss is already being filled in this process
+        if pending is not None:  # an identical request is already being served in this process
+            await admission.settle_pending()  # its own limits (batched with others')
             stats.cache = "shared"
             try:
                 shared = await asyncio.wait_for(
@@ -161,11 +155,13 @@ class LlmClient:
                 )
             except TimeoutError:
                 return await self._call_model(request, chain, stats)
+            except errors.RateLimited:  # the first caller's own limits, not ours: try again
+                return await self._generate(request, stats)
             return as_hit(shared)
         future: asyncio.Future[LlmResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self._fill(key, request, chain, stats)
+            result = await self._serve(key, request, chain, stats)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters may be none
@@ -175,6 +171,18 @@ class LlmClient:
             return result
         finally:
             del self._inflight[key]
+
+    async def _serve(
+        self, key: str, request: LlmRequest, chain: list[str], stats: CallStats
+    ) -> LlmResult:
+        """A cacheable request: a hit (its rate limits checked in the same round trip), or a
+        miss answered with one model call shared across instances."""
+        hit = await self._lookup(key, request, stats)
+        if hit is not None:
+            return as_hit(hit)
+        if stats.cache == "error":
+            return await self._call_model(request, chain, stats)
+        return await self._fill(key, request, chain, stats)
 
     async def _lookup(self, key: str, request: LlmRequest, stats: CallStats) -> LlmResult | None:
         """The cached answer, settling the request's pending rate limits in the same round trip;
