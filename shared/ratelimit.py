@@ -3,9 +3,12 @@
 Each limit is "N requests per minute" on one key (an API key, a user, a client IP). GCRA keeps one
 timestamp per key, admits a burst of N from rest and then one request every 60/N seconds, and is
 evaluated for all of a request's limits in one atomic script: a request refused by any limit
-consumes none of them. During a Memorystore outage each instance applies the same limits from
-its own memory (`LocalLimiter`): a caller then gets at most ``instances × limit`` requests a
-minute, never an unlimited number.
+consumes none of them. Checks made in the same turn of the event loop share one script call
+(each request still decided on its own, in order), and a cache-hit chat's check rides in its
+cache lookup's script (`shared.admission`): under load a request costs less than a round trip.
+During a Memorystore outage each instance applies the same limits from its own memory
+(`LocalLimiter`): a caller then gets at most ``instances × limit`` requests a minute, never an
+unlimited number.
 """
 
 from __future__ import annotations
@@ -93,8 +96,8 @@ class Decision:
 
 
 class LocalLimiter:
-    """The GCRA of `GCRA_FUNCTION` in this process's memory, for when Memorystore is unreachable; at most
-    ``max_keys`` keys are remembered (the least recently used go first)."""
+    """The GCRA of `GCRA_FUNCTION` in this process's memory, for when Memorystore is
+    unreachable; at most ``max_keys`` keys are remembered (the least recently used go first)."""
 
     def __init__(self, max_keys: int = 50_000, clock: Callable[[], float] = time.time) -> None:
         self._tats: OrderedDict[str, float] = OrderedDict()
