@@ -226,7 +226,7 @@ class Settings(BaseSettings):
         description="further named destinations a request may choose by name (never by URL)",
     )
     backup_collections: list[str] = Field(
-        default_factory=lambda: ["conversations", "api_keys", "config", "erasures"]
+        default_factory=lambda: ["conversations", "api_keys", "config", "usage", "erasures"]
     )
     backup_shard_documents: int = Field(5000, ge=1, le=1_000_000)
     backup_keep_last: int = Field(7, ge=1)

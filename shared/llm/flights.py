@@ -42,6 +42,8 @@ WANTED_TTL_MS = 1500
 ABANDON_GRACE_S = 0.0  # the stream hub has already waited for a resume
 READ_BLOCK_MS = 200
 PUBLISH_TIMEOUT_S = 1.0  # a lost write would cut every follower's answer: be patient
+RETRY_PAUSE_S = 0.1
+OUTAGE_S = 3.0  # longer than Memorystore's back-off after one failed operation
 
 
 def as_hit(result: LlmResult) -> LlmResult:
@@ -286,7 +288,16 @@ class StreamFlights:
             own(pipe, subject, [stream], int(self._lock_s * 2))
             await pipe.execute()
 
-        await self._cache.store.run(write, timeout=PUBLISH_TIMEOUT_S)
+        # A lost write would cut every follower's answer: ride out a brief outage or back-off.
+        give_up = time.monotonic() + self._lock_s
+        while True:
+            try:
+                await self._cache.store.run(write, timeout=PUBLISH_TIMEOUT_S)
+                return
+            except StoreUnavailable:
+                if time.monotonic() >= give_up:
+                    raise
+                await asyncio.sleep(RETRY_PAUSE_S)
 
     async def _follow(self, key: str, flight: Flight, give_up: float) -> bool:
         """Copy another instance's flight into ours; False when it ended before its first chunk
@@ -296,14 +307,20 @@ class StreamFlights:
         quiet_since = time.monotonic()
         while True:
             try:
-                await self._cache.store.run(lambda r: r.set(wanted, 1, px=WANTED_TTL_MS))
+                await self._cache.store.run(
+                    lambda r: r.set(wanted, 1, px=WANTED_TTL_MS), timeout=PUBLISH_TIMEOUT_S
+                )
                 found = await self._cache.store.run(partial(_xread, stream, cursor), timeout=2.0)
-            except StoreUnavailable:
-                if received:
+            except StoreUnavailable:  # a brief outage or back-off: the stream waits in Redis
+                waited = time.monotonic() - quiet_since
+                if not received and waited > OUTAGE_S:
+                    return False  # nothing to lose yet: answer without the others
+                if waited > self._wait_s:
                     cut = errors.UpstreamError("the shared stream was cut", retry_after=1)
                     flight.finish(error=cut)
                     return True
-                return False
+                await asyncio.sleep(RETRY_PAUSE_S)
+                continue
             for entry_id, fields in found[0][1] if found else []:
                 cursor, quiet_since = entry_id, time.monotonic()
                 if b"t" in fields:
