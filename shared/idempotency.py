@@ -322,10 +322,16 @@ class Idempotency:
                 raise _mismatch()
             if data["state"] == "done":
                 return _once(bytes(data["body"]))
-            events = await attach(data["stream_id"])
+            reachable = True
+            try:
+                events = await attach(data["stream_id"])
+            except errors.Unavailable:  # Memorystore slow or in back-off: look again
+                if loop.time() >= give_up:
+                    raise
+                events, reachable = None, False
             if events is not None:
                 return events
-            if data["state"] == "answered":  # stored, but its events are no longer buffered
+            if data["state"] == "answered" and reachable:  # its events are no longer buffered
                 raise errors.Conflict(
                     "the answer to this Idempotency-Key was stored but can no longer be "
                     "replayed as a stream; read it from its conversation"

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -38,6 +39,7 @@ TERMINAL = {"done", "error"}
 _EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})\Z")
 LISTENER_TTL_MS = 1500
 LIVE_TTL_MS = 3000
+OUTAGE_S = 3.0  # a follower waits this long for Memorystore (longer than its back-off)
 Event = tuple[int, str, bytes]  # seq, event name, SSE frame
 OnEnd = Callable[[list[bytes], str], Awaitable[None]]  # a stream's frames and its last event
 
@@ -274,13 +276,22 @@ class StreamHub:
         buffer, _, live_key, listener_key = _keys(sid)
         cursor = "0-0"
         idle = 0.0
+        down_since: float | None = None
         while True:
             try:
                 entries = await self.store.run(partial(_read, buffer, cursor), timeout=2.0)
-                await self.store.run(lambda r: r.set(listener_key, 1, px=LISTENER_TTL_MS))
-            except StoreUnavailable:
-                yield self._interrupted(sid)
-                return
+                await self.store.run(
+                    lambda r: r.set(listener_key, 1, px=LISTENER_TTL_MS), timeout=1.0
+                )
+                down_since = None
+            except StoreUnavailable:  # ride out a brief outage or back-off; the buffer waits
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - down_since > OUTAGE_S:
+                    yield self._interrupted(sid)
+                    return
+                await asyncio.sleep(0.1)
+                continue
             if not entries:
                 idle += 0.5
                 if idle >= self.heartbeat_s:
