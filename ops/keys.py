@@ -12,7 +12,7 @@ from typing import Any
 from ops.settings import get_ops_settings
 from ops.ui import DRY_RUN_NOTE, add_yes
 from shared import errors
-from shared.auth.principal import ALL_SCOPES
+from shared.auth.principal import ALL_SCOPES, DEFAULT_KEY_SCOPES
 
 
 def add_commands(commands: Any) -> None:
@@ -46,7 +46,7 @@ async def _run(args: argparse.Namespace) -> int:
         plaintext, record = await store.create(
             args.name,
             subject=args.subject,
-            scopes=tuple(args.scope or ALL_SCOPES),
+            scopes=tuple(args.scope or DEFAULT_KEY_SCOPES),
             tier=args.tier,
         )
         print(f"key id:  {record.key_id}\nsubject: {record.subject}\ntier:    {record.tier}")

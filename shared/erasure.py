@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from shared import pseudonyms
+from shared.llm.accounting import BUDGET_TTL_S, TokenBudget
 from shared.llm.cache import owned_keys
 from shared.memorystore import Memorystore
 from shared.settings import Settings
 
 LEDGER = "erasures"
 BATCH = 400
-SCAN_COUNT = 500
+BUDGET_DAYS = BUDGET_TTL_S // 86400 + 1
 # Firestore collections holding a subject's documents, and the field naming it.
 OWNED_COLLECTIONS = (("idempotency", "owner"), ("api_keys", "subject"))
 
@@ -55,11 +56,6 @@ def _filter(field: str, value: str) -> Any:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     return FieldFilter(field, "==", value)
-
-
-def _escape_glob(text: str) -> str:
-    """``text`` matched literally by a Redis SCAN pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class Eraser:
@@ -97,6 +93,8 @@ class Eraser:
         if self._store is not None and redis_keys:
             for start in range(0, len(redis_keys), BATCH):
                 await self._store.run(partial(_unlink, redis_keys[start : start + BATCH]), 5.0)
+        # Once more, now: a backup read while the deletes ran still holds the subject.
+        report.erased_at = (await self._record(report.subject)).isoformat()
         return report
 
     async def _record(self, pseudonym: str) -> datetime:
@@ -132,11 +130,14 @@ class Eraser:
         named = [index, f"ngx:rl:{subject}"]
         named += [f"ngx:rl:key:{key_id}" for key_id in key_ids]
         named += [f"ngx:apikey:{digest}" for digest in digests]
-        budget = f"ngx:budget:{_escape_glob(subject)}:*"
+        today = datetime.now(UTC)
+        named += [  # budget counters live BUDGET_TTL_S (3 days) after their day's first use
+            TokenBudget.key(subject, (today + timedelta(days=d)).strftime("%Y%m%d"))
+            for d in range(-BUDGET_DAYS, 2)
+        ]
 
         async def collect(r: Any) -> list[str]:
             found = [m.decode() for m in await r.smembers(index)]
-            found += [k.decode() async for k in r.scan_iter(match=budget, count=SCAN_COUNT)]
             candidates = found + named
             pipe = r.pipeline(transaction=False)
             for key in candidates:

@@ -322,6 +322,14 @@ class Idempotency:
                 raise _mismatch()
             if data["state"] == "done":
                 return _once(bytes(data["body"]))
+            now = self._clock()
+            if data["state"] == "pending" and data["lease_until"] <= now:
+                # Its producer is gone (a lease outlives any request): never follow its buffer;
+                # an answered record is never taken over (its exchange is stored).
+                taken = await self._take_over(reference, snapshot.update_time, now)
+                if taken is not None:
+                    return await self._start(*taken, start)
+                continue  # another replay took it first: look again
             reachable = True
             try:
                 events = await attach(data["stream_id"])
@@ -336,11 +344,6 @@ class Idempotency:
                     "the answer to this Idempotency-Key was stored but can no longer be "
                     "replayed as a stream; read it from its conversation"
                 )
-            now = self._clock()
-            if data["lease_until"] <= now:
-                taken = await self._take_over(reference, snapshot.update_time, now)
-                if taken is not None:
-                    return await self._start(*taken, start)
             if loop.time() >= give_up:
                 raise _in_flight()
             await asyncio.sleep(delay)

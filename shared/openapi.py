@@ -279,7 +279,9 @@ def document() -> dict[str, Any]:
                         "API keys, cache entries its requests filled, stream buffers, and token "
                         "budget and rate limit counters, and records the erasure in a ledger "
                         "that restores honour. Backups taken before it age out after "
-                        "backup_keep_days. Running it again is harmless."
+                        "backup_keep_days. Running it again is harmless. Needs the `account` "
+                        "scope: every user's ID token has it; an API key only when created "
+                        "with it (`agentctl keys create --scope account`)."
                     ),
                     "parameters": [REQUEST_ID],
                     "responses": {**_ok("Erased", _json(Erased)), **_errors(*COMMON)},

@@ -76,7 +76,7 @@ CHAT = FunctionSpec(
         RouteSpec(
             "DELETE", "/v1/conversations/{conversation_id}", "delete_conversation", "conversations"
         ),
-        RouteSpec("DELETE", "/v1/me", "erase_me", "conversations"),
+        RouteSpec("DELETE", "/v1/me", "erase_me", "account"),
         HEALTH,
         READY,
     ),

@@ -107,7 +107,9 @@ class StreamHub:
         with contextlib.suppress(StoreUnavailable):
             await self.store.run(claim)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(sid, first, rest, queue, request_id, on_end))
+        producer = asyncio.create_task(
+            self._produce(sid, owner, first, rest, queue, request_id, on_end)
+        )
         self._keep(producer)
         self._producing += 1
         producer.add_done_callback(self._produced)
@@ -151,6 +153,7 @@ class StreamHub:
     async def _produce(
         self,
         sid: str,
+        owner: str,
         first: tuple[str, BaseModel],
         rest: AsyncIterator[tuple[str, BaseModel]],
         queue: asyncio.Queue[bytes | None],
@@ -161,7 +164,7 @@ class StreamHub:
         frames: list[bytes] = []
         last = "cancelled"
         publisher: BatchedWriter[Event] = BatchedWriter(
-            partial(self._publish, buffer), self._keep, _is_terminal
+            partial(self._publish, buffer, owner), self._keep, _is_terminal
         )
         seq = 0
 
@@ -189,21 +192,32 @@ class StreamHub:
             queue.put_nowait(None)
             try:
                 # Shielded: a second cancellation must not cut the buffer short or leave it live.
-                await asyncio.shield(self._finish(live_key, publisher))
-                if on_end is not None:
-                    await asyncio.shield(on_end(frames, last if last in TERMINAL else "cancelled"))
+                # One shielded step: a second cancellation must not skip on_end either.
+                ended = last if last in TERMINAL else "cancelled"
+                await asyncio.shield(
+                    self._finish(
+                        live_key, publisher, partial(on_end, frames, ended) if on_end else None
+                    )
+                )
             finally:
                 with contextlib.suppress(Exception):
                     await rest.aclose()  # type: ignore[attr-defined]
 
-    async def _finish(self, live_key: str, publisher: BatchedWriter[Event]) -> None:
-        """Write what is left to the buffer, then mark the stream as no longer produced."""
+    async def _finish(
+        self,
+        live_key: str,
+        publisher: BatchedWriter[Event],
+        then: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        """Write what is left to the buffer, mark the stream no longer produced, then ``then``."""
         try:
             await publisher.close()
         except Exception:
             log.exception("stream buffer write failed")  # resumers will be told it was cut
         with contextlib.suppress(StoreUnavailable):
             await self.store.run(lambda r: r.delete(live_key))
+        if then is not None:
+            await then()
 
     def _produced(self, _: asyncio.Task[None]) -> None:
         self._producing -= 1
@@ -217,12 +231,14 @@ class StreamHub:
                 await self.store.run(lambda r: r.set(key, 1, px=LIVE_TTL_MS))
             await asyncio.sleep(LIVE_TTL_MS / 3000)
 
-    async def _publish(self, buffer: str, events: list[Event]) -> None:
+    async def _publish(self, buffer: str, owner: str, events: list[Event]) -> None:
         async def write(r: Any) -> None:
             pipe = r.pipeline(transaction=False)
             for seq, name, payload in events:
                 pipe.xadd(buffer, {"seq": seq, "event": name, "frame": payload}, maxlen=5000)
             pipe.expire(buffer, self.buffer_ttl_s)
+            if _is_terminal(events[-1]):  # the owner's key set outlives the buffer's last TTL
+                own(pipe, owner, [buffer], self.buffer_ttl_s)
             await pipe.execute()
 
         with contextlib.suppress(StoreUnavailable):

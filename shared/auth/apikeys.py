@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import errors
-from shared.auth.principal import ALL_SCOPES, Principal
+from shared.auth.principal import ALL_SCOPES, DEFAULT_KEY_SCOPES, Principal
 from shared.memorystore import Memorystore, StoreUnavailable
 
 COLLECTION = "api_keys"
@@ -58,7 +58,7 @@ class ApiKeyStore:
         self,
         name: str,
         subject: str | None = None,
-        scopes: tuple[str, ...] = ALL_SCOPES,
+        scopes: tuple[str, ...] = DEFAULT_KEY_SCOPES,
         tier: str = "standard",
     ) -> tuple[str, ApiKey]:
         """A new key: the plaintext (shown once) and its stored record."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ALL_SCOPES = ("chat", "conversations")
+ALL_SCOPES = ("chat", "conversations", "account")
+# What an API key gets unless created with other scopes: erasing its owner (``account``) is
+# irreversible, so a key must be given it on purpose. Users' ID tokens carry every scope.
+DEFAULT_KEY_SCOPES = ("chat", "conversations")
 
 
 @dataclass(frozen=True)

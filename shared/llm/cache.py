@@ -157,9 +157,9 @@ def own(pipe: Any, subject: str | None, keys: list[str], ttl_s: int) -> None:
     pipe.expire(index, ttl_s, gt=True)  # …and an older one only ever lives longer
 
 
-def fill_key(key: str) -> str:
-    """The Redis stream a shared model stream for an entry is copied to, chunk by chunk."""
-    return key.replace(f"{PREFIX}:c:", f"{PREFIX}:fill:", 1)
+def fill_key(key: str, holder: str) -> str:
+    """The Redis stream the fill-lock ``holder`` copies its model stream to, chunk by chunk."""
+    return key.replace(f"{PREFIX}:c:", f"{PREFIX}:fill:", 1) + f":{holder}"
 
 
 def is_cacheable(request: LlmRequest, max_temperature: float) -> bool:
@@ -280,6 +280,11 @@ class ResponseCache:
         return bool(
             await self.store.run(lambda r: r.set(lock, token, nx=True, px=int(ttl_s * 1000)))
         )
+
+    async def lock_holder(self, key: str) -> str | None:
+        """The token of whoever holds an entry's fill lock, if anyone does."""
+        holder = await self.store.run(lambda r: r.get(_lock_key(key)))
+        return holder.decode() if holder is not None else None
 
     async def renew_lock(self, key: str, token: str, ttl_s: float) -> bool:
         """Extend a fill lock this caller holds (a long stream outlives the lock's first TTL)."""

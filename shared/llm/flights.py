@@ -67,7 +67,7 @@ def replay(result: LlmResult, words_per_chunk: int = 8) -> list[LlmChunk]:
 
 
 def _wanted_key(key: str) -> str:
-    return f"{fill_key(key)}:wanted"
+    return fill_key(key, "wanted")
 
 
 @dataclass
@@ -80,6 +80,7 @@ class Flight:
     done: bool = False
     readers: int = 0
     task: asyncio.Task[None] | None = None
+    shared: bool = False  # it writes a fill stream that other instances may be following
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, chunk: LlmChunk) -> None:
@@ -169,16 +170,22 @@ class StreamFlights:
                     self._keep(asyncio.create_task(self._abandon_later(key, flight)))
 
     async def _abandon_later(self, key: str, flight: Flight) -> None:
-        """Cancel a flight nobody reads any more, unless another instance follows it."""
+        """Cancel a flight nobody here reads any more once no other instance follows it either
+        (looked at again while they do); following another's flight stops at once."""
         await asyncio.sleep(ABANDON_GRACE_S)
-        if flight.readers or flight.done or flight.task is None:
-            return
-        try:
-            followed = bool(await self._cache.store.run(lambda r: r.exists(_wanted_key(key))))
-        except StoreUnavailable:
+        wanted = _wanted_key(key)
+        while not flight.readers and not flight.done and flight.task is not None:
             followed = False
-        if not followed and not flight.readers:
-            flight.task.cancel()
+            if flight.shared:
+                try:
+                    followed = bool(await self._cache.store.run(lambda r: r.exists(wanted)))
+                except StoreUnavailable:
+                    followed = False
+            if not followed:
+                if not flight.readers:
+                    flight.task.cancel()
+                return
+            await asyncio.sleep(WANTED_TTL_MS / 1000)
 
     async def _lead(
         self, key: str, flight: Flight, request: LlmRequest, chain: list[str], stats: CallStats
@@ -242,7 +249,8 @@ class StreamFlights:
         writer: BatchedWriter[Entry] | None = None
         renewal: asyncio.Task[None] | None = None
         if token is not None:
-            publish = partial(self._publish, key, request.subject)
+            flight.shared = True
+            publish = partial(self._publish, fill_key(key, token), request.subject)
             writer = BatchedWriter(publish, self._keep, lambda e: "t" not in e)
             renewal = asyncio.create_task(self._renew(key, token))
         try:
@@ -277,8 +285,7 @@ class StreamFlights:
             with contextlib.suppress(StoreUnavailable):
                 await self._cache.renew_lock(key, token, self._lock_s)
 
-    async def _publish(self, key: str, subject: str | None, entries: list[Entry]) -> None:
-        stream = fill_key(key)
+    async def _publish(self, stream: str, subject: str | None, entries: list[Entry]) -> None:
 
         async def write(r: Any) -> None:
             pipe = r.pipeline(transaction=False)
@@ -302,7 +309,14 @@ class StreamFlights:
     async def _follow(self, key: str, flight: Flight, give_up: float) -> bool:
         """Copy another instance's flight into ours; False when it ended before its first chunk
         without an answer (its holder failed or let go: try for the lock again)."""
-        stream, wanted = fill_key(key), _wanted_key(key)
+        try:
+            holder = await self._cache.lock_holder(key)
+        except StoreUnavailable:
+            return False
+        if holder is None:
+            return False  # let go already: look at the cache and the lock again
+        # The holder's own stream: an earlier flight's entries are never read as this one's.
+        stream, wanted = fill_key(key, holder), _wanted_key(key)
         cursor, received = "0-0", False
         quiet_since = time.monotonic()
         while True:
@@ -324,7 +338,10 @@ class StreamFlights:
             for entry_id, fields in found[0][1] if found else []:
                 cursor, quiet_since = entry_id, time.monotonic()
                 if b"t" in fields:
-                    if int(fields[b"n"]) != len(flight.chunks) + 1:  # a write was lost
+                    number = int(fields[b"n"])
+                    if number <= len(flight.chunks):  # written twice (a retried write): skip
+                        continue
+                    if number != len(flight.chunks) + 1:  # a write was lost
                         cut = errors.UpstreamError("the shared stream was cut", retry_after=1)
                         flight.finish(error=cut)
                         return True

@@ -189,8 +189,20 @@ def test_agentctl_users_erase_refuses_subjects_that_name_nobody(
     assert refused.returncode == 1 and "subject must be" in refused.stderr
 
 
-async def test_delete_me_needs_credentials(stack: LocalStack) -> None:
+async def test_delete_me_needs_credentials_and_the_account_scope(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    """Erasure is irreversible: an API key may do it only when given the ``account`` scope on
+    purpose (keys do not get it by default); users' ID tokens carry it."""
+    store = ApiKeyStore(firestore_db)
+    ordinary, _ = await store.create("app", subject="user:dave")
+    granted, _ = await store.create("settings screen", subject="user:dave", scopes=("account",))
+    url = f"{stack.url('chat')}/v1/me"
     async with httpx.AsyncClient(timeout=30) as client:
-        anonymous = await client.delete(f"{stack.url('chat')}/v1/me")
+        anonymous = await client.delete(url)
+        refused = await client.delete(url, headers={"X-API-Key": ordinary})
+        allowed = await client.delete(url, headers={"X-API-Key": granted})
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "unauthenticated"
+    assert refused.status_code == 403 and "account" in refused.json()["error"]["message"]
+    assert allowed.status_code == 200 and allowed.json()["api_keys"] == 2

@@ -133,9 +133,51 @@ async def test_a_follower_never_hands_out_an_answer_with_a_piece_missing(
     assert await cache.try_lock(key, "another-instance", 30)
     raw: Any = store.redis
     for entry in ({"n": "1", "t": "one", "f": ""}, {"n": "3", "t": " three", "f": "STOP"}):
-        await raw.xadd(fill_key(key), entry)
+        await raw.xadd(fill_key(key, "another-instance"), entry)
     flights = StreamFlights(settings, cache, never)
     with pytest.raises(errors.UpstreamError, match="cut"):
         async for _ in flights.join(key, request, ["gemini-2.5-flash"], CallStats()):
             pass
+    await store.close()
+
+
+async def test_a_follower_reads_the_current_holders_stream_once_per_chunk(
+    stack: LocalStack,
+) -> None:
+    """An earlier flight's stream (a piece of an answer, then its error) is never read as the
+    current one's, and a chunk written twice (a retried write) is taken once."""
+    import json as json_
+
+    from shared.llm.cache import ResponseCache, fill_key, request_key
+    from shared.llm.flights import StreamFlights
+    from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult, Turn
+    from shared.memorystore import Memorystore
+
+    settings = stack.client_settings()
+    store = Memorystore(settings)
+    cache = ResponseCache(store)
+    request = LlmRequest(turns=(Turn("user", "again"),), query_class="chat")
+    key = request_key(request, "gemini-2.5-flash")
+    raw: Any = store.redis
+    for entry in ({"n": "1", "t": "stale", "f": ""}, {"e": "upstream_error", "m": "old", "ra": ""}):
+        await raw.xadd(fill_key(key, "earlier-holder"), entry)
+    assert await cache.try_lock(key, "current-holder", 30)
+    result = LlmResult(text="fresh answer", model="gemini-2.5-flash")
+    for entry in (
+        {"n": "1", "t": "fresh", "f": ""},
+        {"n": "1", "t": "fresh", "f": ""},
+        {"n": "2", "t": " answer", "f": "STOP"},
+        {"r": json_.dumps({"text": result.text, "model": result.model})},
+    ):
+        await raw.xadd(fill_key(key, "current-holder"), entry)
+
+    async def never(*_: Any) -> Any:
+        raise AssertionError("the model must not be called")
+        yield
+
+    flights = StreamFlights(settings, cache, never)
+    items = [i async for i in flights.join(key, request, ["gemini-2.5-flash"], CallStats())]
+    text = "".join(i.text for i in items if isinstance(i, LlmChunk))
+    assert text == "fresh answer"
+    assert isinstance(items[-1], LlmResult) and items[-1].cached
     await store.close()
