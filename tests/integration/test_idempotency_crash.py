@@ -245,3 +245,58 @@ async def test_waiters_on_a_cancelled_first_request_get_a_retryable_conflict(
     retry = exchange_producer(ConversationStore(firestore_db), "c-after", "ran")
     stored = await idempotency.run("alice", "k", "h", retry)
     assert json.loads(stored.body)["text"] == "ran"
+
+
+async def lapsed_stream_record(db: Any, state: str) -> None:
+    """Alice's stream key ``s`` whose first request's lease ran out an hour ago, in ``state``."""
+    created = datetime.now(UTC) - timedelta(hours=1)
+    await (
+        db.collection(COLLECTION)
+        .document(record_id("alice", "s"))
+        .create(
+            {
+                "state": state,
+                "owner": "alice",
+                "body_hash": "h",
+                "stream_id": "old-stream",
+                "created_at": created,
+                "lease_until": created + timedelta(seconds=300),
+                "expire_at": created + timedelta(hours=24),
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize("state", ["pending", "answered"])
+async def test_a_lapsed_stream_is_taken_over_only_if_its_answer_was_never_stored(
+    stack: LocalStack, firestore_db: Any, state: str
+) -> None:
+    """Pending and lapsed: its producer is gone; the replay runs it again under a new stream id
+    without following the dead buffer. Answered: its exchange is stored, so it never runs
+    twice; the replay is told to read the conversation."""
+    from shared import errors
+
+    await lapsed_stream_record(firestore_db, state)
+    idempotency = Idempotency(firestore_db, settings_for(stack))
+    started: list[str] = []
+    attached: list[str] = []
+
+    async def start(stream_id: str, claim: Any) -> Any:
+        started.append(stream_id)
+
+        async def events() -> Any:
+            yield b"event: done\n\n"
+
+        return events()
+
+    async def attach(stream_id: str) -> Any:
+        attached.append(stream_id)
+        return None
+
+    if state == "pending":
+        await idempotency.stream("alice", "s", "h", "unused", start, attach)
+        assert len(started) == 1 and started[0] != "old-stream" and attached == []
+    else:
+        with pytest.raises(errors.Conflict, match="read it from its conversation"):
+            await idempotency.stream("alice", "s", "h", "unused", start, attach)
+        assert started == []
