@@ -113,6 +113,10 @@ class ChatService:
             through = plan.dropped[-1].created_at
             update = SummaryUpdate(summary, through) if through is not None else None
         system = s.system_instruction
+        if request.language:
+            system = (
+                f"{system}\n\nAnswer in the language tagged {request.language} (BCP 47).".strip()
+            )
         if summary:
             system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
         private = bool(plan.kept or summary)
@@ -121,8 +125,10 @@ class ChatService:
                 turns=(*plan.turns, Turn(role="user", text=self._for_model(request.message))),
                 tier=request.tier,
                 system_instruction=system or None,
-                max_output_tokens=s.max_output_tokens,
-                temperature=s.temperature,
+                max_output_tokens=min(
+                    request.max_output_tokens or s.max_output_tokens, s.max_output_tokens
+                ),
+                temperature=s.temperature if request.temperature is None else request.temperature,
                 subject=caller.subject,
                 budget_tier=caller.tier,
                 query_class="chat",

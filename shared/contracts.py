@@ -31,6 +31,9 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+LANGUAGE_TAG = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # the shape of a BCP 47 tag
+
+
 class ChatRequest(_Contract):
     """Body of `POST /v1/chat` and `POST /v1/chat:stream`."""
 
@@ -45,6 +48,25 @@ class ChatRequest(_Contract):
         None, pattern=ID_PATTERN, description="Client idempotency key (same as Idempotency-Key)."
     )
     tier: Literal["fast", "quality"] = Field("fast", description="Which model tier answers.")
+    temperature: float | None = Field(
+        None,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature (default: the service's setting).",
+    )
+    max_output_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=65536,
+        description="Longest answer in tokens; above the service's limit (1024 by default) the "
+        "limit applies.",
+    )
+    language: str | None = Field(
+        None,
+        max_length=35,
+        pattern=LANGUAGE_TAG,
+        description="BCP 47 tag of the language to answer in (e.g. `fr`, `pt-BR`).",
+    )
 
     @field_validator("message")
     @classmethod
@@ -54,6 +76,14 @@ class ChatRequest(_Contract):
         return value
 
     _ids = field_validator("conversation_id", "request_id")(_not_reserved)
+
+    @field_validator("temperature", "max_output_tokens", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: object) -> object:
+        """JSON numbers only: ``true`` or ``"1"`` are not numbers (``2.0`` is an integer)."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError("must be a number")
+        return value
 
 
 class Usage(_Contract):

@@ -36,6 +36,7 @@ HOSTILE_VALUE = st.one_of(
     st.text(max_size=20).map(json_string),  # and ordinary values among them
 )
 FIELDS = ["message", "conversation_id", "request_id", "tier", "action", "sink", "backup_id"]
+FIELDS += ["temperature", "max_output_tokens", "language"]  # request options
 TARGETS = [("chat", "/v1/chat"), ("stream", "/v1/chat:stream")]
 TARGETS += [("cache-maintenance", "/"), ("backup", "/")]
 
