@@ -219,14 +219,7 @@ class Idempotency:
         give_up = loop.time() + self._wait_s
         delay = 0.05
         while True:
-            snapshot = await reference.get()
-            data = snapshot.to_dict() if snapshot.exists else None
-            if data is None:
-                raise errors.Conflict(
-                    "the first request with this Idempotency-Key failed; retry it", retry_after=1
-                )
-            if data["body_hash"] != request_hash:
-                raise _mismatch()
+            snapshot, data = await _read_record(reference, request_hash)
             if data["state"] == "done":
                 return StoredResponse(data["status"], bytes(data["body"]), data["media_type"])
             now = self._clock()
@@ -312,13 +305,8 @@ class Idempotency:
         give_up = loop.time() + self._wait_s
         delay = 0.05
         while True:
-            snapshot = await reference.get()
-            data = snapshot.to_dict() if snapshot.exists else None
-            if data is None:
-                raise errors.Conflict(
-                    "the first request with this Idempotency-Key failed; retry it", retry_after=1
-                )
-            if data["body_hash"] != request_hash or "stream_id" not in data:
+            snapshot, data = await _read_record(reference, request_hash)
+            if "stream_id" not in data:
                 raise _mismatch()
             if data["state"] == "done":
                 return _once(bytes(data["body"]))
@@ -348,6 +336,19 @@ class Idempotency:
                 raise _in_flight()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+async def _read_record(reference: Any, request_hash: str) -> tuple[Any, dict[str, Any]]:
+    """The first request's record: 409 if it failed (and went), 422 if its body differs."""
+    snapshot = await reference.get()
+    data: dict[str, Any] | None = snapshot.to_dict() if snapshot.exists else None
+    if data is None:
+        raise errors.Conflict(
+            "the first request with this Idempotency-Key failed; retry it", retry_after=1
+        )
+    if data["body_hash"] != request_hash:
+        raise _mismatch()
+    return snapshot, data
 
 
 async def _once(body: bytes) -> Events:
