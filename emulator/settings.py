@@ -31,6 +31,7 @@ class StackSettings(OpsSettings):
     stack_vertex_port: int = _port(8790)
     stack_vertex_admin_port: int = _port(8791)
     stack_auth_port: int = _port(8792)
+    stack_demo_port: int = _port(8793)
     stack_chat_port: int = _port(registry.CHAT.local_port)
     stack_stream_port: int = _port(registry.STREAM.local_port)
     stack_cache_maintenance_port: int = _port(registry.CACHE_MAINTENANCE.local_port)

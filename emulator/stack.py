@@ -79,9 +79,27 @@ def check_prerequisites() -> None:
         raise StackError("missing prerequisite: " + "\n".join(missing))
 
 
+DEMO_TOKEN = "local-demo-api-token"  # noqa: S105 - the demo API's credential, local only
+
+
+def demo_tools_file(settings: StackSettings) -> Path:
+    """The stack's tools file: ``emulator/tools.toml`` aimed at this stack's demo API."""
+    target = settings.stack_dir / "tools.toml"
+    url = f"http://{LOCAL_HOST}:{settings.stack_demo_port}"
+    text = (ROOT / "emulator" / "tools.toml").read_text().replace("@DEMO_URL@", url)
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    return target
+
+
 def function_env(settings: StackSettings) -> dict[str, str]:
     """Environment shared by every function process: where the emulators are."""
     return {
+        # The demo tools reach the demo API on loopback: allowed for exactly that port.
+        "NGX_TOOLS_FILE": str(demo_tools_file(settings)),
+        "NGX_TOOL_PRIVATE_HOSTS": json.dumps([f"{LOCAL_HOST}:{settings.stack_demo_port}"]),
+        "NGX_DEMO_API_TOKEN": DEMO_TOKEN,
         "PYTHONPATH": str(ROOT),
         "NGX_AUTH_ISSUER": devtokens.issuer(settings),
         "NGX_AUTH_AUDIENCE": settings.project_id,
@@ -178,6 +196,22 @@ def components(settings: StackSettings) -> list[Component]:
             ready_path="/healthz",
             env={"PYTHONPATH": str(ROOT)},
             url=f"{devtokens.issuer(settings)}/jwks.json (tokens: agentctl token --user NAME)",
+        ),
+        Component(
+            "demo-api",
+            [
+                python,
+                "-m",
+                "emulator.demo_api",
+                "--host",
+                LOCAL_HOST,
+                "--port",
+                str(settings.stack_demo_port),
+            ],
+            settings.stack_demo_port,
+            ready_path="/healthz",
+            env={"PYTHONPATH": str(ROOT), "NGX_DEMO_API_TOKEN": DEMO_TOKEN},
+            url=f"http://{LOCAL_HOST}:{settings.stack_demo_port} (the demo tools' order API)",
         ),
     ]
     for spec in registry.FUNCTIONS:

@@ -12,7 +12,7 @@ from typing import Any
 from ops.settings import get_ops_settings
 from ops.ui import DRY_RUN_NOTE, add_yes
 from shared import errors
-from shared.auth.principal import ALL_SCOPES, DEFAULT_KEY_SCOPES
+from shared.auth.principal import ALL_SCOPES, DEFAULT_KEY_SCOPES, is_scope
 
 
 def add_commands(commands: Any) -> None:
@@ -22,13 +22,26 @@ def add_commands(commands: Any) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--subject", help="who owns what the key creates (default key:<id>)")
     create.add_argument("--tier", default="standard", help="rate-limit tier")
-    create.add_argument("--scope", action="append", choices=ALL_SCOPES)
+    create.add_argument(
+        "--scope",
+        action="append",
+        type=_scope,
+        help=f"repeatable: {', '.join(ALL_SCOPES)} or a tool scope (tools:NAME)",
+    )
     listing = key_actions.add_parser("list")
     listing.add_argument("--json", action="store_true", help="as JSON")
     revoke = key_actions.add_parser("revoke")
     revoke.add_argument("key_id")
     add_yes(revoke, "revoke the key")
     keys.set_defaults(run=main)
+
+
+def _scope(value: str) -> str:
+    if not is_scope(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a scope: {', '.join(ALL_SCOPES)} or tools:NAME"
+        )
+    return value
 
 
 def _key_store() -> Any:

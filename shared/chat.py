@@ -13,6 +13,17 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from shared import admission, errors
+from shared.agent.loop import (
+    Agent,
+    Answer,
+    CallRecord,
+    Event,
+    TextPiece,
+    ToolFinished,
+    ToolStarted,
+)
+from shared.agent.runner import ToolRunner
+from shared.agent.tools import Tool, ToolContext, ToolRegistry
 from shared.contracts import (
     ChatRequest,
     ChatResponse,
@@ -24,13 +35,17 @@ from shared.contracts import (
     DoneEvent,
     MessageItem,
     MetaEvent,
+    ModelUsage,
     PageQuery,
+    ToolCall,
+    ToolCallEvent,
+    ToolResultEvent,
     Usage,
 )
 from shared.idempotency import Seal
 from shared.llm import prompt
 from shared.llm.client import LlmClient
-from shared.llm.types import LlmRequest, LlmResult, Turn
+from shared.llm.types import LlmRequest, Turn
 from shared.redact import Redactor
 from shared.settings import Settings
 from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
@@ -38,18 +53,22 @@ from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: the subject that owns conversations and pays for tokens."""
+    """Who is asking: the subject that owns conversations and pays for tokens, and its scopes
+    (which tools it may use)."""
 
     subject: str
     tier: str | None = None  # its rate-limit and budget tier (an API key's, or a token claim)
+    scopes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A turn ready to send: the model request and the summary update to store with it."""
+    """A turn ready to send: the model request, the tools offered with it and the summary update
+    to store with the answer."""
 
     request: LlmRequest
     summary: SummaryUpdate | None
+    tools: tuple[Tool, ...] = ()
 
 
 T = TypeVar("T")
@@ -64,11 +83,17 @@ class ChatService:
         llm: LlmClient,
         store: ConversationStore,
         redactor: Redactor | None = None,
+        agent: Agent | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
         self._settings = settings
         self._llm = llm
         self._store = store
         self._redactor = redactor  # set: personal data leaves no trace in the model's prompt
+        self._agent = agent or Agent(
+            settings, llm, ToolRunner(None, settings.agent_tool_result_tokens)
+        )
+        self._tools = tools or ToolRegistry()
 
     def _for_model(self, text: str) -> str:
         """The user's text as the model receives it (redacted when ``redact_prompts`` is set)."""
@@ -87,6 +112,7 @@ class ChatService:
         """Load what the model must see, folding history that no longer fits into the summary."""
         s = self._settings
         self.check_size(request)
+        tools = self._tools.offered(request.tools, caller.scopes)
         history: list[prompt.Message] = []
         summary = ""
         if request.conversation_id:
@@ -135,6 +161,7 @@ class ChatService:
                 cache_scope=caller.subject if private else None,
             ),
             summary=update,
+            tools=tools,
         )
 
     async def _store_answer(
@@ -143,7 +170,7 @@ class ChatService:
         caller: Caller,
         ids: tuple[str, str],
         prepared: Prepared,
-        answer: LlmResult,
+        done: Answer,
         request_id: str,
         also: Sequence[Any] = (),
     ) -> None:
@@ -153,8 +180,9 @@ class ChatService:
             new_conversation=request.conversation_id is None,
             message_id=ids[1],
             user_text=request.message,
-            answer=answer,
+            answer=done.result,
             request_id=request_id,
+            tool_calls=[tool_call(c).model_dump(mode="json") for c in done.calls],
             summary=prepared.summary,
             retention_days=self._settings.conversation_retention_days or None,
             also=also,
@@ -170,18 +198,29 @@ class ChatService:
         """
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
-        answer = await self._llm.generate(prepared.request)
+        done: Answer | None = None
+        async for event in self._run(prepared, caller, request_id, stream=False):
+            if isinstance(event, Answer):
+                done = event
+        assert done is not None  # the loop always ends with its answer
         reply = ChatResponse(
             conversation_id=cid,
             message_id=mid,
-            text=answer.text,
-            finish_reason=answer.finish_reason,
-            usage=usage_of(answer),
+            text=done.result.text,
+            finish_reason=done.result.finish_reason,
+            tool_calls=[tool_call(c) for c in done.calls],
+            usage=usage_of(done),
             request_id=request_id,
         )
         also = seal(reply.model_dump_json().encode()) if seal is not None else ()
-        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id, also)
+        await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
         return reply
+
+    def _run(
+        self, prepared: Prepared, caller: Caller, request_id: str, stream: bool
+    ) -> AsyncIterator[Event]:
+        context = ToolContext(subject=caller.subject, request_id=request_id)
+        return self._agent.run(prepared.request, prepared.tools, context, stream)
 
     async def stream(
         self,
@@ -201,23 +240,40 @@ class ChatService:
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), message_id or new_id()
         chain = self._llm.chain(prepared.request)
-        chunks = self._llm.stream(prepared.request)
-        first = await anext(chunks)
+        events = self._run(prepared, caller, request_id, stream=True)
+        first = await anext(events)
         yield (
             "meta",
             MetaEvent(conversation_id=cid, message_id=mid, model=chain[0], request_id=request_id),
         )
-        answer: LlmResult | None = None
-        async for chunk in _prepend(first, chunks):
-            if chunk.text:
-                yield "delta", DeltaEvent(text=chunk.text)
-            if chunk.result is not None:
-                answer = chunk.result
-        if answer is None:  # pragma: no cover - the client always closes with a result
+        done: Answer | None = None
+        async for event in _prepend(first, events):
+            if isinstance(event, TextPiece):
+                yield "delta", DeltaEvent(text=event.text)
+            elif isinstance(event, ToolStarted):
+                yield (
+                    "tool_call",
+                    ToolCallEvent(id=event.id, name=event.name, arguments=event.arguments),
+                )
+            elif isinstance(event, ToolFinished):
+                r = event.record
+                yield (
+                    "tool_result",
+                    ToolResultEvent(
+                        id=r.id,
+                        name=r.name,
+                        status=r.status,
+                        latency_ms=r.latency_ms,
+                        summary=r.summary,
+                    ),
+                )
+            else:
+                done = event
+        if done is None:  # pragma: no cover - the loop always ends with its answer
             raise errors.UpstreamError("the model stream ended without a result")
-        await self._store_answer(request, caller, (cid, mid), prepared, answer, request_id, also)
-        yield "usage", usage_of(answer)
-        yield "done", DoneEvent(finish_reason=answer.finish_reason)
+        await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
+        yield "usage", usage_of(done)
+        yield "done", DoneEvent(finish_reason=done.result.finish_reason)
 
     async def list_conversations(self, caller: Caller, page: PageQuery) -> ConversationPage:
         items, token = await self._store.list_page(caller.subject, page.page_size, page.page_token)
@@ -262,15 +318,39 @@ def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
         model=data.get("model"),
         input_tokens=data.get("input_tokens"),
         output_tokens=data.get("output_tokens"),
+        tool_calls=[ToolCall(**c) for c in data.get("tool_calls") or []],
     )
 
 
-def usage_of(answer: LlmResult) -> Usage:
+def usage_of(done: Answer) -> Usage:
+    """The contract's usage of an answer: totals and each model's share."""
+    answer = done.result
     return Usage(
         input_tokens=answer.input_tokens,
         output_tokens=answer.output_tokens,
         model=answer.model,
         cached=answer.cached,
+        model_calls=done.steps,
+        models=[
+            ModelUsage(
+                model=u.model,
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                calls=u.calls,
+            )
+            for u in done.models
+        ],
+    )
+
+
+def tool_call(record: CallRecord) -> ToolCall:
+    return ToolCall(
+        id=record.id,
+        name=record.name,
+        arguments=record.arguments,
+        status=record.status,  # type: ignore[arg-type]
+        latency_ms=record.latency_ms,
+        summary=record.summary,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +31,7 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TOOL_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 LANGUAGE_TAG = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # the shape of a BCP 47 tag
 
 
@@ -67,6 +68,12 @@ class ChatRequest(_Contract):
         pattern=LANGUAGE_TAG,
         description="BCP 47 tag of the language to answer in (e.g. `fr`, `pt-BR`).",
     )
+    tools: list[Annotated[str, Field(pattern=TOOL_NAME)]] | None = Field(
+        None,
+        max_length=32,
+        description="Names of the tools to offer the model: omitted, every tool the caller may "
+        "use; `[]`, none. Naming a tool the caller may not use is a 403 naming it.",
+    )
 
     @field_validator("message")
     @classmethod
@@ -86,18 +93,39 @@ class ChatRequest(_Contract):
         return value
 
 
+class ModelUsage(_Contract):
+    """What one model spent on an answer (an agent's answer may take several calls)."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+
+
 class Usage(_Contract):
-    """Token accounting for one answer; a cached answer costs no tokens and says so."""
+    """Token accounting for one answer, every model call of it counted; a cached answer costs no
+    tokens and says so. ``model`` answered last; ``models`` lists each model used."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     model: str
     cached: bool = False
+    model_calls: int = 1
+    models: list[ModelUsage] = Field(default_factory=list)
+
+
+ToolStatus = Literal["ok", "error", "timeout", "refused", "invalid_arguments", "denied"]
 
 
 class ToolCall(_Contract):
+    """A tool the agent called for this answer: its arguments, outcome and a line of result."""
+
+    id: str
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    status: ToolStatus = "ok"
+    latency_ms: float = 0.0
+    summary: str = Field("", description="the result (or error) as JSON, cut to 240 characters")
 
 
 class Source(_Contract):
@@ -150,6 +178,7 @@ class MessageItem(_Contract):
     model: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class ConversationDetail(_Contract):
@@ -207,12 +236,35 @@ class DeltaEvent(_Contract):
 
 
 class DoneEvent(_Contract):
-    finish_reason: str = "STOP"
+    finish_reason: str = Field(
+        "STOP",
+        description="the model's (STOP, MAX_TOKENS, SAFETY…) or a loop bound: max_steps, deadline",
+    )
+
+
+class ToolCallEvent(_Contract):
+    """The agent calls a tool (its result follows as `tool_result` with the same id)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResultEvent(_Contract):
+    """A tool call finished."""
+
+    id: str
+    name: str
+    status: ToolStatus
+    latency_ms: float
+    summary: str
 
 
 STREAM_EVENTS: dict[str, type[BaseModel]] = {
     "meta": MetaEvent,
     "delta": DeltaEvent,
+    "tool_call": ToolCallEvent,
+    "tool_result": ToolResultEvent,
     "usage": Usage,
     "done": DoneEvent,
     "error": ErrorEnvelope,

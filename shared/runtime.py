@@ -6,6 +6,12 @@ from functools import lru_cache
 from typing import Any
 
 from shared import telemetry, web
+from shared.agent import config as agent_config
+from shared.agent.config import ToolsFile
+from shared.agent.egress import Egress
+from shared.agent.loop import Agent
+from shared.agent.runner import ToolRunner
+from shared.agent.tools import ToolRegistry
 from shared.auth.apikeys import ApiKeyStore
 from shared.auth.tokens import TokenVerifier
 from shared.chat import ChatService
@@ -31,6 +37,7 @@ def init_process() -> Settings:
     settings = get_settings()
     configure_logging(settings.project_id, settings.log_level, redactor())
     telemetry.configure(settings)
+    tools_file()  # a bad tools file stops the start, naming the mistake
     return settings
 
 
@@ -62,11 +69,32 @@ def conversations() -> ConversationStore:
 
 
 @lru_cache(maxsize=1)
+def tools_file() -> ToolsFile:
+    """The validated tools file (``NGX_TOOLS_FILE``)."""
+    return agent_config.read(get_settings().tools_file)
+
+
+@lru_cache(maxsize=1)
+def tools() -> ToolRegistry:
+    """This deployment's tools, wired to the process's egress and Firestore."""
+    settings = get_settings()
+    egress = Egress(exempt=settings.tool_private_hosts)
+    return agent_config.build(tools_file(), egress, firestore(), settings.agent_tool_timeout_s)
+
+
+@lru_cache(maxsize=1)
+def agent() -> Agent:
+    settings = get_settings()
+    runner = ToolRunner(memorystore(), settings.agent_tool_result_tokens)
+    return Agent(settings, llm(), runner)
+
+
+@lru_cache(maxsize=1)
 def chat_service() -> ChatService:
     """The chat use case wired to this process's model client, Memorystore and Firestore."""
     settings = get_settings()
     scrub = redactor() if settings.redact_prompts else None
-    return ChatService(settings, llm(), conversations(), scrub)
+    return ChatService(settings, llm(), conversations(), scrub, agent(), tools())
 
 
 @lru_cache(maxsize=1)

@@ -112,6 +112,20 @@ class Settings(BaseSettings):
     singleflight_wait_s: float = Field(20.0, gt=0)
     singleflight_lock_s: float = Field(30.0, gt=0)
 
+    # The agent: tools (a TOML file, see docs/agent.md) and the bounds of its loop.
+    tools_file: str | None = Field(None, description="TOML file declaring the tools")
+    tool_private_hosts: list[str] = Field(
+        default_factory=list,
+        description="host:port pairs on private addresses tools may reach (local and test only)",
+    )
+    agent_max_steps: int = Field(5, ge=1, le=20, description="rounds of tool calls per answer")
+    agent_deadline_s: float = Field(60.0, gt=0, le=600, description="for all rounds together")
+    agent_tool_timeout_s: float = Field(10.0, gt=0, le=120, description="a tool's default")
+    agent_max_calls_per_step: int = Field(8, ge=1, le=64)
+    agent_tool_result_tokens: int = Field(
+        2000, ge=64, le=100_000, description="a tool result beyond this is cut before the model"
+    )
+
     # Accounting.
     daily_token_budget: int = Field(2_000_000, ge=0, description="per subject and UTC day; 0: none")
     daily_token_budget_tiers: dict[str, int] = Field(
@@ -278,6 +292,11 @@ class Settings(BaseSettings):
         if self.invoker_auth_bypass and self.environment not in ("local", "test"):
             raise ValueError(
                 "invoker_auth_bypass is only allowed in the local and test environments"
+            )
+        if self.tool_private_hosts and self.environment not in ("local", "test"):
+            raise ValueError(
+                "tool_private_hosts is only allowed in the local and test environments: "
+                "deployed tools reach public addresses only"
             )
         if self.scheduler_service_account and (
             self.scheduler_service_account in self.operator_service_accounts

@@ -254,7 +254,7 @@ def caller(request: Request) -> Caller:
     from shared.chat import Caller
 
     found = principal(request)
-    return Caller(subject=found.subject, tier=found.tier)
+    return Caller(subject=found.subject, tier=found.tier, scopes=found.scopes)
 
 
 def principal(request: Request) -> Principal:

@@ -88,6 +88,25 @@ class LocalStack:
 
         redis.Redis.from_url(self.redis_url).flushdb()
         httpx.post(f"{self.vertex_admin}/reset", timeout=5).raise_for_status()
+        httpx.post(f"{self.demo_api}/reset", timeout=5).raise_for_status()
+
+    @property
+    def demo_api(self) -> str:
+        return f"http://{LOCAL_HOST}:{self.settings.stack_demo_port}"
+
+    def demo_requests(self) -> list[dict[str, Any]]:
+        """What the demo order API received since the last reset."""
+        found: list[dict[str, Any]] = httpx.get(f"{self.demo_api}/requests", timeout=5).json()[
+            "requests"
+        ]
+        return found
+
+    def model_requests(self) -> list[dict[str, Any]]:
+        """The emulator's recent calls: tools declared to the model and the functions it called."""
+        found: list[dict[str, Any]] = httpx.get(f"{self.vertex_admin}/requests", timeout=5).json()[
+            "requests"
+        ]
+        return found
 
     def fault(self, model: str = "*", **fault: Any) -> None:
         """Inject a fault into the Vertex emulator (cleared by `reset`)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import time
 from collections import Counter, deque
@@ -22,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from emulator.vertex import textgen
+from emulator.vertex import agentgen, textgen
 from shared.llm import sdk
 
 PREDICTION = "google.cloud.aiplatform.v1.PredictionService"
@@ -87,6 +88,23 @@ class Fault:
 
 
 @dataclass
+class Plan:
+    """One answer: its words (none for a function call), finish reason, prompt tokens and the
+    decision behind it."""
+
+    words: list[str]
+    finish: str
+    prompt_tokens: int
+    decision: agentgen.Decision
+
+    @property
+    def output_tokens(self) -> int:
+        if self.decision.calls:
+            return textgen.count_tokens(json.dumps(args) for _, args in self.decision.calls) + 1
+        return len(self.words)
+
+
+@dataclass
 class EmulatorState:
     """Configuration and the call ledger that the admin API reports."""
 
@@ -98,6 +116,8 @@ class EmulatorState:
     faults: dict[str, Fault] = field(default_factory=dict)
     # Recent streamed calls, for latency measurements: prompt digest and first-chunk time.
     streams: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STREAM_LEDGER))
+    # Recent generate calls: the tools declared to the model and the functions it called.
+    requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STREAM_LEDGER))
 
     def fault_for(self, model: str) -> Fault | None:
         return self.faults.get(model) or self.faults.get("*")
@@ -116,6 +136,7 @@ class EmulatorState:
         self.cancelled.clear()
         self.faults.clear()
         self.streams.clear()
+        self.requests.clear()
 
 
 def model_id(resource: str) -> str:
@@ -159,14 +180,7 @@ class VertexEmulator:
         """Request identity key, last user text and prompt token count."""
         texts = [p.text for c in request.contents for p in c.parts]
         system = [p.text for p in request.system_instruction.parts]
-        last_user = next(
-            (
-                "".join(p.text for p in c.parts)
-                for c in reversed(request.contents)
-                if c.role in ("user", "")
-            ),
-            "",
-        )
+        last_user = agentgen.latest_text(request)
         config = request.generation_config
         key_material = "\x1e".join(
             [model_id(request.model), *system, "\x1f"]
@@ -176,22 +190,53 @@ class VertexEmulator:
         key = hashlib.sha256(key_material.encode()).hexdigest()
         return key, last_user, textgen.count_tokens(texts + system)
 
-    def _plan(self, request: Any) -> tuple[list[str], str, int]:
+    def _plan(self, request: Any) -> Plan:
         key, last_user, prompt_tokens = self._prompt(request)
-        words = textgen.answer_words(key, last_user, self.state.answer_tokens)
+        decision = agentgen.decide(request)
+        prompt_tokens += agentgen.function_tokens(request)
+        self.state.requests.append(
+            {
+                "model": model_id(request.model),
+                "prompt": prompt_digest(last_user),
+                "tools": [name for name, _, _ in agentgen.declarations(request)],
+                "function_calling": "none" if agentgen.calling_off(request) else "auto",
+                "response_schema": agentgen.response_schema(request) is not None,
+                "calls": [name for name, _ in decision.calls],
+            }
+        )
+        if decision.calls:
+            return Plan([], "STOP", prompt_tokens, decision)
+        if decision.text is not None:
+            words = decision.text.split(" ")
+        else:
+            words = textgen.answer_words(key, last_user, self.state.answer_tokens)
         limit = request.generation_config.max_output_tokens
         finish = "STOP"
         if limit and len(words) > limit:
             words, finish = words[:limit], "MAX_TOKENS"
-        return words, finish, prompt_tokens
+        return Plan(words, finish, prompt_tokens, decision)
 
-    def _response(self, text: str, finish: str | None, prompt: int, output: int | None) -> Any:
+    def _response(
+        self,
+        text: str,
+        finish: str | None,
+        prompt: int,
+        output: int | None,
+        decision: agentgen.Decision | None = None,
+    ) -> Any:
         content = self.content
-        candidate = content.Candidate(
-            index=0, content=content.Content(role="model", parts=[content.Part(text=text)])
-        )
+        parts = [content.Part(text=text)] if text or decision is None or not decision.calls else []
+        if decision is not None and decision.calls:
+            tool = sdk.load("types.tool")
+            parts += [
+                content.Part(function_call=tool.FunctionCall(name=name, args=args))
+                for name, args in decision.calls
+            ]
+        candidate = content.Candidate(index=0, content=content.Content(role="model", parts=parts))
         if finish:
             candidate.finish_reason = content.Candidate.FinishReason[finish]
+            if decision is not None:
+                candidate.avg_logprobs = decision.avg_logprobs
         response = self.types.GenerateContentResponse(candidates=[candidate], model_version="emu-1")
         if output is not None:
             response.usage_metadata = self.types.GenerateContentResponse.UsageMetadata(
@@ -203,14 +248,17 @@ class VertexEmulator:
 
     async def generate_content(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await self._check_model(request, context, "GenerateContent")
-        words, finish, prompt = self._plan(request)
+        plan = self._plan(request)
         latency = self.state.latency
-        await asyncio.sleep(latency.ttft_ms / 1000 + latency.chunk_delay(len(words)))
-        return self._response(" ".join(words), finish, prompt, len(words))
+        await asyncio.sleep(latency.ttft_ms / 1000 + latency.chunk_delay(len(plan.words)))
+        return self._response(
+            " ".join(plan.words), plan.finish, plan.prompt_tokens, plan.output_tokens, plan.decision
+        )
 
     async def stream_generate_content(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         name = await self._check_model(request, context, "StreamGenerateContent")
-        words, finish, prompt = self._plan(request)
+        plan = self._plan(request)
+        words, finish, prompt = plan.words, plan.finish, plan.prompt_tokens
         latency = self.state.latency
         _, last_user, _ = self._prompt(request)
         record: dict[str, Any] = {"model": name, "prompt": prompt_digest(last_user)}
@@ -221,6 +269,10 @@ class VertexEmulator:
         break_after = fault.fail_after_chunks if fault else None
         try:
             await asyncio.sleep(latency.ttft_ms / 1000)
+            if plan.decision.calls:
+                record["first_chunk_ns"] = time.monotonic_ns()
+                yield self._response("", finish, prompt, plan.output_tokens, plan.decision)
+                return
             for index, start in enumerate(range(0, max(len(words), 1), size)):
                 piece = words[start : start + size]
                 if break_after is not None and index >= break_after:
@@ -233,7 +285,11 @@ class VertexEmulator:
                 if not start:
                     record["first_chunk_ns"] = time.monotonic_ns()  # system-wide clock
                 yield self._response(
-                    text, finish if last else None, prompt, len(words) if last else None
+                    text,
+                    finish if last else None,
+                    prompt,
+                    len(words) if last else None,
+                    plan.decision,
                 )
         except asyncio.CancelledError:
             self.state.cancelled[(name, "StreamGenerateContent")] += 1
@@ -282,13 +338,17 @@ def admin_app(state: EmulatorState) -> Starlette:
     """``GET /calls`` reports calls per model and method; ``POST /reset`` clears them and every
     fault; ``POST /faults`` injects a fault (``{"model": m, "error_rate": 0.3, ...}``), ``GET``
     lists them, ``DELETE`` removes them; ``GET /streams`` lists recent streamed calls with the
-    ``CLOCK_MONOTONIC`` time of their first chunk (prompts appear only as digests)."""
+    ``CLOCK_MONOTONIC`` time of their first chunk (prompts appear only as digests); ``GET
+    /requests`` lists recent calls with the tools declared to the model and those it called."""
 
     async def calls(_: Request) -> JSONResponse:
         return JSONResponse(state.report())
 
     async def streams(_: Request) -> JSONResponse:
         return JSONResponse({"streams": list(state.streams)})
+
+    async def requests(_: Request) -> JSONResponse:
+        return JSONResponse({"requests": list(state.requests)})
 
     async def reset(_: Request) -> JSONResponse:
         state.reset()
@@ -313,6 +373,7 @@ def admin_app(state: EmulatorState) -> Starlette:
         routes=[
             Route("/calls", calls, methods=["GET"]),
             Route("/streams", streams, methods=["GET"]),
+            Route("/requests", requests, methods=["GET"]),
             Route("/reset", reset, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
             Route("/faults", faults, methods=["GET", "POST", "DELETE"]),

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import errors
-from shared.auth.principal import ALL_SCOPES, DEFAULT_KEY_SCOPES, Principal
+from shared.auth.principal import DEFAULT_KEY_SCOPES, Principal, is_scope
 from shared.memorystore import Memorystore, StoreUnavailable
 
 COLLECTION = "api_keys"
@@ -62,7 +62,7 @@ class ApiKeyStore:
         tier: str = "standard",
     ) -> tuple[str, ApiKey]:
         """A new key: the plaintext (shown once) and its stored record."""
-        unknown = set(scopes) - set(ALL_SCOPES)
+        unknown = {scope for scope in scopes if not is_scope(scope)}
         if unknown:
             raise errors.BadRequest(f"unknown scopes: {', '.join(sorted(unknown))}")
         plaintext = PREFIX + secrets.token_urlsafe(32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -9,6 +11,21 @@ ALL_SCOPES = ("chat", "conversations", "account")
 # What an API key gets unless created with other scopes: erasing its owner (``account``) is
 # irreversible, so a key must be given it on purpose. Users' ID tokens carry every scope.
 DEFAULT_KEY_SCOPES = ("chat", "conversations")
+# A tool's scope (``tools:orders``): held by API keys created with it and by users whose ID token
+# lists it in its ``scopes`` claim.
+TOOL_SCOPE = re.compile(r"^tools:[a-z0-9_-]{1,64}\Z")
+
+
+def is_scope(name: str) -> bool:
+    """Whether ``name`` is a scope a credential may hold."""
+    return name in ALL_SCOPES or TOOL_SCOPE.match(name) is not None
+
+
+def tool_scopes(claimed: object) -> tuple[str, ...]:
+    """The tool scopes an ID token's ``scopes`` claim grants (anything else in it is ignored)."""
+    if not isinstance(claimed, Iterable) or isinstance(claimed, str | bytes):
+        return ()
+    return tuple(s for s in claimed if isinstance(s, str) and TOOL_SCOPE.match(s))[:64]
 
 
 @dataclass(frozen=True)

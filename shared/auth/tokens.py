@@ -22,7 +22,7 @@ import httpx
 import jwt
 
 from shared import errors
-from shared.auth.principal import Principal
+from shared.auth.principal import ALL_SCOPES, Principal, tool_scopes
 from shared.settings import Settings
 
 log = logging.getLogger("ngx.auth")
@@ -160,6 +160,7 @@ class TokenVerifier:
         return Principal(
             subject=f"user:{subject}",
             kind="user",
+            scopes=ALL_SCOPES + tool_scopes(claims.get("scopes")),
             tier=tier if isinstance(tier, str) and 0 < len(tier) <= 32 else None,
             claims=claims,
         )

@@ -8,6 +8,7 @@ the real count. Concurrent requests therefore cannot overspend, whatever their i
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,13 @@ def request_upper_bound(request: LlmRequest) -> int:
     """The most tokens a request may cost: estimated prompt plus the output cap."""
     prompt = sum(estimate_tokens(t.text) for t in request.turns)
     prompt += estimate_tokens(request.system_instruction or "")
+    for turn in request.turns:  # function calls and results, as the JSON the model reads
+        for call in turn.calls:
+            prompt += estimate_tokens(json.dumps(call.args)) + 1
+        for result in turn.results:
+            prompt += estimate_tokens(json.dumps(result.response)) + 1
+    prompt += sum(estimate_tokens(t.description + t.parameters) for t in request.tools)
+    prompt += estimate_tokens(request.response_schema or "")
     return prompt + request.max_output_tokens
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from shared.admission import Admission
 from shared.llm.policy import CachePolicy
-from shared.llm.types import LlmRequest, LlmResult
+from shared.llm.types import LlmRequest, LlmResult, Turn, result_from_dict
 from shared.memorystore import Memorystore, StoreUnavailable
 from shared.ratelimit import GCRA_FUNCTION
 
@@ -111,22 +111,34 @@ def tag_key(kind: str, value: str) -> str:
 
 
 def request_key(request: LlmRequest, model: str) -> str:
-    """Entry key: hash of model, contents, system instruction, generation parameters and scope."""
-    material = json.dumps(
-        {
-            "model": model,
-            "turns": [[t.role, t.text] for t in request.turns],
-            "system": request.system_instruction,
-            "max_output_tokens": request.max_output_tokens,
-            "temperature": round(request.temperature, 4),
-            "scope": request.cache_scope,
-            "template": request.template_version,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    """Entry key: hash of model, contents, system instruction, generation parameters, scope, and
+    the offered tools and answer schema (named only when set, so plain requests keep their keys)."""
+    fields: dict[str, Any] = {
+        "model": model,
+        "turns": [_turn_material(t) for t in request.turns],
+        "system": request.system_instruction,
+        "max_output_tokens": request.max_output_tokens,
+        "temperature": round(request.temperature, 4),
+        "scope": request.cache_scope,
+        "template": request.template_version,
+    }
+    if request.tools:
+        fields["tools"] = [[t.name, t.description, t.parameters] for t in request.tools]
+        fields["tool_choice"] = request.tool_choice
+    if request.response_schema is not None:
+        fields["schema"] = request.response_schema
+    material = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(material.encode()).hexdigest()
     return f"{PREFIX}:c:{request.query_class}:{digest}"
+
+
+def _turn_material(turn: Turn) -> list[Any]:
+    """A turn as key material: plain turns keep their historical form (their keys stay valid)."""
+    if not turn.calls and not turn.results:
+        return [turn.role, turn.text]
+    calls = [[c.name, json.dumps(c.args, sort_keys=True)] for c in turn.calls]
+    results = [[r.name, json.dumps(r.response, sort_keys=True)] for r in turn.results]
+    return [turn.role, turn.text, calls, results]
 
 
 async def _sscan(tag: str, cursor: int, count: int, r: Any) -> tuple[int, list[bytes]]:
@@ -188,7 +200,7 @@ def decode(entry: bytes) -> LlmResult:
 
         payload = zstandard.ZstdDecompressor().decompress(payload)
     data: dict[str, Any] = json.loads(payload)
-    return LlmResult(**data)
+    return result_from_dict(data)
 
 
 class ResponseCache:

@@ -26,7 +26,7 @@ from shared.llm.flights import StreamFlights, as_hit
 from shared.llm.policy import PolicySource
 from shared.llm.resilience import Resilience
 from shared.llm.transport import EmptyStream, VertexTransport, chunks
-from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult
+from shared.llm.types import CallStats, FunctionCall, LlmChunk, LlmRequest, LlmResult
 from shared.memorystore import Memorystore, StoreUnavailable
 from shared.settings import Settings
 
@@ -309,10 +309,12 @@ class LlmClient:
         try:
             call, model, index, iterator, first = await self._open_stream(request, chain, stats)
             parts: list[str] = []
+            calls: list[FunctionCall] = []
             piece: LlmChunk | None = first
             last = first
             while piece is not None:
                 parts.append(piece.text)
+                calls.extend(piece.function_calls)
                 yield piece
                 last = piece
                 try:
@@ -332,6 +334,8 @@ class LlmClient:
                 output_tokens=last.output_tokens or 0,
                 fallback=index > 0,
                 attempts=stats.attempts,
+                function_calls=tuple(calls),
+                avg_logprobs=last.avg_logprobs,
             )
             result = replace(
                 result,

@@ -31,7 +31,7 @@ from typing import Any
 from shared import errors
 from shared.batching import BatchedWriter
 from shared.llm.cache import ResponseCache, fill_key, own
-from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult
+from shared.llm.types import CallStats, LlmChunk, LlmRequest, LlmResult, result_from_dict
 from shared.memorystore import StoreUnavailable
 from shared.settings import Settings
 
@@ -349,7 +349,7 @@ class StreamFlights:
                     finish = fields[b"f"].decode() or None
                     flight.add(LlmChunk(text=fields[b"t"].decode(), finish_reason=finish))
                 elif b"r" in fields:
-                    flight.finish(as_hit(LlmResult(**json.loads(fields[b"r"]))))
+                    flight.finish(as_hit(result_from_dict(json.loads(fields[b"r"]))))
                     return True
                 else:
                     retry = fields[b"ra"].decode()

@@ -7,6 +7,7 @@ above this module; here each call is exactly one RPC.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from functools import lru_cache
@@ -15,7 +16,7 @@ from typing import Any
 from shared import errors
 from shared.grpc_clients import gapic_client
 from shared.llm import sdk
-from shared.llm.types import LlmChunk, LlmRequest, LlmResult
+from shared.llm.types import FunctionCall, LlmChunk, LlmRequest, LlmResult, Turn
 from shared.settings import Settings
 
 log = logging.getLogger("vertex_ai.client")
@@ -90,22 +91,46 @@ class VertexTransport:
         types = sdk.prediction_types()
         content = sdk.content_types()
         contents = [
-            content.Content(role=turn.role, parts=[content.Part(text=turn.text)])
-            for turn in request.turns
+            content.Content(role=turn.role, parts=parts(turn, content)) for turn in request.turns
         ]
         system = (
             content.Content(role="system", parts=[content.Part(text=request.system_instruction)])
             if request.system_instruction
             else None
         )
-        return types.GenerateContentRequest(
+        config = content.GenerationConfig(
+            max_output_tokens=request.max_output_tokens, temperature=request.temperature
+        )
+        if request.response_schema is not None:
+            config.response_mime_type = "application/json"
+            config.response_json_schema = json.loads(request.response_schema)
+        built = types.GenerateContentRequest(
             model=self._settings.vertex_model_prefix + model,
             contents=contents,
             system_instruction=system,
-            generation_config=content.GenerationConfig(
-                max_output_tokens=request.max_output_tokens, temperature=request.temperature
-            ),
+            generation_config=config,
         )
+        if request.tools:
+            tool = sdk.load("types.tool")
+            built.tools = [
+                tool.Tool(
+                    function_declarations=[
+                        tool.FunctionDeclaration(
+                            name=d.name,
+                            description=d.description,
+                            parameters_json_schema=json.loads(d.parameters),
+                        )
+                        for d in request.tools
+                    ]
+                )
+            ]
+            mode = tool.FunctionCallingConfig.Mode
+            built.tool_config = tool.ToolConfig(
+                function_calling_config=tool.FunctionCallingConfig(
+                    mode=mode.NONE if request.tool_choice == "none" else mode.AUTO
+                )
+            )
+        return built
 
     async def generate(self, request: LlmRequest, model: str, timeout: float) -> LlmResult:
         """One unary call."""
@@ -120,6 +145,8 @@ class VertexTransport:
             finish_reason=finish or "STOP",
             input_tokens=usage.prompt_token_count,
             output_tokens=usage.candidates_token_count,
+            function_calls=function_calls(response),
+            avg_logprobs=avg_logprobs(response),
         )
 
     async def open_stream(self, request: LlmRequest, model: str, timeout: float) -> Any:
@@ -155,6 +182,8 @@ async def chunks(call: Any) -> AsyncIterator[LlmChunk]:
             finish_reason=finish,
             input_tokens=input_tokens if finish else None,
             output_tokens=output_tokens if finish else None,
+            function_calls=function_calls(response),
+            avg_logprobs=avg_logprobs(response),
         )
 
 
@@ -170,7 +199,7 @@ def candidate_text(response: Any) -> tuple[str, str | None]:
     if not candidates:
         return "", None
     candidate = candidates[0]
-    text = "".join(part.text for part in candidate.content.parts)
+    text = "".join(part.text for part in candidate.content.parts)  # "" for a function call
     reason = candidate.finish_reason  # an enum number on the raw message
     if not reason:
         return text, None
@@ -178,6 +207,47 @@ def candidate_text(response: Any) -> tuple[str, str | None]:
         return text, _finish_reasons()(reason).name
     except ValueError:  # a reason newer than this SDK
         return text, str(reason)
+
+
+def function_calls(response: Any) -> tuple[FunctionCall, ...]:
+    """The function calls of the first candidate (none, for a plain text answer)."""
+    candidates = raw(response).candidates
+    if not candidates:
+        return ()
+    from google.protobuf import json_format
+
+    return tuple(
+        FunctionCall(
+            name=part.function_call.name, args=json_format.MessageToDict(part.function_call.args)
+        )
+        for part in candidates[0].content.parts
+        if part.WhichOneof("data") == "function_call"
+    )
+
+
+def avg_logprobs(response: Any) -> float | None:
+    """The first candidate's average log-probability, when the model reports it."""
+    candidates = raw(response).candidates
+    if not candidates or not candidates[0].avg_logprobs:
+        return None
+    return float(candidates[0].avg_logprobs)
+
+
+def parts(turn: Turn, content: Any) -> list[Any]:
+    """A turn's parts (``content``: the SDK's content types): its text, then its function calls
+    or function responses."""
+    found = [content.Part(text=turn.text)] if turn.text or not (turn.calls or turn.results) else []
+    if turn.calls or turn.results:
+        tool = sdk.load("types.tool")
+        found += [
+            content.Part(function_call=tool.FunctionCall(name=c.name, args=c.args))
+            for c in turn.calls
+        ]
+        found += [
+            content.Part(function_response=tool.FunctionResponse(name=r.name, response=r.response))
+            for r in turn.results
+        ]
+    return found
 
 
 @lru_cache(maxsize=1)

@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["user", "model"]
+ToolChoice = Literal["auto", "none"]
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    """A function the model asks to be called, with its arguments as the model gave them."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FunctionResult:
+    """What a called function returned (or its structured error), sent back to the model."""
+
+    name: str
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolDeclaration:
+    """A function the model may call: ``parameters`` is its JSON Schema as canonical JSON text
+    (hashable, and the same bytes in every cache key)."""
+
+    name: str
+    description: str
+    parameters: str
 
 
 @dataclass(frozen=True)
 class Turn:
-    """One message of a conversation as the model sees it."""
+    """One message of a conversation as the model sees it: text, the model's function calls, or
+    (in a user turn) the functions' results."""
 
     role: Role
-    text: str
+    text: str = ""
+    calls: tuple[FunctionCall, ...] = ()
+    results: tuple[FunctionResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,6 +67,9 @@ class LlmRequest:
     cache_scope: str | None = None
     template_version: str = "v1"
     side_effect_tools: bool = False
+    tools: tuple[ToolDeclaration, ...] = ()
+    tool_choice: ToolChoice = "auto"  # none: the tools stay declared, the model must answer
+    response_schema: str | None = None  # JSON Schema (canonical JSON): answer with JSON only
 
 
 @dataclass(frozen=True)
@@ -52,6 +85,14 @@ class LlmResult:
     fallback: bool = False
     attempts: int = 0
     cost_usd: float = 0.0
+    function_calls: tuple[FunctionCall, ...] = ()
+    avg_logprobs: float | None = None  # the model's confidence in the answer, when it says
+
+
+def result_from_dict(data: dict[str, Any]) -> LlmResult:
+    """An `LlmResult` from its ``asdict`` form (the cache's and the shared streams' JSON)."""
+    calls = tuple(FunctionCall(**call) for call in data.pop("function_calls", ()))
+    return LlmResult(**data, function_calls=calls)
 
 
 @dataclass(frozen=True)
@@ -63,6 +104,8 @@ class LlmChunk:
     input_tokens: int | None = None
     output_tokens: int | None = None
     result: LlmResult | None = None  # set on the closing chunk only: the whole answer's accounting
+    function_calls: tuple[FunctionCall, ...] = ()
+    avg_logprobs: float | None = None
 
 
 @dataclass

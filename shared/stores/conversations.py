@@ -142,8 +142,10 @@ class ConversationStore:
         summary: SummaryUpdate | None = None,
         retention_days: int | None = None,
         also: Sequence[Any] = (),
+        tool_calls: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Store the user's message and the answer atomically, creating the conversation if new.
+        """Store the user's message and the answer (with the tools it called) atomically,
+        creating the conversation if new.
 
         The answer is stored as ``message_id`` and the question beside it as ``{message_id}-q``,
         so ids can be handed to the client before the model has answered. ``also``: further
@@ -178,6 +180,8 @@ class ConversationStore:
             "cached": answer.cached,
             "request_id": request_id,
         }
+        if tool_calls:
+            reply["tool_calls"] = list(tool_calls)
         if retention_days:
             # Firestore TTL deletes documents one by one, never a subcollection with its parent:
             # each message carries its own expiry so none outlives the retention period.

@@ -43,6 +43,16 @@ def _fill(value_pb: Any, value: Any) -> None:
         stamp = value_pb.timestamp_value
         stamp.seconds = delta.days * 86400 + delta.seconds
         stamp.nanos = delta.microseconds * 1000
+    elif isinstance(value, list | tuple):
+        array = value_pb.array_value
+        array.SetInParent()  # an empty list is an empty array, not a missing value
+        for item in value:
+            _fill(array.values.add(), item)
+    elif isinstance(value, dict):
+        fields = value_pb.map_value
+        fields.SetInParent()
+        for key, item in value.items():
+            _fill(fields.fields[str(key)], item)
     else:
         raise TypeError(f"cannot store a {type(value).__name__} in an exchange document")
 

@@ -69,9 +69,8 @@ def test_a_merge_with_an_increment_is_the_sdks(db: Any) -> None:
     [
         ({"at": datetime(2026, 1, 1)}, ValueError, "timezone-aware"),
         ({"big": 2**63}, ValueError, "64-bit"),
-        ({"tags": ["a"]}, TypeError, "list"),
         ({"raw": bytearray(b"x")}, TypeError, "bytearray"),
-        ({"nested": {"a": 1}}, TypeError, "dict"),
+        ({"calls": [{"at": {1, 2}}]}, TypeError, "set"),
         ({"a.b": 1}, ValueError, "plain identifier"),
         ({"`x`": 1}, ValueError, "plain identifier"),
     ],
@@ -81,6 +80,19 @@ def test_values_outside_the_exchange_types_are_refused(
 ) -> None:
     with pytest.raises(error, match=match):
         writes.set_write("projects/p/databases/(default)/documents/c/d", data)
+
+
+def test_lists_and_maps_are_encoded_as_the_sdk_does(db: Any) -> None:
+    ref = db.collection("c").document("d")
+    data = {
+        "tool_calls": [
+            {"name": "order_status", "arguments": {"order_id": "A-1", "n": 2.5}, "ok": True},
+            {"name": "x", "arguments": {}, "tags": []},
+        ],
+        "empty": [],
+    }
+    expected = sdk_writes(db, lambda batch: batch.set(ref, data))
+    assert [writes.set_write(ref._document_path, data)] == expected
 
 
 def test_an_increment_on_a_dotted_path_is_refused() -> None:
