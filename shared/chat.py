@@ -6,13 +6,15 @@ The model sees the newest history that fits the prompt budget plus a rolling sum
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from shared import admission, errors
+from shared.agent.confirmations import ConfirmationStore, new_confirmation_id
 from shared.agent.loop import (
     Agent,
     Answer,
@@ -22,14 +24,16 @@ from shared.agent.loop import (
     ToolFinished,
     ToolStarted,
 )
-from shared.agent.runner import ToolRunner
+from shared.agent.runner import ToolOutcome, ToolRunner, failure
 from shared.agent.tools import Tool, ToolContext, ToolRegistry
 from shared.contracts import (
     ChatRequest,
     ChatResponse,
+    ConfirmationRequired,
     ConversationDetail,
     ConversationPage,
     ConversationSummary,
+    DataEvent,
     Deleted,
     DeltaEvent,
     DoneEvent,
@@ -85,6 +89,7 @@ class ChatService:
         redactor: Redactor | None = None,
         agent: Agent | None = None,
         tools: ToolRegistry | None = None,
+        confirmations: ConfirmationStore | None = None,
     ) -> None:
         self._settings = settings
         self._llm = llm
@@ -94,6 +99,7 @@ class ChatService:
             settings, llm, ToolRunner(None, settings.agent_tool_result_tokens)
         )
         self._tools = tools or ToolRegistry()
+        self._confirmations = confirmations
 
     def _for_model(self, text: str) -> str:
         """The user's text as the model receives it (redacted when ``redact_prompts`` is set)."""
@@ -159,6 +165,7 @@ class ChatService:
                 budget_tier=caller.tier,
                 query_class="chat",
                 cache_scope=caller.subject if private else None,
+                response_schema=canonical(request.schema_document()),
             ),
             summary=update,
             tools=tools,
@@ -198,23 +205,106 @@ class ChatService:
         """
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
-        done: Answer | None = None
-        async for event in self._run(prepared, caller, request_id, stream=False):
-            if isinstance(event, Answer):
-                done = event
-        assert done is not None  # the loop always ends with its answer
-        reply = ChatResponse(
+        done = await _answer_of(self._run(prepared, caller, request_id, stream=False))
+        proposal, writes = self._propose(done, caller, cid)
+        reply = self._reply(done, cid, mid, request_id, proposal)
+        also = [*writes, *(seal(reply.model_dump_json().encode()) if seal is not None else ())]
+        await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
+        return reply
+
+    async def confirm(
+        self,
+        caller: Caller,
+        confirmation_id: str,
+        decision: str,
+        request_id: str,
+        seal: Seal | None = None,
+    ) -> ChatResponse:
+        """Go on after the user approved (the call runs, once) or denied a proposed call.
+
+        The decision and the call's outcome are recorded before the model is asked again, so a
+        retry after a failure goes on from them instead of acting a second time."""
+        store = self._require_confirmations()
+        found = await store.require(confirmation_id, caller.subject, decision)
+        pending = found.pending
+        tools = self._tools.offered(pending.tools, caller.scopes)
+        context = ToolContext(subject=caller.subject, request_id=request_id)
+        outcome = found.outcome
+        if outcome is None:
+            if decision == "approve":
+                tool = next(t for t in tools if t.name == pending.call.name)
+                outcome = await self._agent.execute(tool, pending.call.args, context)
+            else:
+                outcome = ToolOutcome(
+                    "denied", failure("denied", "the user declined this action"), 0.0
+                )
+            await store.decide(found, decision, outcome)
+        done = await _answer_of(self._agent.resume(pending, outcome, tools, context, stream=False))
+        cid, mid = found.conversation_id, new_id()
+        proposal, writes = self._propose(done, caller, cid)
+        reply = self._reply(done, cid, mid, request_id, proposal)
+        also = [
+            store.answered_write(confirmation_id),
+            *writes,
+            *(seal(reply.model_dump_json().encode()) if seal is not None else ()),
+        ]
+        await self._store.append_exchange(
+            owner=caller.subject,
             conversation_id=cid,
+            new_conversation=False,
             message_id=mid,
+            user_text=None,
+            answer=done.result,
+            request_id=request_id,
+            retention_days=self._settings.conversation_retention_days or None,
+            also=also,
+            tool_calls=[tool_call(c).model_dump(mode="json") for c in done.calls],
+        )
+        return reply
+
+    def _require_confirmations(self) -> ConfirmationStore:
+        if self._confirmations is None:
+            raise errors.Unavailable("confirmations are not configured in this process")
+        return self._confirmations
+
+    def _propose(
+        self, done: Answer, caller: Caller, conversation_id: str
+    ) -> tuple[ConfirmationRequired | None, list[Any]]:
+        """The proposal a paused answer carries, and the write storing it (none otherwise)."""
+        if done.pending is None:
+            return None, []
+        store = self._require_confirmations()
+        confirmation_id = new_confirmation_id()
+        write, expires = store.create_write(
+            confirmation_id, caller.subject, conversation_id, done.pending
+        )
+        proposal = ConfirmationRequired(
+            confirmation_id=confirmation_id,
+            tool=done.pending.call.name,
+            arguments=done.pending.call.args,
+            expires_at=expires,
+        )
+        return proposal, [write]
+
+    @staticmethod
+    def _reply(
+        done: Answer,
+        conversation_id: str,
+        message_id: str,
+        request_id: str,
+        proposal: ConfirmationRequired | None,
+    ) -> ChatResponse:
+        return ChatResponse(
+            conversation_id=conversation_id,
+            message_id=message_id,
             text=done.result.text,
             finish_reason=done.result.finish_reason,
             tool_calls=[tool_call(c) for c in done.calls],
+            data=done.data,
+            confirmation=proposal,
             usage=usage_of(done),
             request_id=request_id,
         )
-        also = seal(reply.model_dump_json().encode()) if seal is not None else ()
-        await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
-        return reply
 
     def _run(
         self, prepared: Prepared, caller: Caller, request_id: str, stream: bool
@@ -239,7 +329,7 @@ class ChatService:
         """
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), message_id or new_id()
-        chain = self._llm.chain(prepared.request)
+        chain = self._llm.chain(replace(prepared.request, tier=self._agent.tier(prepared.request)))
         events = self._run(prepared, caller, request_id, stream=True)
         first = await anext(events)
         yield (
@@ -271,7 +361,14 @@ class ChatService:
                 done = event
         if done is None:  # pragma: no cover - the loop always ends with its answer
             raise errors.UpstreamError("the model stream ended without a result")
-        await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
+        proposal, writes = self._propose(done, caller, cid)
+        await self._store_answer(
+            request, caller, (cid, mid), prepared, done, request_id, [*writes, *also]
+        )
+        if proposal is not None:
+            yield "confirmation_required", proposal
+        if request.response_schema is not None:
+            yield "data", DataEvent(data=done.data)
         yield "usage", usage_of(done)
         yield "done", DoneEvent(finish_reason=done.result.finish_reason)
 
@@ -322,6 +419,13 @@ def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
     )
 
 
+def canonical(document: dict[str, Any] | None) -> str | None:
+    """A JSON document as the same bytes each time (for the model request and its cache key)."""
+    if document is None:
+        return None
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def usage_of(done: Answer) -> Usage:
     """The contract's usage of an answer: totals and each model's share."""
     answer = done.result
@@ -352,6 +456,16 @@ def tool_call(record: CallRecord) -> ToolCall:
         latency_ms=record.latency_ms,
         summary=record.summary,
     )
+
+
+async def _answer_of(events: AsyncIterator[Event]) -> Answer:
+    """The loop's answer, its other events ignored (the JSON answer shows them all at once)."""
+    done: Answer | None = None
+    async for event in events:
+        if isinstance(event, Answer):
+            done = event
+    assert done is not None  # the loop always ends with its answer
+    return done
 
 
 async def _prepend(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:

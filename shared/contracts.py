@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.agent import schema
+
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # Firestore reserves document ids of the form __x__: they are never ours, and never valid input.
 RESERVED_ID = re.compile(r"^__.*__\Z", re.DOTALL)
@@ -35,6 +37,39 @@ TOOL_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 LANGUAGE_TAG = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # the shape of a BCP 47 tag
 
 
+SchemaType = Literal["string", "number", "integer", "boolean", "array", "object", "null"]
+_Count = Annotated[int, Field(ge=0, le=10_000)]
+_Bound = Annotated[float, Field(ge=-1e15, le=1e15)]
+
+
+class ResponseSchema(BaseModel):
+    """The JSON Schema subset Gemini accepts for structured answers (keywords as JSON Schema
+    spells them). Beyond these fields: ≤ 8 KiB in all, ≤ 8 levels, ≤ 128 properties."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: SchemaType | Annotated[list[SchemaType], Field(min_length=1)] | None = None
+    properties: dict[str, ResponseSchema] | None = Field(None, max_length=32)
+    required: list[str] | None = Field(None, max_length=32)
+    items: ResponseSchema | None = None
+    enum: list[str | int | float] | None = Field(None, min_length=1, max_length=256)
+    any_of: list[ResponseSchema] | None = Field(None, alias="anyOf", min_length=1, max_length=8)
+    nullable: bool | None = None
+    format: str | None = Field(None, max_length=64)
+    title: str | None = Field(None, max_length=256)
+    description: str | None = Field(None, max_length=256)
+    pattern: str | None = Field(None, max_length=256, json_schema_extra={"format": "regex"})
+    minimum: _Bound | None = None
+    maximum: _Bound | None = None
+    min_items: _Count | None = Field(None, alias="minItems")
+    max_items: _Count | None = Field(None, alias="maxItems")
+    min_length: _Count | None = Field(None, alias="minLength")
+    max_length: _Count | None = Field(None, alias="maxLength")
+    min_properties: _Count | None = Field(None, alias="minProperties")
+    max_properties: _Count | None = Field(None, alias="maxProperties")
+    property_ordering: list[str] | None = Field(None, alias="propertyOrdering", max_length=32)
+
+
 class ChatRequest(_Contract):
     """Body of `POST /v1/chat` and `POST /v1/chat:stream`."""
 
@@ -48,7 +83,12 @@ class ChatRequest(_Contract):
     request_id: str | None = Field(
         None, pattern=ID_PATTERN, description="Client idempotency key (same as Idempotency-Key)."
     )
-    tier: Literal["fast", "quality"] = Field("fast", description="Which model tier answers.")
+    tier: Literal["fast", "quality", "auto"] = Field(
+        "fast",
+        description="Which model tier answers: `auto` answers with the fast model and escalates "
+        "to the quality model when the answer looks unsure (low average log-probability, cut "
+        "short, blocked, or breaking the response schema).",
+    )
     temperature: float | None = Field(
         None,
         ge=0.0,
@@ -74,6 +114,27 @@ class ChatRequest(_Contract):
         description="Names of the tools to offer the model: omitted, every tool the caller may "
         "use; `[]`, none. Naming a tool the caller may not use is a 403 naming it.",
     )
+
+    response_schema: ResponseSchema | None = Field(
+        None,
+        description="A JSON Schema (the subset Gemini accepts): the answer is a JSON document "
+        "conforming to it, returned parsed in `data`. An unsupported keyword is a 422 naming it.",
+    )
+
+    @field_validator("response_schema", mode="before")
+    @classmethod
+    def _supported_schema(cls, value: object) -> object:
+        """Refused keywords, size and depth first, so the error names what is wrong."""
+        if value is not None:
+            schema.check(value)
+        return value
+
+    def schema_document(self) -> dict[str, Any] | None:
+        """The response schema as JSON Schema (as the caller spelled it, unset keys left out)."""
+        if self.response_schema is None:
+            return None
+        found: dict[str, Any] = self.response_schema.model_dump(by_alias=True, exclude_none=True)
+        return found
 
     @field_validator("message")
     @classmethod
@@ -114,7 +175,9 @@ class Usage(_Contract):
     models: list[ModelUsage] = Field(default_factory=list)
 
 
-ToolStatus = Literal["ok", "error", "timeout", "refused", "invalid_arguments", "denied"]
+ToolStatus = Literal[
+    "ok", "error", "timeout", "refused", "invalid_arguments", "denied", "awaiting_confirmation"
+]
 
 
 class ToolCall(_Contract):
@@ -133,8 +196,24 @@ class Source(_Contract):
     uri: str
 
 
+class ConfirmationRequired(_Contract):
+    """A proposed call of a tool that acts (a payment, a cancellation): it runs only once the user
+    approves it with `POST /v1/confirmations/{confirmation_id}`."""
+
+    confirmation_id: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    expires_at: datetime
+
+
+class ConfirmationDecision(_Contract):
+    """Body of `POST /v1/confirmations/{confirmation_id}`."""
+
+    decision: Literal["approve", "deny"]
+
+
 class ChatResponse(_Contract):
-    """Body of a successful `POST /v1/chat`."""
+    """Body of a successful `POST /v1/chat` (and of a confirmation's decision)."""
 
     conversation_id: str
     message_id: str
@@ -142,6 +221,14 @@ class ChatResponse(_Contract):
     finish_reason: str = "STOP"
     tool_calls: list[ToolCall] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
+    data: Any | None = Field(
+        None, description="the answer parsed, when the request set `response_schema`"
+    )
+    confirmation: ConfirmationRequired | None = Field(
+        None,
+        description="set when the agent proposes an action the user must approve "
+        "(finish_reason `confirmation_required`)",
+    )
     usage: Usage
     request_id: str
 
@@ -204,6 +291,7 @@ class Erased(_Contract):
     conversations: int
     messages: int
     idempotency_records: int
+    confirmations: int = 0
     api_keys: int
     memorystore_keys: int
 
@@ -260,11 +348,19 @@ class ToolResultEvent(_Contract):
     summary: str
 
 
+class DataEvent(_Contract):
+    """The structured answer, parsed (requests with `response_schema`), before `usage`."""
+
+    data: Any
+
+
 STREAM_EVENTS: dict[str, type[BaseModel]] = {
     "meta": MetaEvent,
     "delta": DeltaEvent,
     "tool_call": ToolCallEvent,
     "tool_result": ToolResultEvent,
+    "data": DataEvent,
+    "confirmation_required": ConfirmationRequired,
     "usage": Usage,
     "done": DoneEvent,
     "error": ErrorEnvelope,

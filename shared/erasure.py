@@ -3,7 +3,8 @@
 What a subject leaves behind, and how it is found:
 
 - Firestore: ``conversations`` (``owner``) with their ``messages`` (``owner``; summaries live in
-  the conversation), ``idempotency`` records (``owner``) and ``api_keys`` (``subject``).
+  the conversation), ``idempotency`` records (``owner``), proposed actions awaiting approval
+  (``confirmations``, ``owner``) and ``api_keys`` (``subject``).
 - Memorystore: the keys its requests wrote (cache entries it filled, its stream buffers, shared
   model streams it led), listed in its ``ngx:owned:…`` set; its token budget counters; its rate
   limit counters and those of its API keys; cached copies of its API keys.
@@ -32,7 +33,7 @@ LEDGER = "erasures"
 BATCH = 400
 BUDGET_DAYS = BUDGET_TTL_S // 86400 + 1
 # Firestore collections holding a subject's documents, and the field naming it.
-OWNED_COLLECTIONS = (("idempotency", "owner"), ("api_keys", "subject"))
+OWNED_COLLECTIONS = (("idempotency", "owner"), ("api_keys", "subject"), ("confirmations", "owner"))
 
 
 @dataclass
@@ -44,6 +45,7 @@ class ErasureReport:
     conversations: int = 0
     messages: int = 0
     idempotency_records: int = 0
+    confirmations: int = 0
     api_keys: int = 0
     memorystore_keys: int = 0
     erased_at: str | None = None
@@ -80,6 +82,7 @@ class Eraser:
         }
         report.idempotency_records = len(owned["idempotency"])
         report.api_keys = len(owned["api_keys"])
+        report.confirmations = len(owned["confirmations"])
         keys = [snapshot.to_dict() for snapshot in await _documents(owned["api_keys"])]
         key_ids = [str(key["key_id"]) for key in keys if key and "key_id" in key]
         redis_keys = await self._redis_keys(subject, key_ids, [r.id for r in owned["api_keys"]])
@@ -89,7 +92,7 @@ class Eraser:
         # Messages before their conversations: an interrupted run leaves nothing unreachable.
         await self._delete(messages)
         await self._delete(conversations)
-        await self._delete(owned["idempotency"] + owned["api_keys"])
+        await self._delete(owned["idempotency"] + owned["api_keys"] + owned["confirmations"])
         if self._store is not None and redis_keys:
             for start in range(0, len(redis_keys), BATCH):
                 await self._store.run(partial(_unlink, redis_keys[start : start + BATCH]), 5.0)

@@ -54,6 +54,12 @@ class NotFound(AppError):
     status, code = 404, "not_found"
 
 
+class Gone(AppError):
+    """It existed and can no longer be used (an expired confirmation)."""
+
+    status, code = 410, "gone"
+
+
 class MethodNotAllowed(AppError):
     status, code = 405, "method_not_allowed"
 
@@ -88,6 +94,12 @@ class UpstreamError(AppError):
     """The model answered with an error we cannot retry or hide."""
 
     status, code = 502, "upstream_error"
+
+
+class InvalidModelOutput(AppError):
+    """The model's answer broke the request's response schema, even after one repair."""
+
+    status, code = 502, "invalid_model_output"
 
 
 class ModelUnavailable(AppError):

@@ -15,17 +15,15 @@ from pydantic.json_schema import models_json_schema
 from shared import registry
 from shared.contracts import (
     ID_PATTERN,
+    STREAM_EVENTS,
     ChatRequest,
     ChatResponse,
+    ConfirmationDecision,
     ConversationDetail,
     ConversationPage,
     Deleted,
-    DeltaEvent,
-    DoneEvent,
     Erased,
     ErrorEnvelope,
-    MetaEvent,
-    Usage,
 )
 from shared.idempotency import MAX_KEY_CHARS
 
@@ -43,14 +41,15 @@ STREAM_SERVER = _server(registry.STREAM)
 ERRORS = {
     "400": "Malformed JSON, or a request the model rejected",
     "401": "Missing or invalid credentials",
-    "403": "The credential lacks the scope this route needs",
+    "403": "The credential lacks the scope this route needs, or a named tool is not the caller's",
     "404": "Not found (someone else's conversation is reported the same way)",
-    "409": "A request with this Idempotency-Key is still running",
+    "409": "A request with this Idempotency-Key is still running, or the confirmation was decided",
+    "410": "The confirmation expired undecided",
     "413": "Body or message over the size limit",
     "415": "Content-Type is not application/json",
     "422": "Invalid fields, query parameters or Idempotency-Key reuse; details name each field",
     "429": "Rate limit or daily token budget reached; see Retry-After",
-    "502": "The model failed",
+    "502": "The model failed, or its answer broke the response schema (invalid_model_output)",
     "503": "No model or dependency can serve right now; see Retry-After",
     "504": "The model did not answer in time",
 }
@@ -104,6 +103,12 @@ PAGE_PARAMETERS = [
         "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,80}$"},
     },
 ]
+CONFIRMATION_ID = {
+    "name": "confirmation_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": r"^cf_[A-Za-z0-9]{16}$"},
+}
 CONVERSATION_ID = {
     "name": "conversation_id",
     "in": "path",
@@ -116,7 +121,7 @@ SSE_EVENT = {
     "description": "One event; `data` is the JSON of the model its `event` names.",
     "required": ["event", "id", "data"],
     "properties": {
-        "event": {"enum": ["meta", "delta", "usage", "done", "error"]},
+        "event": {"enum": list(STREAM_EVENTS)},
         "id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}:\d{1,9}$"},
         "data": {"type": "string", "contentMediaType": "application/json"},
     },
@@ -126,22 +131,20 @@ COMMON = ("401", "403", "404", "422", "429", "503")
 
 def document() -> dict[str, Any]:
     """The whole OpenAPI document."""
+    models: list[type[BaseModel]] = [
+        ChatRequest,
+        ChatResponse,
+        ConfirmationDecision,
+        ConversationPage,
+        ConversationDetail,
+        Deleted,
+        Erased,
+        *STREAM_EVENTS.values(),
+    ]
     _, definitions = models_json_schema(
         [
             (model, "serialization" if model is not ChatRequest else "validation")
-            for model in (
-                ChatRequest,
-                ChatResponse,
-                ConversationPage,
-                ConversationDetail,
-                Deleted,
-                Erased,
-                ErrorEnvelope,
-                MetaEvent,
-                DeltaEvent,
-                Usage,
-                DoneEvent,
-            )
+            for model in models
         ],
         ref_template="#/components/schemas/{model}",
     )
@@ -199,10 +202,14 @@ def document() -> dict[str, Any]:
                     "operationId": "chatStream",
                     "summary": "Answer a message as Server-Sent Events",
                     "description": (
-                        "Events: `meta` (MetaEvent), `delta`* (DeltaEvent), `usage` (Usage), "
-                        "`done` (DoneEvent) — or `error` (ErrorEnvelope). Every event has an "
-                        "`id`; after a dropped connection, send the request again with "
-                        "`Last-Event-ID` to receive the rest (the body is then ignored)."
+                        "Events: `meta` (MetaEvent), then `delta` (DeltaEvent) and, when the "
+                        "agent calls tools, `tool_call` (ToolCallEvent) and `tool_result` "
+                        "(ToolResultEvent) in the order they happen; `confirmation_required` "
+                        "(ConfirmationRequired) when it proposes an action; `data` (DataEvent) "
+                        "with `response_schema`; then `usage` (Usage) and `done` (DoneEvent) — "
+                        "or `error` (ErrorEnvelope). Every event has an `id`; after a dropped "
+                        "connection, send the request again with `Last-Event-ID` to receive the "
+                        "rest (the body is then ignored)."
                     ),
                     "parameters": [
                         REQUEST_ID,
@@ -241,9 +248,30 @@ def document() -> dict[str, Any]:
                             "The event stream",
                             {"text/event-stream": {"schema": SSE_EVENT}},
                         ),
-                        **_errors("400", "409", "413", "415", *COMMON),
+                        **_errors("400", "409", "413", "415", "502", *COMMON),
                     },
                 },
+            },
+            "/v1/confirmations/{confirmation_id}": {
+                "post": {
+                    "operationId": "decideConfirmation",
+                    "summary": "Approve or deny an action the agent proposed",
+                    "description": (
+                        "A tool declared `confirm = true` is not run when the model calls it: "
+                        "the answer carries `confirmation` (and finish_reason "
+                        "`confirmation_required`). Approving runs the call exactly once and the "
+                        "agent goes on; denying tells the model the user declined. The first "
+                        "decision counts: sending it again returns the same answer, the other "
+                        "decision is 422 (409 once the replay record is gone). Owner only; "
+                        "expires after confirmation_ttl_s (410)."
+                    ),
+                    "parameters": [REQUEST_ID, CONFIRMATION_ID],
+                    "requestBody": {"required": True, "content": _json(ConfirmationDecision)},
+                    "responses": {
+                        **_ok("The agent's answer after the decision", _json(ChatResponse)),
+                        **_errors("400", "409", "410", "413", "415", "502", "504", *COMMON),
+                    },
+                }
             },
             "/v1/conversations": {
                 "get": {

@@ -8,6 +8,7 @@ from typing import Any
 from shared import telemetry, web
 from shared.agent import config as agent_config
 from shared.agent.config import ToolsFile
+from shared.agent.confirmations import ConfirmationStore
 from shared.agent.egress import Egress
 from shared.agent.loop import Agent
 from shared.agent.runner import ToolRunner
@@ -94,7 +95,8 @@ def chat_service() -> ChatService:
     """The chat use case wired to this process's model client, Memorystore and Firestore."""
     settings = get_settings()
     scrub = redactor() if settings.redact_prompts else None
-    return ChatService(settings, llm(), conversations(), scrub, agent(), tools())
+    confirmations = ConfirmationStore(firestore(), settings.confirmation_ttl_s)
+    return ChatService(settings, llm(), conversations(), scrub, agent(), tools(), confirmations)
 
 
 @lru_cache(maxsize=1)

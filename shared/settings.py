@@ -122,9 +122,18 @@ class Settings(BaseSettings):
     agent_deadline_s: float = Field(60.0, gt=0, le=600, description="for all rounds together")
     agent_tool_timeout_s: float = Field(10.0, gt=0, le=120, description="a tool's default")
     agent_max_calls_per_step: int = Field(8, ge=1, le=64)
+    confirmation_ttl_s: int = Field(
+        900, ge=30, le=7 * 86400, description="how long a proposed action waits for approval"
+    )
     agent_tool_result_tokens: int = Field(
         2000, ge=64, le=100_000, description="a tool result beyond this is cut before the model"
     )
+
+    # Routing by confidence (tier auto): the fast tier answers; the quality tier takes over an
+    # answer below this average log-probability, cut short, blocked or breaking its schema.
+    routing_fast_tier: str = "fast"
+    routing_quality_tier: str = "quality"
+    routing_min_avg_logprobs: float = Field(-1.0, le=0)
 
     # Accounting.
     daily_token_budget: int = Field(2_000_000, ge=0, description="per subject and UTC day; 0: none")

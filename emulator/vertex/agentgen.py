@@ -125,6 +125,11 @@ def function_tokens(request: Any) -> int:
     return total
 
 
+def function_response_chars(request: Any) -> int:
+    """Characters of the function responses the newest content carries (their JSON)."""
+    return sum(len(json.dumps(response)) for _, response in _results(request))
+
+
 def _forced(
     text: str, declared: dict[str, tuple[str, dict[str, Any]]]
 ) -> tuple[bool, list[tuple[str, dict[str, Any]]]] | None:
@@ -211,9 +216,11 @@ def response_schema(request: Any) -> dict[str, Any] | None:
 
 
 def _structured(schema: dict[str, Any], text: str, request: Any) -> str:
-    """A JSON document conforming to ``schema`` (or, under a directive, one that does not)."""
+    """A JSON document conforming to ``schema`` (or, under a directive anywhere in the
+    conversation's user texts, one that does not)."""
     repairing = any(c.role == "model" for c in request.contents)
-    if "[invalid_output]" in text or ("[invalid_output_once]" in text and not repairing):
+    said = " ".join(p.text for c in request.contents if c.role in ("user", "") for p in c.parts)
+    if "[invalid_output]" in said or ("[invalid_output_once]" in said and not repairing):
         return '{"not": "what the schema asks'  # not even JSON
     seed = hashlib.sha256(json.dumps(schema, sort_keys=True).encode() + text.encode()).digest()
     return json.dumps(instance(schema, seed, text), ensure_ascii=False)

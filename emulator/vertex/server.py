@@ -202,6 +202,7 @@ class VertexEmulator:
                 "function_calling": "none" if agentgen.calling_off(request) else "auto",
                 "response_schema": agentgen.response_schema(request) is not None,
                 "calls": [name for name, _ in decision.calls],
+                "function_response_chars": agentgen.function_response_chars(request),
             }
         )
         if decision.calls:

@@ -1,5 +1,5 @@
-"""The chat function: ``POST /v1/chat``, the conversation reads and deletes, and the erasure of
-the caller (``DELETE /v1/me``), as JSON."""
+"""The chat function: ``POST /v1/chat``, decisions on proposed actions, the conversation reads and
+deletes, and the erasure of the caller (``DELETE /v1/me``), as JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
 from shared import coldstart, registry, runtime, web
 from shared.chat import Caller
-from shared.contracts import ChatRequest, Erased, PageQuery
+from shared.contracts import ChatRequest, ConfirmationDecision, Erased, PageQuery
 from shared.cors import Cors
 from shared.health import healthz, readyz
 from shared.idempotency import Seal, StoredResponse, body_hash
@@ -36,6 +36,23 @@ async def post_chat(request: Request, _: dict[str, str]) -> Response:
     else:
         payload = body.model_dump(mode="json")
         stored = await runtime.idempotency().run(who.subject, key, body_hash(payload), answer)
+    return Response(stored.body, status_code=stored.status, media_type=stored.media_type)
+
+
+async def post_confirmation(request: Request, params: dict[str, str]) -> Response:
+    """Approve or deny a proposed action; the decision counts once, replays get its answer."""
+    body = await web.read_json(request, ConfirmationDecision, settings.max_body_bytes)
+    who, request_id = caller(request), web.current_request_id()
+    confirmation_id = params["confirmation_id"]
+
+    async def answer(seal: Seal | None = None) -> StoredResponse:
+        service = runtime.chat_service()
+        reply = await service.confirm(who, confirmation_id, body.decision, request_id, seal)
+        return StoredResponse(200, reply.model_dump_json().encode())
+
+    payload = {"confirmation_id": confirmation_id, **body.model_dump(mode="json")}
+    key = f"\x1fconfirmation:{confirmation_id}"  # no HTTP header carries \x1f: not a client's
+    stored = await runtime.idempotency().run(who.subject, key, body_hash(payload), answer)
     return Response(stored.body, status_code=stored.status, media_type=stored.media_type)
 
 
@@ -70,6 +87,7 @@ router = web.Router.serve(
     registry.CHAT,
     {
         "post_chat": post_chat,
+        "post_confirmation": post_confirmation,
         "list_conversations": list_conversations,
         "get_conversation": get_conversation,
         "delete_conversation": delete_conversation,

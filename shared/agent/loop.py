@@ -14,16 +14,22 @@ tool's result is cached for its caller only.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shared import errors
 from shared.agent.runner import ToolOutcome, ToolRunner, failure
+from shared.agent.schema import parse_answer
 from shared.agent.tools import Tool, ToolContext
 from shared.llm.client import LlmClient
 from shared.llm.types import FunctionCall, FunctionResult, LlmRequest, LlmResult, Turn
 from shared.settings import Settings
+
+log = logging.getLogger("agent.routing")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,25 @@ class CallRecord:
     status: str
     latency_ms: float
     summary: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The loop's state at a proposed call: what it takes to go on after the decision."""
+
+    request: LlmRequest  # the model request so far (its turns end before the proposing turn)
+    calls: tuple[FunctionCall, ...]  # the proposing turn's calls
+    text: str  # the proposing turn's text
+    results: tuple[FunctionResult | None, ...]  # the other calls' results; None: the proposal
+    records: tuple[CallRecord, ...]  # every tool call so far, the proposal last
+    tools: tuple[str, ...]  # the tools offered
+    rounds: int
+    original_tier: str
+    index: int = field(default=0)  # which call of the turn is proposed
+
+    @property
+    def call(self) -> FunctionCall:
+        return self.calls[self.index]
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,8 @@ class Answer:
     calls: tuple[CallRecord, ...] = ()
     models: tuple[ModelUse, ...] = ()
     steps: int = 1
+    data: Any = None  # the parsed document, when the request set a response schema
+    pending: Pending | None = None  # set: the loop paused on a call awaiting the user's decision
 
 
 Event = TextPiece | ToolStarted | ToolFinished | Answer
@@ -89,7 +116,8 @@ class _Tally:
     cached: bool = True
     fallback: bool = False
 
-    def add(self, result: LlmResult) -> None:
+    def add(self, result: LlmResult, kept: bool = True) -> None:
+        """Count a model call; ``kept``: its text is part of the answer (not a rejected one)."""
         use = self.uses.get(result.model, ModelUse(result.model))
         self.uses[result.model] = replace(
             use,
@@ -97,13 +125,16 @@ class _Tally:
             output_tokens=use.output_tokens + result.output_tokens,
             calls=use.calls + 1,
         )
-        self.texts.append(result.text)
+        if kept:
+            self.texts.append(result.text)
         self.steps += 1
         self.cost += result.cost_usd
         self.cached = self.cached and result.cached
         self.fallback = self.fallback or result.fallback
 
-    def answer(self, last: LlmResult, finish: str, calls: Sequence[CallRecord]) -> Answer:
+    def answer(
+        self, last: LlmResult, finish: str, calls: Sequence[CallRecord], data: Any = None
+    ) -> Answer:
         uses = tuple(self.uses.values())
         result = replace(
             last,
@@ -116,7 +147,14 @@ class _Tally:
             fallback=self.fallback,
             function_calls=(),
         )
-        return Answer(result, tuple(calls), uses, self.steps)
+        return Answer(result, tuple(calls), uses, self.steps, data)
+
+
+REPAIR = (
+    "Your previous answer does not conform to the response schema: {problems}. "
+    "Answer again with only the JSON document."
+)
+ESCALATE_ON = frozenset({"MAX_TOKENS", "SAFETY"})
 
 
 class Agent:
@@ -127,52 +165,114 @@ class Agent:
         self._llm = llm
         self._runner = runner
 
+    def tier(self, request: LlmRequest) -> str:
+        """The tier that answers first (``auto`` starts with the fast one)."""
+        return self._settings.routing_fast_tier if request.tier == "auto" else request.tier
+
+    async def resume(
+        self,
+        pending: Pending,
+        outcome: ToolOutcome,
+        tools: Sequence[Tool],
+        context: ToolContext,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        """Go on after the user's decision on a proposed call: ``outcome`` is the call's result
+        (approved and run) or its refusal (denied)."""
+        results = tuple(
+            r if r is not None else FunctionResult(pending.call.name, outcome.response)
+            for r in pending.results
+        )
+        proposal = pending.records[-1]
+        records = (
+            *pending.records[:-1],
+            replace(
+                proposal,
+                status=outcome.status,
+                latency_ms=outcome.latency_ms,
+                summary=outcome.summary,
+            ),
+        )
+        request = replace(
+            pending.request,
+            tier=pending.original_tier,
+            turns=(
+                *pending.request.turns,
+                Turn(role="model", text=pending.text, calls=pending.calls),
+                Turn(role="user", results=results),
+            ),
+            side_effect_tools=True,  # a confirmed tool acts: what follows is never cached
+        )
+        async for event in self.run(
+            request, tools, context, stream, rounds=pending.rounds, records=records
+        ):
+            yield event
+
     async def run(
         self,
         request: LlmRequest,
         tools: Sequence[Tool],
         context: ToolContext,
         stream: bool,
+        *,
+        rounds: int = 0,
+        records: Sequence[CallRecord] = (),
     ) -> AsyncIterator[Event]:
         """The loop's events: text pieces (streamed steps only), tool starts and ends, then the
-        `Answer`."""
+        `Answer`.
+
+        With tier ``auto`` or a response schema, a streamed answer's text is held until it has
+        been judged (and, if need be, escalated or repaired), then sent in one piece."""
         s = self._settings
         deadline = time.monotonic() + s.agent_deadline_s
         offered = {t.name: t for t in tools}
-        request = replace(request, tools=tuple(t.declaration for t in tools))
+        auto = request.tier == "auto"
+        original_tier = request.tier
+        live = stream and not auto and request.response_schema is None
+        request = replace(
+            request, tier=self.tier(request), tools=tuple(t.declaration for t in tools)
+        )
         turns = list(request.turns)
         tally = _Tally()
-        records: list[CallRecord] = []
-        rounds = 0
+        made = list(records)
+        first = True
         bound: str | None = None
         while True:
-            step = request if rounds == 0 else replace(request, turns=tuple(turns))
+            step = request if first else replace(request, turns=tuple(turns))
+            first = False
             if bound is not None:
                 step = replace(step, tool_choice="none")
             result: LlmResult | None = None
-            if stream:
-                async for chunk in self._llm.stream(step):
-                    if chunk.text:
-                        yield TextPiece(chunk.text)
-                    if chunk.result is not None:
-                        result = chunk.result
-            else:
-                result = await self._llm.generate(step)
+            async for item in self._ask(step, stream, live):
+                if isinstance(item, LlmResult):
+                    result = item
+                else:
+                    yield item
             assert result is not None  # a stream always closes with its result
-            tally.add(result)
             if not result.function_calls or not offered or bound is not None:
-                yield tally.answer(result, bound or result.finish_reason, records)
+                final, data = await self._judge(step, result, tally, stream, auto)
+                if not live and final.text and stream:
+                    yield TextPiece(final.text)
+                yield tally.answer(final, bound or final.finish_reason, made, data)
                 return
+            tally.add(result)
             rounds += 1
             calls = result.function_calls
             started = [
-                ToolStarted(f"call_{len(records) + i + 1}", c.name, c.args)
+                ToolStarted(f"call_{len(made) + i + 1}", c.name, c.args)
                 for i, c in enumerate(calls)
             ]
             for event in started:
                 yield event
+            proposed = next(
+                (i for i, c in enumerate(calls) if c.name in offered and offered[c.name].confirm),
+                None,
+            )
             outcomes = await asyncio.gather(
-                *(self._one(offered, c, context, deadline, i) for i, c in enumerate(calls))
+                *(
+                    self._one(offered, c, context, deadline, i, proposed)
+                    for i, c in enumerate(calls)
+                )
             )
             for event, call, outcome in zip(started, calls, outcomes, strict=True):
                 record = CallRecord(
@@ -183,8 +283,37 @@ class Agent:
                     outcome.latency_ms,
                     outcome.summary,
                 )
-                records.append(record)
-                yield ToolFinished(record)
+                if outcome.status != "awaiting_confirmation":
+                    made.append(record)
+                    yield ToolFinished(record)
+            if proposed is not None:
+                made.append(
+                    CallRecord(
+                        started[proposed].id,
+                        calls[proposed].name,
+                        calls[proposed].args,
+                        "awaiting_confirmation",
+                        0.0,
+                        "",
+                    )
+                )
+                pending = Pending(
+                    request=replace(request, turns=tuple(turns), tools=()),
+                    calls=calls,
+                    text=result.text,
+                    results=tuple(
+                        None if i == proposed else FunctionResult(c.name, o.response)
+                        for i, (c, o) in enumerate(zip(calls, outcomes, strict=True))
+                    ),
+                    records=tuple(made),
+                    tools=tuple(offered),
+                    rounds=rounds,
+                    original_tier=original_tier,
+                    index=proposed,
+                )
+                paused = tally.answer(result, "confirmation_required", made)
+                yield replace(paused, pending=pending)
+                return
             turns.append(Turn(role="model", text=result.text, calls=calls))
             turns.append(
                 Turn(
@@ -205,6 +334,68 @@ class Agent:
             elif time.monotonic() >= deadline:
                 bound = "deadline"
 
+    async def execute(self, tool: Tool, args: dict[str, Any], context: ToolContext) -> ToolOutcome:
+        """Run one approved call (the user confirmed it)."""
+        return await self._runner.call(tool, args, context)
+
+    async def _ask(
+        self, step: LlmRequest, stream: bool, live: bool
+    ) -> AsyncIterator[TextPiece | LlmResult]:
+        """One model call: its text pieces when ``live``, then its result."""
+        if not stream:
+            yield await self._llm.generate(step)
+            return
+        async for chunk in self._llm.stream(step):
+            if chunk.text and live:
+                yield TextPiece(chunk.text)
+            if chunk.result is not None:
+                yield chunk.result
+
+    async def _judge(
+        self, step: LlmRequest, result: LlmResult, tally: _Tally, stream: bool, auto: bool
+    ) -> tuple[LlmResult, Any]:
+        """The final answer, escalated (tier ``auto``) and repaired (response schema) as needed,
+        with its parsed document; every model call is counted in ``tally``."""
+        shape = json.loads(step.response_schema) if step.response_schema else None
+        data, problems = parse_answer(result.text, shape) if shape is not None else (None, [])
+        if auto:
+            reason = escalation_reason(result, problems, self._settings.routing_min_avg_logprobs)
+            if reason is not None:
+                tally.add(result, kept=False)
+                quality = self._settings.routing_quality_tier
+                log.info(
+                    "agent escalation",
+                    extra={"reason": reason, "from_model": result.model, "to_tier": quality},
+                )
+                step = replace(step, tier=quality)
+                result = await self._answer(step, stream)
+                if shape is not None:
+                    data, problems = parse_answer(result.text, shape)
+        if shape is not None and problems:
+            tally.add(result, kept=False)
+            repair = Turn(role="user", text=REPAIR.format(problems="; ".join(problems[:5])))
+            turns = (*step.turns, Turn(role="model", text=result.text), repair)
+            result = await self._answer(replace(step, turns=turns), stream)
+            data, problems = parse_answer(result.text, shape)
+            if problems:
+                tally.add(result, kept=False)
+                raise errors.InvalidModelOutput(
+                    "the model's answer does not conform to the response schema, even after a "
+                    "repair: " + "; ".join(problems[:3]),
+                    details=[{"field": "response_schema", "problem": p} for p in problems[:10]],
+                )
+        tally.add(result)
+        return result, data
+
+    async def _answer(self, step: LlmRequest, stream: bool) -> LlmResult:
+        """One more model call whose text is judged before it is shown."""
+        found: LlmResult | None = None
+        async for item in self._ask(step, stream, live=False):
+            if isinstance(item, LlmResult):
+                found = item
+        assert found is not None
+        return found
+
     async def _one(
         self,
         offered: dict[str, Tool],
@@ -212,12 +403,23 @@ class Agent:
         context: ToolContext,
         deadline: float,
         index: int,
+        proposed: int | None,
     ) -> ToolOutcome:
-        """One call of a turn: unknown tools and calls past the per-turn limit are errors."""
+        """One call of a turn: unknown tools and calls past the per-turn limit are errors; the
+        proposed call (a tool needing confirmation) waits, and any other such call is refused
+        (one action is proposed at a time)."""
         tool = offered.get(call.name)
         if tool is None:
             return ToolOutcome(
                 "error", failure("unknown_tool", f"no tool named {call.name!r}"), 0.0
+            )
+        if index == proposed:
+            return ToolOutcome("awaiting_confirmation", {}, 0.0)
+        if tool.confirm:
+            return ToolOutcome(
+                "error",
+                failure("one_action_at_a_time", "another action awaits the user's confirmation"),
+                0.0,
             )
         if index >= self._settings.agent_max_calls_per_step:
             return ToolOutcome(
@@ -229,3 +431,14 @@ class Agent:
         if remaining <= 0:
             return ToolOutcome("timeout", failure("timeout", "the request's time ran out"), 0.0)
         return await self._runner.call(tool, call.args, context, timeout_s=remaining)
+
+
+def escalation_reason(result: LlmResult, problems: list[str], min_logprobs: float) -> str | None:
+    """Why a fast answer should go to the quality model (``None``: it stands)."""
+    if result.finish_reason in ESCALATE_ON:
+        return result.finish_reason.lower()
+    if problems:
+        return "invalid_output"
+    if result.avg_logprobs is not None and result.avg_logprobs < min_logprobs:
+        return "low_confidence"
+    return None

@@ -136,7 +136,7 @@ class ConversationStore:
         conversation_id: str,
         new_conversation: bool,
         message_id: str,
-        user_text: str,
+        user_text: str | None,
         answer: LlmResult,
         request_id: str,
         summary: SummaryUpdate | None = None,
@@ -148,14 +148,17 @@ class ConversationStore:
         creating the conversation if new.
 
         The answer is stored as ``message_id`` and the question beside it as ``{message_id}-q``,
-        so ids can be handed to the client before the model has answered. ``also``: further
-        ``Write`` protos that must land in the same commit (the sealed idempotent answer).
+        so ids can be handed to the client before the model has answered. Without ``user_text``
+        the answer alone is added (an agent going on after the user confirmed an action).
+        ``also``: further ``Write`` protos that must land in the same commit (the sealed
+        idempotent answer).
         """
         now = datetime.now(UTC)
         conversation = self._conversation(conversation_id)
         header: dict[str, Any] = {"owner": owner, "updated_at": now}
         if new_conversation:
-            header |= {"created_at": now, "title": user_text.strip()[:TITLE_CHARS], "summary": ""}
+            title = (user_text or "").strip()[:TITLE_CHARS]
+            header |= {"created_at": now, "title": title, "summary": ""}
         if summary is not None:
             header |= {"summary": summary.text, "summary_through": summary.through}
         messages = conversation.collection(MESSAGES)
@@ -191,9 +194,16 @@ class ConversationStore:
         # Built here, in the request's own task, not in the shared commit. The messages are new
         # documents (fresh ids) and are *created*: should a commit land and its reply be lost, no
         # later attempt can store the exchange again or count its messages twice.
+        asked = user_text is not None
         pbs = [
-            writes.merge_write(conversation._document_path, header, {"message_count": 2}),
-            writes.create_write(messages.document(f"{message_id}-q")._document_path, question),
+            writes.merge_write(
+                conversation._document_path, header, {"message_count": 2 if asked else 1}
+            ),
+            *(
+                [writes.create_write(messages.document(f"{message_id}-q")._document_path, question)]
+                if asked
+                else []
+            ),
             writes.create_write(messages.document(message_id)._document_path, reply),
             *also,
         ]

@@ -79,6 +79,54 @@ resource "google_logging_metric" "kpi" {
   }
 }
 
+# The agent's metrics, from the "tool call" line each tool call writes (shared/agent/runner.py)
+# and the "agent escalation" line of each answer routed to the quality tier (shared/agent/loop.py).
+locals {
+  agent_metrics = {
+    "agent.tool_calls" = {
+      filter = "resource.type=\"cloud_run_revision\" AND jsonPayload.logger=\"agent.tools\" AND jsonPayload.message=\"tool call\""
+      labels = { tool = "jsonPayload.tool", status = "jsonPayload.status" }
+    }
+    "agent.escalations" = {
+      filter = "resource.type=\"cloud_run_revision\" AND jsonPayload.logger=\"agent.routing\" AND jsonPayload.message=\"agent escalation\""
+      labels = { reason = "jsonPayload.reason", from_model = "jsonPayload.from_model" }
+    }
+  }
+}
+
+resource "google_logging_metric" "agent" {
+  for_each = local.agent_metrics
+  project  = var.project_id
+  name     = each.key
+  filter   = each.value.filter
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = each.key
+
+    labels {
+      key         = "service"
+      value_type  = "STRING"
+      description = "Cloud Run service"
+    }
+
+    dynamic "labels" {
+      for_each = each.value.labels
+      content {
+        key        = labels.key
+        value_type = "STRING"
+      }
+    }
+  }
+
+  label_extractors = merge(
+    { service = "EXTRACT(resource.labels.service_name)" },
+    { for label, field in each.value.labels : label => "EXTRACT(${field})" },
+  )
+}
+
 # The KPI alerts: PromQL over the log-based metrics above, each linked to its runbook.
 locals {
   kpi_alerts = {
@@ -300,5 +348,7 @@ locals {
     { title = "Memory utilisation p95 by service", queries = ["histogram_quantile(0.95, sum by (le, service_name) (rate(run_googleapis_com:container_memory_utilizations_bucket{monitored_resource=\"cloud_run_revision\",service_name=~\"${local.run_filter}\"}[5m])))"] },
     { title = "Estimated model cost (USD per hour)", queries = ["sum by (model) (rate(${local.promql["vertex_ai.client.cost"]}_sum[1h])) * 3600"] },
     { title = "Tokens per minute", queries = ["${local.tokens_per_s} * 60"] },
+    { title = "Tool calls per second by tool and status", queries = ["sum by (tool, status) (rate(logging_googleapis_com:user_agent_tool_calls[5m]))"] },
+    { title = "Escalations to the quality tier per minute by reason", queries = ["sum by (reason) (rate(logging_googleapis_com:user_agent_escalations[5m])) * 60"] },
   ]
 }

@@ -1,6 +1,9 @@
 output "metric_types" {
-  description = "The log-based KPI metrics, by name."
-  value       = { for name, metric in google_logging_metric.kpi : name => "logging.googleapis.com/user/${metric.name}" }
+  description = "The log-based metrics (model calls, tool calls, escalations), by name."
+  value = merge(
+    { for name, metric in google_logging_metric.kpi : name => "logging.googleapis.com/user/${metric.name}" },
+    { for name, metric in google_logging_metric.agent : name => "logging.googleapis.com/user/${metric.name}" },
+  )
 }
 
 output "alert_policies" {

@@ -39,10 +39,13 @@ locals {
   # The instance's CA (PEM) for every function that reaches Memorystore, when TLS is on.
   redis_secret_env = var.memorystore_tls ? { NGX_REDIS_TLS_CA = google_secret_manager_secret.redis_ca[0].secret_id } : {}
 
-  api_env = {
-    NGX_CONVERSATION_RETENTION_DAYS = tostring(var.conversation_retention_days)
-    NGX_CORS_ORIGINS                = jsonencode(var.cors_origins)
-  }
+  api_env = merge(
+    {
+      NGX_CONVERSATION_RETENTION_DAYS = tostring(var.conversation_retention_days)
+      NGX_CORS_ORIGINS                = jsonencode(var.cors_origins)
+    },
+    var.tools_file == null ? {} : { NGX_TOOLS_FILE = var.tools_file },
+  )
 
   invoked_env = {
     NGX_SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
@@ -398,7 +401,11 @@ module "service" {
   max_instances       = var.services[each.key].max_instances
   timeout_s           = var.services[each.key].timeout_s
   deletion_protection = var.deletion_protection
-  secret_env          = merge(local.redis_secret_env, lookup(var.secret_env, each.key, {}))
+  secret_env = merge(
+    local.redis_secret_env,
+    each.value.public ? var.tool_secret_env : {}, # the agent's tool credentials: chat and stream only
+    lookup(var.secret_env, each.key, {}),
+  )
   env = merge(
     local.common_env,
     each.value.public ? {} : merge(local.invoked_env, { NGX_INVOKER_AUDIENCE = local.url[each.key] }),

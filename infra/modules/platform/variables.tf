@@ -71,6 +71,18 @@ variable "extra_env" {
   default     = {}
 }
 
+variable "tools_file" {
+  description = "Path, inside the image, of the agent's tools file (TOML, see docs/agent.md) for chat and stream; null: no tools."
+  type        = string
+  default     = null
+}
+
+variable "tool_secret_env" {
+  description = "Credentials of the agent's tools, for chat and stream: environment variable (as the tools file names it) → Secret Manager secret id."
+  type        = map(string)
+  default     = {}
+}
+
 variable "memorystore_node_type" {
   description = "Memorystore node type: the cache's memory tier."
   type        = string
