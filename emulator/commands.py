@@ -21,6 +21,12 @@ def add_commands(commands: Any) -> None:
     )
     token.add_argument("--audience", help="the scheduled function's URL")
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        help="a tool scope the user holds (repeatable), e.g. tools:orders (the `scopes` claim)",
+    )
     token.set_defaults(run=_token)
 
 
@@ -41,5 +47,6 @@ def _token(args: argparse.Namespace) -> int:
             return 2
         print(devtokens.invoker_token(settings, args.service_account, args.audience, args.ttl))
     else:
-        print(devtokens.local_token(settings, args.user, ttl_s=args.ttl))
+        claims = {"scopes": args.scope} if args.scope else {}
+        print(devtokens.local_token(settings, args.user, ttl_s=args.ttl, **claims))
     return 0

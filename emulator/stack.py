@@ -388,12 +388,15 @@ class Stack:
                 process.wait(1)
 
 
+EXAMPLE_MESSAGE = "What is the status of order A-1234?"  # the demo order tool answers it
+
+
 def curl_example(settings: StackSettings, token: str) -> str:
     port = settings.stack_chat_port
     return (
         f"curl -s -X POST http://{LOCAL_HOST}:{port}/v1/chat "
         f"-H 'Authorization: Bearer {token}' "
-        "-H 'Content-Type: application/json' -d '{\"message\": \"Hello!\"}'"
+        f"-H 'Content-Type: application/json' -d '{{\"message\": \"{EXAMPLE_MESSAGE}\"}}'"
     )
 
 

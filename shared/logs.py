@@ -71,6 +71,11 @@ class CloudLoggingFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+# HTTP clients that log every request's URL at INFO: a tool's URL carries the model's arguments
+# (and the JWKS fetch is not worth a line), so only their warnings are kept.
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
+
 def configure_logging(
     project_id: str, level: str = "INFO", redactor: Redactor | None = None
 ) -> None:
@@ -80,6 +85,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for chatty in QUIET_LIBRARIES:
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
 def parse_trace_headers(

@@ -72,7 +72,8 @@ def conversations() -> ConversationStore:
 @lru_cache(maxsize=1)
 def tools_file() -> ToolsFile:
     """The validated tools file (``NGX_TOOLS_FILE``)."""
-    return agent_config.read(get_settings().tools_file)
+    settings = get_settings()
+    return agent_config.read(settings.tools_file, settings.tool_private_hosts)
 
 
 @lru_cache(maxsize=1)

@@ -9,16 +9,18 @@ See ``docs/agent.md`` for the format.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from shared.agent.connectors import Credential, FirestoreLookup, HttpConnector, template_fields
-from shared.agent.egress import Egress, host_allowed
+from shared.agent.egress import Egress, host_allowed, refused_address
 from shared.agent.tools import TOOL_NAME, Tool, ToolRegistry
 from shared.contracts import ID_PATTERN
 from shared.errors import SettingsError
@@ -131,8 +133,9 @@ class ToolsFile(_Strict):
         return self
 
 
-def read(path: str | None) -> ToolsFile:
-    """Parse and validate the tools file (none: no tools); raises `SettingsError`."""
+def read(path: str | None, exempt: Sequence[str] = ()) -> ToolsFile:
+    """Parse and validate the tools file (none: no tools); raises `SettingsError`. A URL naming a
+    non-public address outright is refused here already, unless ``exempt`` lists its host:port."""
     if not path:
         return ToolsFile()
     try:
@@ -151,7 +154,21 @@ def read(path: str | None) -> ToolsFile:
             raise SettingsError(
                 f"tool {name!r}: its credential variable {tool.credential.env} is unset"
             )
+        if tool.url is not None:
+            _public_or_exempt(name, tool.url, exempt)
     return parsed
+
+
+def _public_or_exempt(name: str, url: str, exempt: Sequence[str]) -> None:
+    parts = urlsplit(url)
+    try:
+        address = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return  # a name: checked when it is resolved, at each call
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    why = refused_address(address)
+    if why and f"{parts.hostname}:{port}" not in exempt:
+        raise SettingsError(f"tool {name!r}: its url names a {why} address ({address})")
 
 
 def arguments_model(name: str, arguments: dict[str, ArgumentConfig]) -> type[BaseModel]:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from shared.agent.egress import Egress, EgressRefused, Fetched
 from shared.agent.tools import ToolContext
+from shared.contracts import reserved
 
 
 class ToolFailed(Exception):
@@ -137,6 +138,8 @@ class FirestoreLookup:
         values = arguments.model_dump(mode="json", exclude_none=True)
         collection = self.db.collection(self.collection)
         if "id" in values:
+            if reserved(str(values["id"])):
+                raise ToolFailed("invalid_arguments", "id: is a reserved id (__…__)")
             snapshot = await collection.document(str(values["id"])).get()
             found = (
                 [snapshot] if snapshot.exists and self._visible(snapshot.to_dict(), context) else []

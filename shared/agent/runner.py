@@ -130,7 +130,7 @@ class ToolRunner:
         except TimeoutError:
             return done("timeout", failure("timeout", f"no result within {limit:.3g} s"))
         except ToolFailed as exc:
-            status = "refused" if exc.code == "refused" else "error"
+            status = exc.code if exc.code in ("refused", "invalid_arguments") else "error"
             return done(status, failure(exc.code, exc.message))
         except Exception as exc:  # a tool's own bug must not fail the caller's request
             log.exception("tool raised", extra={"tool": tool.name})

@@ -110,13 +110,14 @@ def _listen(port: int) -> list[str]:
 
 
 def launch(
-    target: str, source: Path, settings: StackSettings, **env: str
+    target: str, source: Path, settings: StackSettings, root: Path = ROOT, **env: str
 ) -> subprocess.Popen[bytes]:
+    """A function process; ``root``: the checkout whose code it runs (another revision's)."""
     port = free_ports(1)[0]
     process = subprocess.Popen(
         command(target, source, port),
-        env=function_env_of(settings, **env),
-        cwd=ROOT,
+        env=function_env_of(settings, **env, PYTHONPATH=str(root)),
+        cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -127,11 +128,15 @@ def launch(
 
 @contextlib.contextmanager
 def running(
-    target: str, settings: StackSettings, source: Path | None = None, **env: str
+    target: str,
+    settings: StackSettings,
+    source: Path | None = None,
+    root: Path = ROOT,
+    **env: str,
 ) -> Iterator[Function]:
     """A function process, ready (its health check answers), stopped on exit."""
-    path = source or ROOT / "functions" / target / "main.py"
-    process = launch(target, path, settings, **env)
+    path = source or root / "functions" / target / "main.py"
+    process = launch(target, path, settings, root, **env)
     url = f"http://{LOCAL_HOST}:{process.port}"  # type: ignore[attr-defined]
     try:
         deadline = time.monotonic() + 60

@@ -106,6 +106,7 @@ def test_stack_up_curl_works_and_ctrl_c_leaves_nothing(
         "stream",
         "cache-maintenance",
         "backup",
+        "demo-api",
     } <= names
     curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
     assert env["NGX_STACK_CHAT_PORT"] in curl
@@ -115,6 +116,9 @@ def test_stack_up_curl_works_and_ctrl_c_leaves_nothing(
         ).stdout
     )
     assert answer["text"] and answer["usage"]["model"] == "gemini-2.5-flash"
+    # The printed curl shows the agent at work: the demo order API answered through a tool.
+    assert [call["name"] for call in answer["tool_calls"]] == ["order_status"]
+    assert answer["tool_calls"][0]["status"] == "ok"
 
     second = subprocess.run(
         [AGENTCTL, "stack", "up"], env=env, capture_output=True, text=True, timeout=60

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -19,6 +20,7 @@ from shared.agent import config
 from shared.agent.egress import Egress, refused_address
 from shared.agent.runner import ToolRunner
 from shared.agent.tools import ToolContext
+from shared.errors import SettingsError
 from tests.conftest import LocalStack, start_function
 
 
@@ -145,9 +147,13 @@ async def run_all(
     tmp_path: Path, v4: int, v6: int, redirect: int, redirect_to: str, r: Redirector
 ) -> dict[str, Any]:
     path = tmp_path / "tools.toml"
-    path.write_text(tools_toml(targets(v4, v6, redirect)))
+    urls = targets(v4, v6, redirect)
+    path.write_text(tools_toml(urls))
+    # Literal private addresses are refused when the file is read (tested below); here they are
+    # let through the file check so that the egress, under test, meets them at call time.
+    literal = [f"{u.hostname}:{u.port or 80}" for u in map(urlsplit, urls.values())]
     egress = Egress(exempt=[f"127.0.0.1:{redirect}"], resolver=fake_resolver)
-    registry = config.build(config.read(str(path)), egress, None, 2.0)
+    registry = config.build(config.read(str(path), exempt=literal), egress, None, 2.0)
     runner = ToolRunner(None, 2000)
     r.target = redirect_to
     context = ToolContext(subject="user:alice")
@@ -186,6 +192,23 @@ def test_every_private_target_is_refused_and_never_connected(
     assert "192.168.1.7" in outcomes["mixed_name"].response["error"]["message"]
     assert redirector.hits == 1  # the exempt "public" host was reached; its redirect was not
     assert v4.accepted == 0 and v6.accepted == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/computeMetadata/v1/",
+        "http://127.0.0.1:8080/",
+        "http://[::1]/",
+        "http://10.0.0.1/",
+        "http://[::ffff:10.0.0.1]/",
+    ],
+)
+def test_a_tools_file_naming_a_private_address_stops_the_start(tmp_path: Path, url: str) -> None:
+    path = tmp_path / "tools.toml"
+    path.write_text(tools_toml({"inside": url}))
+    with pytest.raises(SettingsError, match="address"):
+        config.read(str(path))
 
 
 def test_the_allow_list_and_schemes_are_enforced(tmp_path: Path) -> None:
@@ -250,7 +273,7 @@ def test_the_model_is_told_why_a_tool_was_refused(
 
     v4, _ = listeners
     path = tmp_path / "tools.toml"
-    path.write_text(tools_toml({"internal_status": f"http://127.0.0.1:{v4.port}/status"}))
+    path.write_text(tools_toml({"internal_status": f"http://localhost:{v4.port}/status"}))
     url, process = start_function(stack.settings, "chat", NGX_TOOLS_FILE=str(path))
     try:
         response = httpx.post(
