@@ -78,6 +78,12 @@ class Prepared:
 T = TypeVar("T")
 
 
+OUTCOME_UNKNOWN = (
+    "the approved action was started but its outcome was not recorded: it may have run; "
+    "check before proposing it again"
+)
+
+
 class ChatService:
     """Orchestrates one chat turn: history → prompt budget → model → store → answer."""
 
@@ -189,7 +195,7 @@ class ChatService:
             user_text=request.message,
             answer=done.result,
             request_id=request_id,
-            tool_calls=[tool_call(c).model_dump(mode="json") for c in done.calls],
+            tool_calls=[stored_call(c) for c in done.calls],
             summary=prepared.summary,
             retention_days=self._settings.conversation_retention_days or None,
             also=also,
@@ -226,19 +232,24 @@ class ChatService:
         retry after a failure goes on from them instead of acting a second time."""
         store = self._require_confirmations()
         found = await store.require(confirmation_id, caller.subject, decision)
+        await self._store.require_owned(found.conversation_id, caller.subject)  # not deleted
         pending = found.pending
         tools = self._tools.offered(pending.tools, caller.scopes)
         context = ToolContext(subject=caller.subject, request_id=request_id)
         outcome = found.outcome
-        if outcome is None:
-            if decision == "approve":
-                tool = next(t for t in tools if t.name == pending.call.name)
-                outcome = await self._agent.execute(tool, pending.call.args, context)
-            else:
-                outcome = ToolOutcome(
-                    "denied", failure("denied", "the user declined this action"), 0.0
-                )
-            await store.decide(found, decision, outcome)
+        if outcome is None and found.state == "executing":
+            # An earlier attempt claimed the call and stopped before its outcome was kept: it
+            # may have run, so it is never run again and the model is told so.
+            outcome = ToolOutcome("error", failure("outcome_unknown", OUTCOME_UNKNOWN), 0.0)
+            await store.record(confirmation_id, outcome)
+        elif outcome is None and decision == "approve":
+            await store.claim(found, decision)
+            tool = next(t for t in tools if t.name == pending.call.name)
+            outcome = await self._agent.execute(tool, pending.call.args, context)
+            await store.record(confirmation_id, outcome)
+        elif outcome is None:
+            outcome = ToolOutcome("denied", failure("denied", "the user declined this action"), 0.0)
+            await store.claim(found, decision, outcome)
         done = await _answer_of(self._agent.resume(pending, outcome, tools, context, stream=False))
         cid, mid = found.conversation_id, new_id()
         proposal, writes = self._propose(done, caller, cid)
@@ -258,7 +269,7 @@ class ChatService:
             request_id=request_id,
             retention_days=self._settings.conversation_retention_days or None,
             also=also,
-            tool_calls=[tool_call(c).model_dump(mode="json") for c in done.calls],
+            tool_calls=[stored_call(c) for c in done.calls],
         )
         return reply
 
@@ -415,7 +426,7 @@ def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
         model=data.get("model"),
         input_tokens=data.get("input_tokens"),
         output_tokens=data.get("output_tokens"),
-        tool_calls=[ToolCall(**c) for c in data.get("tool_calls") or []],
+        tool_calls=[_call_of(c) for c in data.get("tool_calls") or []],
     )
 
 
@@ -445,6 +456,21 @@ def usage_of(done: Answer) -> Usage:
             for u in done.models
         ],
     )
+
+
+def stored_call(record: CallRecord) -> dict[str, Any]:
+    """A tool call as its message stores it: the model's arguments as JSON text (any shape the
+    model invents, such as nested lists Firestore cannot hold, is kept as given)."""
+    stored = tool_call(record).model_dump(mode="json")
+    stored["arguments"] = json.dumps(stored["arguments"], separators=(",", ":"))
+    return stored
+
+
+def _call_of(stored: dict[str, Any]) -> ToolCall:
+    arguments = stored.get("arguments")
+    if isinstance(arguments, str):
+        stored = {**stored, "arguments": json.loads(arguments)}
+    return ToolCall(**stored)
 
 
 def tool_call(record: CallRecord) -> ToolCall:

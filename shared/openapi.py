@@ -180,7 +180,7 @@ def document() -> dict[str, Any]:
                                 "exchange). A replay while the first request runs waits for "
                                 "it, then answers 409 with Retry-After; the same key with "
                                 "another body is 422. If the first request's instance died, "
-                                "a replay after idempotency_lease_s (300 s) runs it again."
+                                "a replay after idempotency_lease_s (600 s) runs it again."
                             ),
                             "schema": {
                                 "type": "string",
@@ -259,11 +259,11 @@ def document() -> dict[str, Any]:
                     "description": (
                         "A tool declared `confirm = true` is not run when the model calls it: "
                         "the answer carries `confirmation` (and finish_reason "
-                        "`confirmation_required`). Approving runs the call exactly once and the "
-                        "agent goes on; denying tells the model the user declined. The first "
-                        "decision counts: sending it again returns the same answer, the other "
-                        "decision is 422 (409 once the replay record is gone). Owner only; "
-                        "expires after confirmation_ttl_s (410)."
+                        "`confirmation_required`). Approving runs the call once (never twice) "
+                        "and the agent goes on; denying tells the model the user declined. "
+                        "The first decision counts: sending it again returns the same answer, "
+                        "the other decision is 422 (409 once the replay record is gone). Owner "
+                        "only; expires after confirmation_ttl_s (410)."
                     ),
                     "parameters": [REQUEST_ID, CONFIRMATION_ID],
                     "requestBody": {"required": True, "content": _json(ConfirmationDecision)},

@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     idempotency_ttl_h: int = Field(24, ge=1, le=24 * 30)
     idempotency_wait_s: float = Field(30.0, gt=0)
     idempotency_lease_s: float = Field(
-        300.0, ge=1, description="a pending first request older than this may be taken over"
+        600.0, ge=1, description="a pending first request older than this may be taken over"
     )
 
     # CORS: browser origins allowed to call the API.
@@ -318,11 +318,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> Settings:
-        # A chat may call the model twice (summary, answer) and wait on Firestore's own retries.
-        if self.idempotency_lease_s <= 2 * self.vertex_deadline_s + FIRESTORE_RETRY_S:
+        # A chat's model calls: the summary, one per round of tool calls, the answer after the
+        # last bound, an escalation and a repair; its tools within the agent's deadline; and
+        # Firestore's own retries.
+        calls = self.agent_max_steps + 4
+        longest = calls * self.vertex_deadline_s + self.agent_deadline_s + FIRESTORE_RETRY_S
+        if self.idempotency_lease_s <= longest:
             raise ValueError(
-                "idempotency_lease_s must exceed 2 × vertex_deadline_s + "
-                f"{FIRESTORE_RETRY_S:.0f} s: a first request still running must not be taken over"
+                f"idempotency_lease_s must exceed (agent_max_steps + 4) × vertex_deadline_s + "
+                f"agent_deadline_s + {FIRESTORE_RETRY_S:.0f} s (here {longest:.0f} s): a first "
+                "request still running must not be taken over"
             )
         return self
 

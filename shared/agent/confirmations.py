@@ -87,7 +87,7 @@ class Confirmation:
     id: str
     owner: str
     conversation_id: str
-    state: str  # pending | approved | denied | answered
+    state: str  # pending | executing | approved | denied | answered
     expires_at: datetime
     pending: Pending
     outcome: ToolOutcome | None = None
@@ -95,6 +95,9 @@ class Confirmation:
 
 
 DECISIONS = {"approve": "approved", "deny": "denied"}
+# The states a decision leaves behind: approving claims the call (executing) before it runs.
+DECIDED = {"executing": "approve", "approved": "approve", "denied": "deny"}
+KEEP_AFTER_EXPIRY = timedelta(days=1)  # then Firestore's TTL deletes it (`expire_at`)
 
 
 class ConfirmationStore:
@@ -120,6 +123,7 @@ class ConfirmationStore:
             "tool": pending.call.name,
             "created_at": now,
             "expires_at": expires,
+            "expire_at": expires + KEEP_AFTER_EXPIRY,
             "loop": dumps(pending),
         }
         return writes.create_write(self._ref(confirmation_id)._document_path, document), expires
@@ -142,8 +146,9 @@ class ConfirmationStore:
         if data is None or data.get("owner") != owner:
             raise errors.NotFound(f"no confirmation {confirmation_id!r}")
         state = data["state"]
-        if state == "answered" or (state != "pending" and state != DECISIONS[decision]):
-            raise errors.Conflict(f"confirmation {confirmation_id!r} was already {state}")
+        if state == "answered" or (state != "pending" and DECIDED.get(state) != decision):
+            shown = "approved" if state == "executing" else state
+            raise errors.Conflict(f"confirmation {confirmation_id!r} was already {shown}")
         if state == "pending" and data["expires_at"] <= datetime.now(UTC):
             raise errors.Gone(f"confirmation {confirmation_id!r} expired; ask again")
         outcome = ToolOutcome(**json.loads(data["outcome"])) if data.get("outcome") else None
@@ -158,21 +163,26 @@ class ConfirmationStore:
             update_time=snapshot.update_time,
         )
 
-    async def decide(self, found: Confirmation, decision: str, outcome: ToolOutcome) -> None:
-        """Record the decision and the call's outcome before the loop goes on, on the condition
-        that nobody decided since it was read (a retry after a failure then reuses the outcome
-        instead of acting twice)."""
+    async def claim(
+        self, found: Confirmation, decision: str, outcome: ToolOutcome | None = None
+    ) -> None:
+        """Take the decision before anything acts, on the condition that nobody changed the
+        proposal since it was read: ``approve`` moves it to ``executing`` (its call runs next, at
+        most once), ``deny`` to ``denied`` with its ``outcome``."""
         from google.api_core import exceptions
 
+        state = "executing" if decision == "approve" else "denied"
+        update: dict[str, Any] = {"state": state, "decided_at": datetime.now(UTC)}
+        if outcome is not None:
+            update["outcome"] = json.dumps(asdict(outcome), separators=(",", ":"))
         option = self._db.write_option(last_update_time=found.update_time)
         try:
-            await self._ref(found.id).update(
-                {
-                    "state": DECISIONS[decision],
-                    "decided_at": datetime.now(UTC),
-                    "outcome": json.dumps(asdict(outcome), separators=(",", ":")),
-                },
-                option=option,
-            )
+            await self._ref(found.id).update(update, option=option)
         except (exceptions.FailedPrecondition, exceptions.NotFound):
             raise errors.Conflict(f"confirmation {found.id!r} was decided meanwhile") from None
+
+    async def record(self, confirmation_id: str, outcome: ToolOutcome) -> None:
+        """Keep an approved call's outcome: a retry goes on from it instead of acting again."""
+        await self._ref(confirmation_id).update(
+            {"state": "approved", "outcome": json.dumps(asdict(outcome), separators=(",", ":"))}
+        )

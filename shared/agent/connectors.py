@@ -72,7 +72,7 @@ class HttpConnector:
         in_path = template_fields(self.url)
         segments = {}
         for name in in_path:
-            text = str(values.get(name, ""))
+            text = _text(values.get(name, ""))
             if text in ("", ".", ".."):
                 raise ToolFailed("invalid_arguments", f"{name!r} must be a non-empty value")
             segments[name] = quote(text, safe="")
@@ -84,7 +84,7 @@ class HttpConnector:
         body = rest if self.method in ("POST", "PUT", "PATCH") else None
         if body is None and rest:
             url += ("&" if "?" in url else "?") + "&".join(
-                f"{quote(k, safe='')}={quote(str(v), safe='')}" for k, v in sorted(rest.items())
+                f"{quote(k, safe='')}={quote(_text(v), safe='')}" for k, v in sorted(rest.items())
             )
         try:
             fetched = await self.egress.fetch(
@@ -95,6 +95,7 @@ class HttpConnector:
                 json_body=body,
                 max_bytes=self.max_response_bytes,
                 timeout_s=self.timeout_s,
+                secret_headers=[self.credential.header] if self.credential else [],
             )
         except EgressRefused as exc:
             raise ToolFailed("refused", str(exc)) from None
@@ -103,6 +104,15 @@ class HttpConnector:
                 "unreachable", f"the service did not answer ({type(exc).__name__})"
             ) from None
         return _result(fetched)
+
+
+def _text(value: Any) -> str:
+    """An argument as URL text: JSON's spelling for booleans, integers without ``.0``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _result(fetched: Fetched) -> Any:

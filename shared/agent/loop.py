@@ -133,12 +133,20 @@ class _Tally:
         self.fallback = self.fallback or result.fallback
 
     def answer(
-        self, last: LlmResult, finish: str, calls: Sequence[CallRecord], data: Any = None
+        self,
+        last: LlmResult,
+        finish: str,
+        calls: Sequence[CallRecord],
+        data: Any = None,
+        final_only: bool = False,
     ) -> Answer:
+        """The loop's answer; ``final_only``: its text is the last call's alone (a judged
+        answer: what a held stream shows and a structured answer's document), not every
+        step's."""
         uses = tuple(self.uses.values())
         result = replace(
             last,
-            text="".join(self.texts),
+            text=last.text if final_only else "".join(self.texts),
             finish_reason=finish,
             input_tokens=sum(u.input_tokens for u in uses),
             output_tokens=sum(u.output_tokens for u in uses),
@@ -228,7 +236,8 @@ class Agent:
         offered = {t.name: t for t in tools}
         auto = request.tier == "auto"
         original_tier = request.tier
-        live = stream and not auto and request.response_schema is None
+        held = auto or request.response_schema is not None  # the answer is judged, then shown
+        live = stream and not held
         request = replace(
             request, tier=self.tier(request), tools=tuple(t.declaration for t in tools)
         )
@@ -236,7 +245,7 @@ class Agent:
         tally = _Tally()
         made = list(records)
         first = True
-        bound: str | None = None
+        bound: str | None = "max_steps" if rounds >= s.agent_max_steps else None
         while True:
             step = request if first else replace(request, turns=tuple(turns))
             first = False
@@ -253,7 +262,7 @@ class Agent:
                 final, data = await self._judge(step, result, tally, stream, auto)
                 if not live and final.text and stream:
                     yield TextPiece(final.text)
-                yield tally.answer(final, bound or final.finish_reason, made, data)
+                yield tally.answer(final, bound or final.finish_reason, made, data, held)
                 return
             tally.add(result)
             rounds += 1
@@ -367,7 +376,7 @@ class Agent:
                     "agent escalation",
                     extra={"reason": reason, "from_model": result.model, "to_tier": quality},
                 )
-                step = replace(step, tier=quality)
+                step = replace(step, tier=quality, tool_choice="none")  # an answer, no calls
                 result = await self._answer(step, stream)
                 if shape is not None:
                     data, problems = parse_answer(result.text, shape)
@@ -375,7 +384,7 @@ class Agent:
             tally.add(result, kept=False)
             repair = Turn(role="user", text=REPAIR.format(problems="; ".join(problems[:5])))
             turns = (*step.turns, Turn(role="model", text=result.text), repair)
-            result = await self._answer(replace(step, turns=turns), stream)
+            result = await self._answer(replace(step, turns=turns, tool_choice="none"), stream)
             data, problems = parse_answer(result.text, shape)
             if problems:
                 tally.add(result, kept=False)

@@ -16,6 +16,7 @@ BENCHMARKS = [
     "tests.bench.restore",
     "tests.bench.loadgen",
     "tests.bench.redaction",
+    "tests.bench.agent_overhead",
 ]
 
 

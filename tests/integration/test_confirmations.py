@@ -186,3 +186,33 @@ def test_a_stream_carries_the_proposal(stack: LocalStack) -> None:
     proposal = dict(events)["confirmation_required"]
     assert decide(stack, proposal["confirmation_id"], "approve").status_code == 200
     assert len(cancels(stack)) == 1
+
+
+def test_a_claim_left_without_its_outcome_is_never_run_again(stack: LocalStack) -> None:
+    """An instance that claimed an approved call and stopped before keeping its outcome: the call
+    may have run, so a retry does not run it; the model is told its outcome is unknown."""
+    proposal = propose(stack)["confirmation"]
+    db = firestore.Client(project=stack.settings.project_id)
+    db.collection("confirmations").document(proposal["confirmation_id"]).update(
+        {"state": "executing"}
+    )
+    response = decide(stack, proposal["confirmation_id"], "approve")
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert cancels(stack) == []
+    assert [c["status"] for c in answer["tool_calls"]] == ["error"]
+    assert "outcome_unknown" in answer["tool_calls"][0]["summary"]
+    assert decide(stack, proposal["confirmation_id"], "deny").status_code in (409, 422)
+
+
+def test_a_deleted_conversations_proposal_cannot_be_approved(stack: LocalStack) -> None:
+    body = propose(stack)
+    deleted = httpx.delete(
+        f"{stack.url('chat')}/v1/conversations/{body['conversation_id']}",
+        headers=orders_user(stack),
+        timeout=10,
+    )
+    assert deleted.status_code == 200, deleted.text
+    response = decide(stack, body["confirmation"]["confirmation_id"], "approve")
+    assert response.status_code == 404, response.text
+    assert cancels(stack) == []

@@ -20,6 +20,17 @@ CONTROL = st.text(st.characters(codec="utf-8", categories=["Cc"]), min_size=1, m
 SURROGATE = st.integers(0xD800, 0xDFFF).map(lambda c: f"\\u{c:04x}")  # an escaped lone half
 HUGE = st.integers(4_400, 12_000).map(lambda n: "9" * n)  # past Python's int parsing limit
 DEEP = st.integers(1_000, 30_000).map(lambda n: "[" * n)  # past the JSON parser's depth
+# A response schema nested past its level limit, or past the JSON parser's, closed properly.
+DEEP_SCHEMA = st.integers(9, 3_000).map(lambda n: '{"items": ' * n + "{}" + "}" * n)
+# Lists of names that leave their root, point at private addresses or are reserved (tools).
+HOSTILE_NAMES = st.lists(
+    st.one_of(
+        RESERVED,
+        CONTROL,
+        st.sampled_from(["../../etc/passwd", "http://169.254.169.254/", "[::1]", "cancel_order"]),
+    ),
+    max_size=4,
+).map(json.dumps)
 
 
 def json_string(value: str) -> str:
@@ -33,11 +44,15 @@ HOSTILE_VALUE = st.one_of(
     SURROGATE.map(lambda escape: f'"x{escape}y"'),
     HUGE,
     DEEP,
+    DEEP_SCHEMA,
+    HOSTILE_NAMES,
     st.text(max_size=20).map(json_string),  # and ordinary values among them
 )
 FIELDS = ["message", "conversation_id", "request_id", "tier", "action", "sink", "backup_id"]
 FIELDS += ["temperature", "max_output_tokens", "language"]  # request options
+FIELDS += ["tools", "response_schema", "decision"]  # the agent's options and decisions
 TARGETS = [("chat", "/v1/chat"), ("stream", "/v1/chat:stream")]
+TARGETS += [("chat", "/v1/confirmations/cf_AAAAAAAAAAAAAAAA")]
 TARGETS += [("cache-maintenance", "/"), ("backup", "/")]
 
 
@@ -101,6 +116,8 @@ def test_hostile_ids_in_paths_and_queries_never_fail_the_server(
             timeout=30,
         )
     )
+    decision = {"decision": "approve"}
+    check(httpx.post(f"{chat}/v1/confirmations/{path}", json=decision, headers=headers, timeout=30))
 
 
 # Header values a client can send: Latin-1 text without controls, reserved ids, over-long keys.

@@ -51,5 +51,7 @@ def test_model_prefix_uses_project_and_region() -> None:
 
 def test_an_idempotency_lease_shorter_than_a_request_is_refused() -> None:
     with pytest.raises(SettingsError, match="idempotency_lease_s must exceed"):
-        load_settings(idempotency_lease_s=100, vertex_deadline_s=30)
-    assert load_settings(idempotency_lease_s=121, vertex_deadline_s=30).idempotency_lease_s == 121
+        load_settings(idempotency_lease_s=389, vertex_deadline_s=30)  # 9 calls, 60 s tools, 60 s
+    assert load_settings(idempotency_lease_s=391, vertex_deadline_s=30).idempotency_lease_s == 391
+    with pytest.raises(SettingsError, match="here 420 s"):
+        load_settings(idempotency_lease_s=400, vertex_deadline_s=30, agent_max_steps=6)
