@@ -172,6 +172,7 @@ class ChatService:
                 query_class="chat",
                 cache_scope=caller.subject if private else None,
                 response_schema=canonical(request.schema_document()),
+                tools=tuple(t.declaration for t in tools),
             ),
             summary=update,
             tools=tools,

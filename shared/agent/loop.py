@@ -144,6 +144,8 @@ class _Tally:
         answer: what a held stream shows and a structured answer's document), not every
         step's."""
         uses = tuple(self.uses.values())
+        if self.steps == 1 and finish == last.finish_reason and not last.function_calls:
+            return Answer(last, tuple(calls), uses, 1, data)  # one call: its result as it is
         result = replace(
             last,
             text=last.text if final_only else "".join(self.texts),
@@ -238,9 +240,9 @@ class Agent:
         original_tier = request.tier
         held = auto or request.response_schema is not None  # the answer is judged, then shown
         live = stream and not held
-        request = replace(
-            request, tier=self.tier(request), tools=tuple(t.declaration for t in tools)
-        )
+        tier, declared = self.tier(request), tuple(t.declaration for t in tools)
+        if tier != request.tier or declared != request.tools:
+            request = replace(request, tier=tier, tools=declared)
         turns = list(request.turns)
         tally = _Tally()
         made = list(records)

@@ -76,6 +76,7 @@ class ToolRunner:
     def __init__(self, store: Memorystore | None, result_tokens: int) -> None:
         self._store = store
         self._result_tokens = result_tokens
+        self._writes: set[asyncio.Task[None]] = set()  # result cache writes under way
 
     async def call(
         self,
@@ -136,8 +137,10 @@ class ToolRunner:
             log.exception("tool raised", extra={"tool": tool.name})
             return done("error", failure("tool_error", f"the tool failed ({type(exc).__name__})"))
         response = result if isinstance(result, dict) else {"result": result}
-        if key is not None:
-            await self._remember(key, response, tool, context.subject)
+        if key is not None:  # off the answer's path: the model need not wait for the write
+            write = asyncio.create_task(self._remember(key, response, tool, context.subject))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
         return done("ok", response)
 
     async def _cached(self, key: str) -> dict[str, Any] | None:

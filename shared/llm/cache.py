@@ -250,9 +250,15 @@ class ResponseCache:
         return decode(entry) if entry else None
 
     async def store_answer(
-        self, key: str, request: LlmRequest, result: LlmResult, policy: CachePolicy
+        self,
+        key: str,
+        request: LlmRequest,
+        result: LlmResult,
+        policy: CachePolicy,
+        unlock: str | None = None,
     ) -> bool:
-        """Cache an answer with its tags and the class's counters; False when it is too big."""
+        """Cache an answer with its tags and the class's counters; False when it is too big.
+        ``unlock``: the fill-lock token to release in the same round trip (once stored)."""
         entry = encode(result, policy, int(time.time() * 1000))
         stats = stats_key(request.query_class)
         if entry is None:
@@ -276,6 +282,8 @@ class ResponseCache:
                 pipe.sadd(tag, key)
                 pipe.expire(tag, max(ttl, 86400))
             own(pipe, request.subject, [key], ttl)
+            if unlock is not None:
+                await self._release(keys=[_lock_key(key)], args=[unlock], client=pipe)
             await pipe.execute()
 
         await self.store.run(write)

@@ -220,18 +220,22 @@ class LlmClient:
         except StoreUnavailable:
             stats.cache = "error"
             return await self._call_model(request, chain, stats)
+        released = False
         try:
             result = await self._call_model(request, chain, stats)
             if not result.fallback:
                 policy = await self.policy.current()
-                try:
-                    await self.cache.store_answer(key, request, result, policy)
+                try:  # the lock goes in the same round trip as the answer is stored
+                    released = await self.cache.store_answer(
+                        key, request, result, policy, unlock=token
+                    )
                 except StoreUnavailable:
                     stats.cache = "error"
             return result
         finally:
-            with contextlib.suppress(StoreUnavailable):
-                await self.cache.unlock(key, token)
+            if not released:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.cache.unlock(key, token)
 
     async def _wait_for_other(self, key: str, give_up: float) -> LlmResult | None:
         """Poll for another instance's answer until it lands, its lock goes, or time is up."""

@@ -56,6 +56,18 @@ async def test_concurrent_identical_misses_make_one_model_call(
     assert all(r.input_tokens == 0 and r.cost_usd == 0 for r in results if r.cached)
 
 
+async def test_a_filled_entry_leaves_no_fill_lock(
+    stack: LocalStack, make_client: ClientFactory
+) -> None:
+    """The lock is released in the round trip that stores the answer, not left to expire."""
+    import redis
+
+    await make_client().generate(ask("lock me once"))
+    keys = redis.Redis.from_url(stack.redis_url).keys("ngx:*")
+    assert any(k.startswith(b"ngx:c:") for k in keys)
+    assert not [k for k in keys if k.startswith(b"ngx:lock:")]
+
+
 async def test_two_instances_sharing_redis_make_one_model_call(
     stack: LocalStack, make_client: ClientFactory
 ) -> None:
