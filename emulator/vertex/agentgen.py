@@ -3,7 +3,8 @@
 How the emulator decides, given the request (documented in ``docs/agent.md``):
 
 - The newest content holds function responses → the model answers in text that quotes them
-  (``Using order_status: {...}``), unless the conversation's newest text starts with ``tool!:``.
+  (``Using order_status: {...}``; under a response schema, a conforming document whose strings
+  come from them), unless the conversation's newest text starts with ``tool!:``.
 - Otherwise, with tools declared and function calling not turned off (mode ``NONE``): a message
   starting with ``tool:NAME {json}`` (several may follow each other) calls exactly those; ``tool!:``
   calls them again at every step (a model that never stops calling tools). Failing that, each
@@ -97,7 +98,11 @@ def decide(request: Any) -> Decision:
             quoted = "; ".join(
                 f"{name}: {json.dumps(response, sort_keys=True)}" for name, response in results
             )
-            decision.text = f"Using {quoted}"
+            schema = response_schema(request)
+            # A structured answer draws its strings from the results; a plain one quotes them.
+            decision.text = (
+                f"Using {quoted}" if schema is None else _structured(schema, quoted, request)
+            )
         return decision
     if may_call:
         if forced:

@@ -216,3 +216,29 @@ def test_a_deleted_conversations_proposal_cannot_be_approved(stack: LocalStack) 
     response = decide(stack, body["confirmation"]["confirmation_id"], "approve")
     assert response.status_code == 404, response.text
     assert cancels(stack) == []
+
+
+def test_a_resumed_loop_keeps_its_step_bound(stack: LocalStack) -> None:
+    """Paused on its last allowed round, a loop that goes on may not start another one."""
+    url, process = start_function(stack.settings, "chat", NGX_AGENT_MAX_STEPS="1")
+    try:
+        response = httpx.post(
+            f"{url}/v1/chat",
+            json={"message": 'tool!:cancel_order {"order_id": "A-77"}'},
+            headers=orders_user(stack),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        proposal = response.json()["confirmation"]
+        decided = httpx.post(
+            f"{url}/v1/confirmations/{proposal['confirmation_id']}",
+            json={"decision": "approve"},
+            headers=orders_user(stack),
+            timeout=30,
+        )
+    finally:
+        process.kill()
+    assert decided.status_code == 200, decided.text
+    answer = decided.json()
+    assert answer["finish_reason"] == "max_steps" and answer["confirmation"] is None
+    assert len(cancels(stack)) == 1

@@ -63,9 +63,10 @@ async def test_a_filled_entry_leaves_no_fill_lock(
     import redis
 
     await make_client().generate(ask("lock me once"))
-    keys = redis.Redis.from_url(stack.redis_url).keys("ngx:*")
-    assert any(k.startswith(b"ngx:c:") for k in keys)
-    assert not [k for k in keys if k.startswith(b"ngx:lock:")]
+    found: list[Any] = redis.Redis.from_url(stack.redis_url).keys("ngx:*")
+    keys = [k.decode() for k in found]
+    assert any(k.startswith("ngx:c:") for k in keys)
+    assert not [k for k in keys if k.startswith("ngx:lock:")]
 
 
 async def test_two_instances_sharing_redis_make_one_model_call(

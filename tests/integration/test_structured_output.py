@@ -4,6 +4,7 @@ escalating only unsure answers."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -198,3 +199,50 @@ def test_auto_tier_on_a_stream_sends_only_the_answer_that_stands(stack: LocalSta
     assert len(deltas) == 1  # held until judged: the fast model's answer was never sent
     usage = dict(events)["usage"]
     assert usage["model"] == "gemini-2.5-pro"
+
+
+def test_a_structured_answer_after_a_tool_call_is_the_document_everywhere(
+    stack: LocalStack,
+) -> None:
+    """Chat, stream and the stored message agree: the text of a judged answer is the final
+    document alone, not the steps before it."""
+    schema = {
+        "type": "object",
+        "properties": {"status": {"type": "string"}},
+        "required": ["status"],
+    }
+    body = {"message": "What is the status of order A-1234?", "response_schema": schema}
+    chat = post(stack, body).json()
+    assert [c["name"] for c in chat["tool_calls"]] == ["order_status"]
+    assert chat["data"]["status"] and chat["text"] == json.dumps(chat["data"], ensure_ascii=False)
+    streamed = httpx.post(
+        f"{stack.url('stream')}/v1/chat:stream",
+        json={**body, "temperature": 1.0},
+        headers=stack.auth(),
+        timeout=30,
+    )
+    events = sse_events(streamed.text)
+    text = "".join(d["text"] for n, d in events if n == "delta")
+    assert json.loads(text) == dict(events)["data"]["data"]
+    meta = dict(events)["meta"]
+    stored = httpx.get(
+        f"{stack.url('chat')}/v1/conversations/{meta['conversation_id']}",
+        headers=stack.auth(),
+        timeout=10,
+    ).json()
+    [answer] = [m for m in stored["messages"] if m["role"] == "model"]
+    assert answer["text"] == text
+
+
+def test_an_escalated_answer_after_a_tool_call_uses_the_result_and_calls_nothing(
+    stack: LocalStack,
+) -> None:
+    response = post(
+        stack, {"message": "What is the status of order A-1234? [avg_logprobs=-3]", "tier": "auto"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["usage"]["model"] == "gemini-2.5-pro"
+    assert "order_status" in body["text"] and body["finish_reason"] == "STOP"
+    last = stack.model_requests()[-1]
+    assert last["model"] == "gemini-2.5-pro" and last["function_calling"] == "none"
