@@ -33,7 +33,7 @@ from typing import Any
 from emulator import devtokens
 from emulator.settings import StackSettings
 from emulator.stack import DEMO_TOKEN, ROOT, demo_tools_file
-from tests.bench.chat_throughput import DURATION_S, wrk
+from tests.bench.chat_throughput import DURATION_S, post_script, wrk
 from tests.bench.harness import backing, median, percentile, running
 
 TARGET_MS = 2.0
@@ -134,13 +134,7 @@ def throughput(settings: StackSettings, baseline: Path, rounds: int) -> dict[str
         "baseline_cpu": [],
     }
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "chat.lua"
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f"wrk.body = '{json.dumps(body)}'\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-        )
+        script = post_script(Path(tmp), body, token)
         for _ in range(rounds):
             for name, root in (("current", ROOT), ("baseline", baseline)):
                 with running("chat", settings, root=root) as chat:

@@ -41,6 +41,18 @@ def wrk(url: str, script: Path | None, seconds: int) -> tuple[float, int]:
     return rate, int(errors.group(1)) if errors else 0
 
 
+def post_script(folder: Path, body: dict[str, str], token: str) -> Path:
+    """A wrk script that POSTs ``body`` as JSON with a bearer token."""
+    script = folder / "chat.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{json.dumps(body)}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    )
+    return script
+
+
 async def redis_round_trip_cpu_ms(url: str, calls: int = 3000) -> float:
     """Client CPU of one redis-py asyncio round trip (a GET), the smallest step a chat takes."""
     import redis.asyncio
@@ -65,13 +77,7 @@ def main() -> int:
         token = devtokens.local_token(settings, "bench", ttl_s=3600)
         body = {"message": "What does the cache save?"}
         with tempfile.TemporaryDirectory() as tmp:
-            script = Path(tmp) / "chat.lua"
-            script.write_text(
-                'wrk.method = "POST"\n'
-                f"wrk.body = '{json.dumps(body)}'\n"
-                'wrk.headers["Content-Type"] = "application/json"\n'
-                f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-            )
+            script = post_script(Path(tmp), body, token)
             with running("hello", settings, source=HELLO) as hello:
                 wrk(hello.url + "/", None, 3)
                 cpu = hello.cpu_s()

@@ -35,10 +35,15 @@ def propose(stack: LocalStack, url: str | None = None) -> dict[str, Any]:
 
 
 def decide(
-    stack: LocalStack, confirmation_id: str, decision: str, user: str = "carol"
+    stack: LocalStack,
+    confirmation_id: str,
+    decision: str,
+    user: str = "carol",
+    url: str | None = None,
 ) -> httpx.Response:
+    """Send a decision (to the stack's chat function, or the one at ``url``)."""
     return httpx.post(
-        f"{stack.url('chat')}/v1/confirmations/{confirmation_id}",
+        f"{url or stack.url('chat')}/v1/confirmations/{confirmation_id}",
         json={"decision": decision},
         headers=orders_user(stack, user),
         timeout=30,
@@ -117,12 +122,7 @@ def test_a_pause_survives_a_restart_of_the_function(stack: LocalStack) -> None:
         process.wait(10)
     url, process = start_function(stack.settings, "chat")
     try:
-        response = httpx.post(
-            f"{url}/v1/confirmations/{body['confirmation']['confirmation_id']}",
-            json={"decision": "approve"},
-            headers=orders_user(stack),
-            timeout=30,
-        )
+        response = decide(stack, body["confirmation"]["confirmation_id"], "approve", url=url)
     finally:
         process.kill()
     assert response.status_code == 200, response.text
@@ -140,12 +140,7 @@ def test_only_the_owner_decides(stack: LocalStack) -> None:
 
 def test_a_bad_decision_is_422(stack: LocalStack) -> None:
     proposal = propose(stack)["confirmation"]
-    response = httpx.post(
-        f"{stack.url('chat')}/v1/confirmations/{proposal['confirmation_id']}",
-        json={"decision": "maybe"},
-        headers=orders_user(stack),
-        timeout=30,
-    )
+    response = decide(stack, proposal["confirmation_id"], "maybe")
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "decision"
 
@@ -158,12 +153,7 @@ def test_an_expired_confirmation_is_410(stack: LocalStack) -> None:
         db.collection("confirmations").document(proposal["confirmation_id"]).update(
             {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}
         )
-        response = httpx.post(
-            f"{url}/v1/confirmations/{proposal['confirmation_id']}",
-            json={"decision": "approve"},
-            headers=orders_user(stack),
-            timeout=30,
-        )
+        response = decide(stack, proposal["confirmation_id"], "approve", url=url)
     finally:
         process.kill()
     assert response.status_code == 410, response.text
@@ -230,12 +220,7 @@ def test_a_resumed_loop_keeps_its_step_bound(stack: LocalStack) -> None:
         )
         assert response.status_code == 200, response.text
         proposal = response.json()["confirmation"]
-        decided = httpx.post(
-            f"{url}/v1/confirmations/{proposal['confirmation_id']}",
-            json={"decision": "approve"},
-            headers=orders_user(stack),
-            timeout=30,
-        )
+        decided = decide(stack, proposal["confirmation_id"], "approve", url=url)
     finally:
         process.kill()
     assert decided.status_code == 200, decided.text

@@ -55,20 +55,24 @@ class Listener:
         self.sock.close()
 
 
-class Redirector:
-    """An HTTP server (the "public-looking" host) that redirects every request to ``target``."""
+class Recorder:
+    """An HTTP server answering each path as told, recording each request's headers."""
 
     def __init__(self) -> None:
-        self.target = ""
-        self.hits = 0
+        self.routes: dict[str, tuple[int, dict[str, str]]] = {}
+        self.seen: list[tuple[str, dict[str, str]]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                outer.hits += 1
-                self.send_response(302)
-                self.send_header("Location", outer.target)
+                outer.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                status, headers = outer.routes.get(self.path, (200, {}))
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", "2")
                 self.end_headers()
+                self.wfile.write(b"{}")
 
             def log_message(self, *args: Any) -> None:
                 return
@@ -91,8 +95,9 @@ def listeners() -> Iterator[tuple[Listener, Listener]]:
 
 
 @pytest.fixture
-def redirector() -> Iterator[Redirector]:
-    server = Redirector()
+def redirector() -> Iterator[Recorder]:
+    """The "public-looking" host: it redirects every request to its ``target``."""
+    server = Recorder()
     yield server
     server.close()
 
@@ -144,7 +149,7 @@ def targets(v4: int, v6: int, redirect: int) -> dict[str, str]:
 
 
 async def run_all(
-    tmp_path: Path, v4: int, v6: int, redirect: int, redirect_to: str, r: Redirector
+    tmp_path: Path, v4: int, v6: int, redirect: int, redirect_to: str, r: Recorder
 ) -> dict[str, Any]:
     path = tmp_path / "tools.toml"
     urls = targets(v4, v6, redirect)
@@ -155,7 +160,7 @@ async def run_all(
     egress = Egress(exempt=[f"127.0.0.1:{redirect}"], resolver=fake_resolver)
     registry = config.build(config.read(str(path), exempt=literal), egress, None, 2.0)
     runner = ToolRunner(None, 2000)
-    r.target = redirect_to
+    r.routes["/start"] = (302, {"Location": redirect_to})
     context = ToolContext(subject="user:alice")
     try:
         outcomes = await asyncio.gather(
@@ -173,7 +178,7 @@ async def run_all(
 def test_every_private_target_is_refused_and_never_connected(
     tmp_path: Path,
     listeners: tuple[Listener, Listener],
-    redirector: Redirector,
+    redirector: Recorder,
     redirect_to: str,
 ) -> None:
     v4, v6 = listeners
@@ -191,7 +196,7 @@ def test_every_private_target_is_refused_and_never_connected(
     for name in ("internal_name", "mixed_name"):  # refused, without telling what they resolve to
         message = outcomes[name].response["error"]["message"]
         assert "private" in message and "10.1.2.3" not in message and "192.168" not in message
-    assert redirector.hits == 1  # the exempt "public" host was reached; its redirect was not
+    assert len(redirector.seen) == 1  # the exempt "public" host was reached; its redirect was not
     assert v4.accepted == 0 and v6.accepted == 0
 
 
@@ -270,37 +275,6 @@ def test_public_addresses_pass(address: str) -> None:
     import ipaddress
 
     assert refused_address(ipaddress.ip_address(address)) is None
-
-
-class Recorder:
-    """An HTTP server answering each path as told, recording each request's headers."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, dict[str, str]]] = {}
-        self.seen: list[tuple[str, dict[str, str]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                status, headers = outer.routes.get(self.path, (200, {}))
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 async def names_to_loopback(host: str, port: int) -> list[str]:
