@@ -21,6 +21,7 @@ COMMANDS = (
     "ops.functions",
     "ops.keys",
     "ops.users",
+    "ops.tools",
     "ops.backup.cli",
     "ops.cache.cli",
     "ops.canary.cli",
