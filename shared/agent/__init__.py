@@ -1,0 +1,1 @@
+"""The agent: tools and their registry, safe egress, the loop that calls them, confirmations."""
