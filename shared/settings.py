@@ -129,6 +129,15 @@ class Settings(BaseSettings):
         2000, ge=64, le=100_000, description="a tool result beyond this is cut before the model"
     )
 
+    # Embeddings (retrieval and the semantic cache): a Vertex AI text-embedding model.
+    embedding_model: str = "text-embedding-005"
+    embedding_dimensions: int = Field(256, ge=8, le=2048)
+    embedding_batch_texts: int = Field(250, ge=1, le=250, description="the API's limit")
+    embedding_batch_tokens: int = Field(
+        15_000, ge=100, le=20_000, description="estimated tokens per request (API: 20,000)"
+    )
+    embedding_cache_ttl_s: int = Field(30 * 86400, ge=60)
+
     # Routing by confidence (tier auto): the fast tier answers; the quality tier takes over an
     # answer below this average log-probability, cut short, blocked or breaking its schema.
     routing_fast_tier: str = "fast"

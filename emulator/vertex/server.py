@@ -18,17 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from emulator.vertex import agentgen, textgen
+from emulator.vertex import agentgen, embeddings, textgen
 from shared.llm import sdk
 
 PREDICTION = "google.cloud.aiplatform.v1.PredictionService"
 LLM_UTILITY = "google.cloud.aiplatform.v1.LlmUtilityService"
 DEFAULT_MODELS = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash-001")
+EMBEDDING_MODELS = ("text-embedding-005", "text-multilingual-embedding-002")
+MAX_EMBEDDING_INSTANCES = 250  # Vertex AI's limit of texts per embedding request
 STREAM_LEDGER = 10_000
 
 
@@ -116,6 +119,7 @@ class EmulatorState:
     faults: dict[str, Fault] = field(default_factory=dict)
     # Recent streamed calls, for latency measurements: prompt digest and first-chunk time.
     streams: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STREAM_LEDGER))
+    embedded_texts: int = 0  # texts embedded since the last reset
     # Recent generate calls: the tools declared to the model and the functions it called.
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STREAM_LEDGER))
 
@@ -129,7 +133,12 @@ class EmulatorState:
         cancelled: dict[str, dict[str, int]] = {}
         for (model, method), count in sorted(self.cancelled.items()):
             cancelled.setdefault(model, {})[method] = count
-        return {"calls": by_model, "total": sum(self.calls.values()), "cancelled": cancelled}
+        return {
+            "calls": by_model,
+            "total": sum(self.calls.values()),
+            "cancelled": cancelled,
+            "embedded_texts": self.embedded_texts,
+        }
 
     def reset(self) -> None:
         self.calls.clear()
@@ -137,6 +146,7 @@ class EmulatorState:
         self.faults.clear()
         self.streams.clear()
         self.requests.clear()
+        self.embedded_texts = 0
 
 
 def model_id(resource: str) -> str:
@@ -296,6 +306,48 @@ class VertexEmulator:
             self.state.cancelled[(name, "StreamGenerateContent")] += 1
             raise
 
+    async def predict(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Text embeddings (``instances=[{"content": ...}]``), as text-embedding models answer."""
+        name = model_id(request.endpoint)
+        self.state.calls[(name, "Predict")] += 1
+        if name not in EMBEDDING_MODELS:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"Publisher Model `{request.endpoint}` was not found"
+            )
+        fault = self.state.fault_for(name)
+        if fault is not None and fault.fail_first > 0:
+            fault.fail_first -= 1
+            await context.abort(fault.code, f"injected {fault.status} for {name}")
+        raw = type(request).pb(request)
+        if len(raw.instances) > MAX_EMBEDDING_INSTANCES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{len(raw.instances)} instances; at most {MAX_EMBEDDING_INSTANCES} per request",
+            )
+        parameters = json_format.MessageToDict(raw.parameters) if raw.HasField("parameters") else {}
+        dimensions = int(parameters.get("outputDimensionality") or embeddings.DIMENSIONS)
+        predictions = []
+        for instance in raw.instances:
+            content = json_format.MessageToDict(instance).get("content", "")
+            text = content if isinstance(content, str) else ""
+            self.state.embedded_texts += 1
+            predictions.append(
+                {
+                    "embeddings": {
+                        "values": embeddings.embed(text, dimensions),
+                        "statistics": {
+                            "token_count": embeddings.token_count(text),
+                            "truncated": False,
+                        },
+                    }
+                }
+            )
+        response = self.types.PredictResponse()
+        raw_response = type(response).pb(response)
+        for prediction in predictions:
+            json_format.ParseDict(prediction, raw_response.predictions.add())
+        return response
+
     async def count_tokens(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await self._check_model(request, context, "CountTokens")
         texts = [p.text for c in request.contents for p in c.parts]
@@ -319,6 +371,11 @@ class VertexEmulator:
                     self.stream_generate_content,
                     request_deserializer=t.GenerateContentRequest.deserialize,
                     response_serializer=t.GenerateContentResponse.serialize,
+                ),
+                "Predict": grpc.unary_unary_rpc_method_handler(
+                    self.predict,
+                    request_deserializer=t.PredictRequest.deserialize,
+                    response_serializer=t.PredictResponse.serialize,
                 ),
             },
         )

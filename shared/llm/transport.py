@@ -155,6 +155,29 @@ class VertexTransport:
             request=self.build(request, model), timeout=timeout
         )
 
+    async def embed(
+        self, texts: list[str], model: str, task: str, dimensions: int, timeout: float
+    ) -> list[list[float]]:
+        """One text-embedding ``predict`` call: a vector per text, in order."""
+        from google.protobuf import json_format
+
+        types = sdk.prediction_types()
+        request = types.PredictRequest(endpoint=self._settings.vertex_model_prefix + model)
+        pb = type(request).pb(request)  # instances and parameters are protobuf Values
+        for text in texts:
+            json_format.ParseDict({"content": text, "task_type": task}, pb.instances.add())
+        json_format.ParseDict(
+            {"outputDimensionality": dimensions, "autoTruncate": True}, pb.parameters
+        )
+        response = await self._prediction().predict(request=request, timeout=timeout)
+        vectors = []
+        for prediction in raw(response).predictions:
+            values = prediction.struct_value.fields["embeddings"].struct_value.fields["values"]
+            vectors.append([v.number_value for v in values.list_value.values])
+        if len(vectors) != len(texts):
+            raise errors.UpstreamError(f"{model} answered {len(vectors)} of {len(texts)} texts")
+        return vectors
+
     async def ready(self, timeout: float) -> None:
         """Raise unless the gRPC channel to the model endpoint connects within ``timeout``."""
         import asyncio

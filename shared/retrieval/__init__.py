@@ -1,0 +1,1 @@
+"""Retrieval: embeddings, the corpus store, hybrid search and citations."""
