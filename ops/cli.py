@@ -22,6 +22,7 @@ COMMANDS = (
     "ops.keys",
     "ops.users",
     "ops.tools",
+    "ops.corpus",
     "ops.backup.cli",
     "ops.cache.cli",
     "ops.canary.cli",

@@ -65,3 +65,24 @@ resource "google_firestore_field" "message_owner" {
     }
   }
 }
+
+# Retrieval: nearest chunks by cosine distance, pre-filtered on their visibility (`find_nearest`
+# after `where("visibility", "in", …)` needs this composite vector index; the emulator does not).
+resource "google_firestore_index" "corpus_chunks_by_visibility" {
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = "corpus_chunks"
+
+  fields {
+    field_path = "visibility"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = "embedding"
+    vector_config {
+      dimension = var.embedding_dimensions
+      flat {}
+    }
+  }
+}

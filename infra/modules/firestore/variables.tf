@@ -23,3 +23,9 @@ variable "backup_retention_days" {
     error_message = "backup_retention_days must be between 1 and 98 (Firestore's limit is 14 weeks)."
   }
 }
+
+variable "embedding_dimensions" {
+  description = "Size of the corpus chunks' embeddings (NGX_EMBEDDING_DIMENSIONS): the vector index is built for it."
+  type        = number
+  default     = 256
+}

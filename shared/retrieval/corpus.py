@@ -1,0 +1,181 @@
+"""The corpus in Firestore: documents, their chunks with embeddings, and the corpus version.
+
+``corpus_documents/{doc_id}`` (``doc_id`` a hash of the source URI) keeps the document's URI,
+title, content hash, visibility, tags, dates and chunk count; ``corpus_chunks/{doc_id}_{n}`` keeps
+each chunk's text, section and embedding (a Firestore vector) with the document's visibility,
+tags and dates copied, so a vector search can pre-filter on them. ``config/corpus`` holds the
+corpus version, raised by every change (cached retrieval results and answers name it).
+
+Replacing a document is one batch: its chunks written over, the ones it no longer has deleted,
+its record and the version updated — readers see the old document or the new one, never a mix.
+A document whose content hash is unchanged is not touched at all (no embedding call, no write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.retrieval.chunking import Chunk
+from shared.retrieval.embeddings import Embedder
+
+DOCUMENTS = "corpus_documents"
+CHUNKS = "corpus_chunks"
+VERSION_DOC = ("config", "corpus")
+MAX_CHUNKS = 450  # one batch (500 writes) holds a document's chunks, its record and the version
+# public, a tenant, or one owner (a subject: ``user:…`` for an ID token, ``key:…`` for an API key).
+VISIBILITY = re.compile(r"^(public|tenant:[A-Za-z0-9_-]{1,64}|(user|key):[^\x00-\x1f]{1,128})\Z")
+TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+
+
+class DocumentRefused(ValueError):
+    """A document that cannot be ingested as it is (the message says why)."""
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document to ingest: where it comes from and what it says."""
+
+    uri: str
+    title: str
+    chunks: Sequence[Chunk]
+    content_hash: str
+    visibility: str = "public"
+    tags: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        if not VISIBILITY.match(self.visibility):
+            raise DocumentRefused(
+                f"visibility {self.visibility!r} is not public, tenant:NAME or an owner "
+                "(user:… or key:…)"
+            )
+        for tag in self.tags:
+            if not TAG.match(tag):
+                raise DocumentRefused(f"tag {tag!r} is not a-z, 0-9, _ or - (32 at most)")
+        if len(self.chunks) > MAX_CHUNKS:
+            raise DocumentRefused(f"{len(self.chunks)} chunks; at most {MAX_CHUNKS} per document")
+
+
+def document_id(uri: str) -> str:
+    return hashlib.sha256(uri.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def content_hash(title: str, text: str, **metadata: Any) -> str:
+    """What decides whether a document changed: its text, title and metadata."""
+    material = json.dumps([title, text, metadata], sort_keys=True, default=str)
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def embedding_text(document: SourceDocument, chunk: Chunk) -> str:
+    """What is embedded for a chunk: its document's title and section give it context."""
+    heading = " — ".join(part for part in (document.title, chunk.section) if part)
+    return f"{heading}\n{chunk.text}" if heading else chunk.text
+
+
+@dataclass
+class IngestReport:
+    """What an ingestion did: documents added, replaced, unchanged, removed, and chunks written."""
+
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class CorpusStore:
+    """Writes and removes corpus documents; one per process."""
+
+    def __init__(self, db: Any, embedder: Embedder) -> None:
+        self._db = db
+        self._embedder = embedder
+
+    async def ingest(self, document: SourceDocument, report: IngestReport) -> None:
+        """Add or replace one document (nothing happens when its content hash is unchanged)."""
+        from google.cloud.firestore_v1.vector import Vector
+
+        doc_id = document_id(document.uri)
+        record_ref = self._db.collection(DOCUMENTS).document(doc_id)
+        existing = await record_ref.get()
+        old = existing.to_dict() if existing.exists else None
+        if old is not None and old.get("content_hash") == document.content_hash:
+            report.unchanged += 1
+            return
+        vectors = await self._embedder.embed(
+            [embedding_text(document, c) for c in document.chunks], "RETRIEVAL_DOCUMENT"
+        )
+        shared = {
+            "doc_id": doc_id,
+            "uri": document.uri,
+            "title": document.title,
+            "visibility": document.visibility,
+            "tags": list(document.tags),
+            "updated_at": document.updated_at,
+            "expires_at": document.expires_at,
+            **_owner(document.visibility),
+        }
+        batch = self._db.batch()
+        chunks = self._db.collection(CHUNKS)
+        for chunk, vector in zip(document.chunks, vectors, strict=True):
+            batch.set(
+                chunks.document(f"{doc_id}_{chunk.index:04d}"),
+                {
+                    **shared,
+                    "index": chunk.index,
+                    "section": chunk.section,
+                    "text": chunk.text,
+                    "embedding": Vector(vector),
+                },
+            )
+        for stale in range(len(document.chunks), int((old or {}).get("chunks", 0))):
+            batch.delete(chunks.document(f"{doc_id}_{stale:04d}"))
+        batch.set(
+            record_ref,
+            {**shared, "content_hash": document.content_hash, "chunks": len(document.chunks)},
+        )
+        self._bump(batch)
+        await batch.commit()
+        report.chunks += len(document.chunks)
+        if old is None:
+            report.added += 1
+        else:
+            report.replaced += 1
+
+    async def remove(self, uri: str, report: IngestReport) -> None:
+        """Remove a document and its chunks (a deleted source object)."""
+        doc_id = document_id(uri)
+        record_ref = self._db.collection(DOCUMENTS).document(doc_id)
+        existing = await record_ref.get()
+        if not existing.exists:
+            return
+        batch = self._db.batch()
+        for index in range(int((existing.to_dict() or {}).get("chunks", 0))):
+            batch.delete(self._db.collection(CHUNKS).document(f"{doc_id}_{index:04d}"))
+        batch.delete(record_ref)
+        self._bump(batch)
+        await batch.commit()
+        report.removed += 1
+
+    async def version(self) -> int:
+        """The corpus version (0 before anything was ingested)."""
+        snapshot = await self._db.collection(VERSION_DOC[0]).document(VERSION_DOC[1]).get()
+        return int((snapshot.to_dict() or {}).get("version", 0)) if snapshot.exists else 0
+
+    def _bump(self, batch: Any) -> None:
+        from google.cloud.firestore_v1 import Increment
+
+        ref = self._db.collection(VERSION_DOC[0]).document(VERSION_DOC[1])
+        batch.set(ref, {"version": Increment(1), "updated_at": datetime.now(UTC)}, merge=True)
+
+
+def _owner(visibility: str) -> dict[str, str]:
+    """A user's private document names its owner, as every owned document does (for erasure)."""
+    return {"owner": visibility} if visibility.startswith(("user:", "key:")) else {}

@@ -1,0 +1,86 @@
+"""Vector search over the corpus chunks in Firestore (``find_nearest``, cosine), pre-filtered on
+what the caller may see: public chunks, its tenant's, and its own — never another user's.
+
+Expired chunks (``expires_at`` in the past) are dropped after the search, which therefore asks
+for a few more neighbours than it returns. Production needs the composite vector index on
+(``visibility``, ``embedding``) declared in ``infra/modules/firestore``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.retrieval.corpus import CHUNKS
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk found by a search, with its cosine similarity to the query (1 is identical)."""
+
+    chunk_id: str
+    uri: str
+    title: str
+    section: str
+    text: str
+    similarity: float
+    tags: tuple[str, ...] = ()
+
+
+def visible_to(subject: str | None, tenant: str | None = None) -> list[str]:
+    """The visibility values a caller may read."""
+    found = ["public"]
+    if tenant:
+        found.append(f"tenant:{tenant}")
+    if subject:
+        found.append(subject)
+    return found
+
+
+class VectorSearch:
+    """Nearest chunks by embedding; one per process."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    async def nearest(
+        self, vector: list[float], visibility: list[str], limit: int, margin: int = 5
+    ) -> list[Hit]:
+        """Up to ``limit`` chunks nearest to ``vector`` among those with one of ``visibility``."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+        from google.cloud.firestore_v1.base_vector_query import DistanceMeasure
+        from google.cloud.firestore_v1.vector import Vector
+
+        query = (
+            self._db.collection(CHUNKS)
+            .where(filter=FieldFilter("visibility", "in", visibility))
+            .find_nearest(
+                vector_field="embedding",
+                query_vector=Vector(vector),
+                distance_measure=DistanceMeasure.COSINE,
+                limit=limit + margin,
+                distance_result_field="distance",
+            )
+        )
+        now = datetime.now(UTC)
+        hits: list[Hit] = []
+        async for snapshot in query.stream():
+            data = snapshot.to_dict() or {}
+            expires = data.get("expires_at")
+            if expires is not None and expires <= now:
+                continue
+            hits.append(
+                Hit(
+                    chunk_id=snapshot.id,
+                    uri=data["uri"],
+                    title=data.get("title", ""),
+                    section=data.get("section", ""),
+                    text=data.get("text", ""),
+                    similarity=1.0 - float(data.get("distance", 1.0)),
+                    tags=tuple(data.get("tags") or ()),
+                )
+            )
+            if len(hits) == limit:
+                break
+        return hits
