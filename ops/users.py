@@ -60,7 +60,8 @@ async def _run(args: argparse.Namespace) -> int:
         print(
             f"{verb} for {report.subject}: {report.conversations} conversations, "
             f"{report.messages} messages, {report.idempotency_records} idempotency records, "
-            f"{report.confirmations} confirmations, {report.api_keys} API keys, "
+            f"{report.confirmations} confirmations, {report.corpus_documents} private documents, "
+            f"{report.api_keys} API keys, "
             f"{report.memorystore_keys} Memorystore keys"
         )
     if report.dry_run:

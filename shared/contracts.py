@@ -292,6 +292,7 @@ class Erased(_Contract):
     messages: int
     idempotency_records: int
     confirmations: int = 0
+    corpus_documents: int = 0
     api_keys: int
     memorystore_keys: int
 

@@ -4,7 +4,8 @@ What a subject leaves behind, and how it is found:
 
 - Firestore: ``conversations`` (``owner``) with their ``messages`` (``owner``; summaries live in
   the conversation), ``idempotency`` records (``owner``), proposed actions awaiting approval
-  (``confirmations``, ``owner``) and ``api_keys`` (``subject``).
+  (``confirmations``, ``owner``), private retrieval documents and their chunks
+  (``corpus_documents``, ``corpus_chunks``, ``owner``) and ``api_keys`` (``subject``).
 - Memorystore: the keys its requests wrote (cache entries it filled, its stream buffers, shared
   model streams it led), listed in its ``ngx:owned:…`` set; its token budget counters; its rate
   limit counters and those of its API keys; cached copies of its API keys.
@@ -33,7 +34,13 @@ LEDGER = "erasures"
 BATCH = 400
 BUDGET_DAYS = BUDGET_TTL_S // 86400 + 1
 # Firestore collections holding a subject's documents, and the field naming it.
-OWNED_COLLECTIONS = (("idempotency", "owner"), ("api_keys", "subject"), ("confirmations", "owner"))
+OWNED_COLLECTIONS = (
+    ("idempotency", "owner"),
+    ("api_keys", "subject"),
+    ("confirmations", "owner"),
+    ("corpus_documents", "owner"),
+    ("corpus_chunks", "owner"),
+)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class ErasureReport:
     messages: int = 0
     idempotency_records: int = 0
     confirmations: int = 0
+    corpus_documents: int = 0  # the subject's private documents (with their chunks)
     api_keys: int = 0
     memorystore_keys: int = 0
     erased_at: str | None = None
@@ -83,6 +91,7 @@ class Eraser:
         report.idempotency_records = len(owned["idempotency"])
         report.api_keys = len(owned["api_keys"])
         report.confirmations = len(owned["confirmations"])
+        report.corpus_documents = len(owned["corpus_documents"])
         keys = [snapshot.to_dict() for snapshot in await _documents(owned["api_keys"])]
         key_ids = [str(key["key_id"]) for key in keys if key and "key_id" in key]
         redis_keys = await self._redis_keys(subject, key_ids, [r.id for r in owned["api_keys"]])
@@ -93,6 +102,14 @@ class Eraser:
         await self._delete(messages)
         await self._delete(conversations)
         await self._delete(owned["idempotency"] + owned["api_keys"] + owned["confirmations"])
+        # A private document's chunks before its record (a re-run finds what is left), then a
+        # new corpus version: retrieval results cached with the old one are no longer used.
+        await self._delete(owned["corpus_chunks"])
+        await self._delete(owned["corpus_documents"])
+        if owned["corpus_chunks"] or owned["corpus_documents"]:
+            from shared.retrieval.corpus import bump_version  # only when there was any
+
+            await bump_version(self._db)
         if self._store is not None and redis_keys:
             for start in range(0, len(redis_keys), BATCH):
                 await self._store.run(partial(_unlink, redis_keys[start : start + BATCH]), 5.0)

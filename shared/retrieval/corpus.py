@@ -170,10 +170,21 @@ class CorpusStore:
         return int((snapshot.to_dict() or {}).get("version", 0)) if snapshot.exists else 0
 
     def _bump(self, batch: Any) -> None:
-        from google.cloud.firestore_v1 import Increment
+        batch.set(*version_write(self._db), merge=True)
 
-        ref = self._db.collection(VERSION_DOC[0]).document(VERSION_DOC[1])
-        batch.set(ref, {"version": Increment(1), "updated_at": datetime.now(UTC)}, merge=True)
+
+def version_write(db: Any) -> tuple[Any, dict[str, Any]]:
+    """The document and fields that raise the corpus version (merged)."""
+    from google.cloud.firestore_v1 import Increment
+
+    ref = db.collection(VERSION_DOC[0]).document(VERSION_DOC[1])
+    return ref, {"version": Increment(1), "updated_at": datetime.now(UTC)}
+
+
+async def bump_version(db: Any) -> None:
+    """Raise the corpus version on its own (a change made outside an ingestion batch)."""
+    ref, fields = version_write(db)
+    await ref.set(fields, merge=True)
 
 
 def _owner(visibility: str) -> dict[str, str]:

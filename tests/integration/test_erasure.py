@@ -206,3 +206,28 @@ async def test_delete_me_needs_credentials_and_the_account_scope(
     assert anonymous.json()["error"]["code"] == "unauthenticated"
     assert refused.status_code == 403 and "account" in refused.json()["error"]["message"]
     assert allowed.status_code == 200 and allowed.json()["api_keys"] == 2
+
+
+def test_a_users_private_documents_are_erased_with_the_user(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    from google.cloud import firestore as sync_firestore
+
+    private = tmp_path / "diary.md"
+    private.write_text("# Diary\n\nMy private notes about the blue drawer.")
+    public = tmp_path / "public.md"
+    public.write_text("# Public\n\nEverybody may read this article about drawers.")
+    for path, visibility in ((private, "user:alice"), (public, "public")):
+        done = stack.agentctl("corpus", "ingest", str(path), "--visibility", visibility)
+        assert done.returncode == 0, done.stderr
+    db = sync_firestore.Client(project=stack.settings.project_id)
+    before = db.collection("config").document("corpus").get().to_dict() or {}
+
+    response = httpx.delete(f"{stack.url('chat')}/v1/me", headers=stack.auth("alice"), timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["corpus_documents"] == 1
+    left = [c.to_dict() or {} for c in db.collection("corpus_chunks").stream()]
+    assert [c["visibility"] for c in left] == ["public"]
+    assert [d.id for d in db.collection("corpus_documents").stream()] != []
+    after = db.collection("config").document("corpus").get().to_dict() or {}
+    assert after["version"] == before["version"] + 1
