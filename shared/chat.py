@@ -41,6 +41,8 @@ from shared.contracts import (
     MetaEvent,
     ModelUsage,
     PageQuery,
+    Source,
+    SourcesEvent,
     ToolCall,
     ToolCallEvent,
     ToolResultEvent,
@@ -51,6 +53,8 @@ from shared.llm import prompt
 from shared.llm.client import LlmClient
 from shared.llm.types import LlmRequest, Turn
 from shared.redact import Redactor
+from shared.retrieval.retriever import Retriever, context
+from shared.retrieval.vector import Hit
 from shared.settings import Settings
 from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
 
@@ -73,6 +77,7 @@ class Prepared:
     request: LlmRequest
     summary: SummaryUpdate | None
     tools: tuple[Tool, ...] = ()
+    sources: tuple[Source, ...] = ()
 
 
 T = TypeVar("T")
@@ -96,6 +101,7 @@ class ChatService:
         agent: Agent | None = None,
         tools: ToolRegistry | None = None,
         confirmations: ConfirmationStore | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self._settings = settings
         self._llm = llm
@@ -106,6 +112,7 @@ class ChatService:
         )
         self._tools = tools or ToolRegistry()
         self._confirmations = confirmations
+        self._retriever = retriever
 
     def _for_model(self, text: str) -> str:
         """The user's text as the model receives it (redacted when ``redact_prompts`` is set)."""
@@ -157,7 +164,10 @@ class ChatService:
             )
         if summary:
             system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
-        private = bool(plan.kept or summary)
+        hits = await self._retrieve(request, caller)
+        if hits:
+            system = f"{system}\n\n{context(hits, s.retrieval_context_tokens)}".strip()
+        private = bool(plan.kept or summary) or any(h.visibility != "public" for h in hits)
         return Prepared(
             request=LlmRequest(
                 turns=(*plan.turns, Turn(role="user", text=self._for_model(request.message))),
@@ -176,7 +186,16 @@ class ChatService:
             ),
             summary=update,
             tools=tools,
+            sources=tuple(source_of(h) for h in hits),
         )
+
+    async def _retrieve(self, request: ChatRequest, caller: Caller) -> list[Hit]:
+        """The corpus chunks for this question (retrieval ``auto``), or none."""
+        mode = request.retrieval or self._settings.retrieval_default
+        if mode != "auto" or self._retriever is None:
+            return []
+        await admission.settle_pending()  # an embedding call and a Firestore query come first
+        return await self._retriever.retrieve(request.message, caller.subject)
 
     async def _store_answer(
         self,
@@ -197,6 +216,7 @@ class ChatService:
             answer=done.result,
             request_id=request_id,
             tool_calls=[stored_call(c) for c in done.calls],
+            sources=[source.model_dump(mode="json") for source in prepared.sources],
             summary=prepared.summary,
             retention_days=self._settings.conversation_retention_days or None,
             also=also,
@@ -214,7 +234,7 @@ class ChatService:
         cid, mid = request.conversation_id or new_id(), new_id()
         done = await _answer_of(self._run(prepared, caller, request_id, stream=False))
         proposal, writes = self._propose(done, caller, cid)
-        reply = self._reply(done, cid, mid, request_id, proposal)
+        reply = self._reply(done, cid, mid, request_id, proposal, prepared.sources)
         also = [*writes, *(seal(reply.model_dump_json().encode()) if seal is not None else ())]
         await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
         return reply
@@ -305,6 +325,7 @@ class ChatService:
         message_id: str,
         request_id: str,
         proposal: ConfirmationRequired | None,
+        sources: Sequence[Source] = (),
     ) -> ChatResponse:
         return ChatResponse(
             conversation_id=conversation_id,
@@ -312,6 +333,7 @@ class ChatService:
             text=done.result.text,
             finish_reason=done.result.finish_reason,
             tool_calls=[tool_call(c) for c in done.calls],
+            sources=list(sources),
             data=done.data,
             confirmation=proposal,
             usage=usage_of(done),
@@ -348,6 +370,8 @@ class ChatService:
             "meta",
             MetaEvent(conversation_id=cid, message_id=mid, model=chain[0], request_id=request_id),
         )
+        if prepared.sources:
+            yield "sources", SourcesEvent(sources=list(prepared.sources))
         done: Answer | None = None
         async for event in _prepend(first, events):
             if isinstance(event, TextPiece):
@@ -428,6 +452,18 @@ def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
         input_tokens=data.get("input_tokens"),
         output_tokens=data.get("output_tokens"),
         tool_calls=[_call_of(c) for c in data.get("tool_calls") or []],
+        sources=[Source(**source) for source in data.get("sources") or []],
+    )
+
+
+def source_of(hit: Hit) -> Source:
+    """A retrieved chunk as the contract cites it."""
+    return Source(
+        uri=hit.uri,
+        title=hit.title or None,
+        section=hit.section,
+        snippet=hit.text[:300],
+        score=round(hit.similarity, 4),
     )
 
 

@@ -108,6 +108,11 @@ class ChatRequest(_Contract):
         pattern=LANGUAGE_TAG,
         description="BCP 47 tag of the language to answer in (e.g. `fr`, `pt-BR`).",
     )
+    retrieval: Literal["auto", "off"] | None = Field(
+        None,
+        description="`auto`: look up the corpus first and answer from it, citing `sources`; "
+        "`off`: no retrieval. Default: the service's setting.",
+    )
     tools: list[Annotated[str, Field(pattern=TOOL_NAME)]] | None = Field(
         None,
         max_length=32,
@@ -192,8 +197,13 @@ class ToolCall(_Contract):
 
 
 class Source(_Contract):
-    title: str | None = None
+    """A document the answer drew on (retrieval): cite it as [n], n its place in the list."""
+
     uri: str
+    title: str | None = None
+    section: str = ""
+    snippet: str = Field("", description="the start of the chunk given to the model")
+    score: float = Field(0.0, description="cosine similarity of the chunk to the question")
 
 
 class ConfirmationRequired(_Contract):
@@ -266,6 +276,7 @@ class MessageItem(_Contract):
     input_tokens: int | None = None
     output_tokens: int | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
 
 
 class ConversationDetail(_Contract):
@@ -349,6 +360,12 @@ class ToolResultEvent(_Contract):
     summary: str
 
 
+class SourcesEvent(_Contract):
+    """The documents the answer draws on, sent before its text (retrieval `auto`)."""
+
+    sources: list[Source]
+
+
 class DataEvent(_Contract):
     """The structured answer, parsed (requests with `response_schema`), before `usage`."""
 
@@ -357,6 +374,7 @@ class DataEvent(_Contract):
 
 STREAM_EVENTS: dict[str, type[BaseModel]] = {
     "meta": MetaEvent,
+    "sources": SourcesEvent,
     "delta": DeltaEvent,
     "tool_call": ToolCallEvent,
     "tool_result": ToolResultEvent,

@@ -24,6 +24,9 @@ from shared.logs import configure_logging
 from shared.memorystore import Memorystore
 from shared.ratelimit import RateLimiter
 from shared.redact import Redactor
+from shared.retrieval.embeddings import Embedder
+from shared.retrieval.retriever import Retriever
+from shared.retrieval.vector import VectorSearch
 from shared.settings import Settings, get_settings
 from shared.stores.conversations import ConversationStore
 from shared.stores.firestore import make_client
@@ -97,7 +100,18 @@ def chat_service() -> ChatService:
     settings = get_settings()
     scrub = redactor() if settings.redact_prompts else None
     confirmations = ConfirmationStore(firestore(), settings.confirmation_ttl_s)
-    return ChatService(settings, llm(), conversations(), scrub, agent(), tools(), confirmations)
+    return ChatService(
+        settings, llm(), conversations(), scrub, agent(), tools(), confirmations, retriever()
+    )
+
+
+@lru_cache(maxsize=1)
+def retriever() -> Retriever:
+    """Retrieval for the chat: embeddings through the model client's channel and resilience."""
+    settings = get_settings()
+    model = llm()
+    embedder = Embedder(settings, model.transport, model.resilience, memorystore())
+    return Retriever(settings, embedder, VectorSearch(firestore()))
 
 
 @lru_cache(maxsize=1)

@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     )
     embedding_cache_ttl_s: int = Field(30 * 86400, ge=60)
 
+    # Retrieval in the chat: `auto` retrieves before the model call (a request may choose).
+    retrieval_default: Literal["auto", "off"] = "off"
+    retrieval_top_k: int = Field(4, ge=1, le=20)
+    retrieval_min_similarity: float = Field(
+        0.2,
+        ge=-1,
+        le=1,
+        description="cosine; below it a chunk is never injected (calibrate per embedding model)",
+    )
+    retrieval_context_tokens: int = Field(1500, ge=100, le=30_000)
+
     # Routing by confidence (tier auto): the fast tier answers; the quality tier takes over an
     # answer below this average log-probability, cut short, blocked or breaking its schema.
     routing_fast_tier: str = "fast"

@@ -213,6 +213,9 @@ class VertexEmulator:
                 "response_schema": agentgen.response_schema(request) is not None,
                 "calls": [name for name, _ in decision.calls],
                 "function_response_chars": agentgen.function_response_chars(request),
+                "system_instruction_chars": sum(
+                    len(part.text) for part in request.system_instruction.parts
+                ),
             }
         )
         if decision.calls:

@@ -26,6 +26,7 @@ class Hit:
     text: str
     similarity: float
     tags: tuple[str, ...] = ()
+    visibility: str = "public"
 
 
 def visible_to(subject: str | None, tenant: str | None = None) -> list[str]:
@@ -79,6 +80,7 @@ class VectorSearch:
                     text=data.get("text", ""),
                     similarity=1.0 - float(data.get("distance", 1.0)),
                     tags=tuple(data.get("tags") or ()),
+                    visibility=data.get("visibility", "public"),
                 )
             )
             if len(hits) == limit:

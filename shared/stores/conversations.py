@@ -143,6 +143,7 @@ class ConversationStore:
         retention_days: int | None = None,
         also: Sequence[Any] = (),
         tool_calls: Sequence[dict[str, Any]] = (),
+        sources: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Store the user's message and the answer (with the tools it called) atomically,
         creating the conversation if new.
@@ -185,6 +186,8 @@ class ConversationStore:
         }
         if tool_calls:
             reply["tool_calls"] = list(tool_calls)
+        if sources:
+            reply["sources"] = list(sources)
         if retention_days:
             # Firestore TTL deletes documents one by one, never a subcollection with its parent:
             # each message carries its own expiry so none outlives the retention period.
