@@ -53,7 +53,7 @@ from shared.llm import prompt
 from shared.llm.client import LlmClient
 from shared.llm.types import LlmRequest, Turn
 from shared.redact import Redactor
-from shared.retrieval.retriever import Retriever, context
+from shared.retrieval.retriever import Retriever, context, retrieve_tool
 from shared.retrieval.vector import Hit
 from shared.settings import Settings
 from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
@@ -165,6 +165,8 @@ class ChatService:
         if summary:
             system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
         hits = await self._retrieve(request, caller)
+        if self._retriever is not None and self._mode(request) == "tool":
+            tools = (*tools, retrieve_tool(self._retriever))
         if hits:
             system = f"{system}\n\n{context(hits, s.retrieval_context_tokens)}".strip()
         private = bool(plan.kept or summary) or any(h.visibility != "public" for h in hits)
@@ -189,10 +191,12 @@ class ChatService:
             sources=tuple(source_of(h) for h in hits),
         )
 
+    def _mode(self, request: ChatRequest) -> str:
+        return request.retrieval or self._settings.retrieval_default
+
     async def _retrieve(self, request: ChatRequest, caller: Caller) -> list[Hit]:
         """The corpus chunks for this question (retrieval ``auto``), or none."""
-        mode = request.retrieval or self._settings.retrieval_default
-        if mode != "auto" or self._retriever is None:
+        if self._mode(request) != "auto" or self._retriever is None:
             return []
         await admission.settle_pending()  # an embedding call and a Firestore query come first
         return await self._retriever.retrieve(request.message, caller.subject)
@@ -216,7 +220,7 @@ class ChatService:
             answer=done.result,
             request_id=request_id,
             tool_calls=[stored_call(c) for c in done.calls],
-            sources=[source.model_dump(mode="json") for source in prepared.sources],
+            sources=[source.model_dump(mode="json") for source in cited(prepared, done)],
             summary=prepared.summary,
             retention_days=self._settings.conversation_retention_days or None,
             also=also,
@@ -234,7 +238,7 @@ class ChatService:
         cid, mid = request.conversation_id or new_id(), new_id()
         done = await _answer_of(self._run(prepared, caller, request_id, stream=False))
         proposal, writes = self._propose(done, caller, cid)
-        reply = self._reply(done, cid, mid, request_id, proposal, prepared.sources)
+        reply = self._reply(done, cid, mid, request_id, proposal, cited(prepared, done))
         also = [*writes, *(seal(reply.model_dump_json().encode()) if seal is not None else ())]
         await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
         return reply
@@ -393,6 +397,8 @@ class ChatService:
                         summary=r.summary,
                     ),
                 )
+                if r.sources:  # what a tool found (retrieve), as it arrives
+                    yield "sources", SourcesEvent(sources=[Source(**x) for x in r.sources])
             else:
                 done = event
         if done is None:  # pragma: no cover - the loop always ends with its answer
@@ -454,6 +460,19 @@ def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
         tool_calls=[_call_of(c) for c in data.get("tool_calls") or []],
         sources=[Source(**source) for source in data.get("sources") or []],
     )
+
+
+def cited(prepared: Prepared, done: Answer) -> list[Source]:
+    """What an answer cites: the chunks retrieved before it, then those its tools found."""
+    found = list(prepared.sources)
+    seen = {(s.uri, s.section) for s in found}
+    for record in done.calls:
+        for source in record.sources:
+            item = Source(**source)
+            if (item.uri, item.section) not in seen:
+                seen.add((item.uri, item.section))
+                found.append(item)
+    return found
 
 
 def source_of(hit: Hit) -> Source:

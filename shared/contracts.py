@@ -108,10 +108,11 @@ class ChatRequest(_Contract):
         pattern=LANGUAGE_TAG,
         description="BCP 47 tag of the language to answer in (e.g. `fr`, `pt-BR`).",
     )
-    retrieval: Literal["auto", "off"] | None = Field(
+    retrieval: Literal["auto", "tool", "off"] | None = Field(
         None,
         description="`auto`: look up the corpus first and answer from it, citing `sources`; "
-        "`off`: no retrieval. Default: the service's setting.",
+        "`tool`: offer the model a `retrieve` tool to look it up when it needs to; `off`: no "
+        "retrieval. Default: the service's setting.",
     )
     tools: list[Annotated[str, Field(pattern=TOOL_NAME)]] | None = Field(
         None,

@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     embedding_cache_ttl_s: int = Field(30 * 86400, ge=60)
 
     # Retrieval in the chat: `auto` retrieves before the model call (a request may choose).
-    retrieval_default: Literal["auto", "off"] = "off"
+    retrieval_default: Literal["auto", "tool", "off"] = "off"
     retrieval_top_k: int = Field(4, ge=1, le=20)
     retrieval_min_similarity: float = Field(
         0.2,

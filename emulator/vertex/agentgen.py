@@ -10,8 +10,9 @@ How the emulator decides, given the request (documented in ``docs/agent.md``):
   calls them again at every step (a model that never stops calling tools). Failing that, each
   declared tool is scored by the words of its name (two points each) and the longer words of its
   description (one point each) found in the message; the best-scoring tools with two points or
-  more are called, with arguments taken from the message (an id-like token for a string, the
-  first number for a number, an enum value named in the message).
+  more are called, with arguments taken from the message (an id-like token for a string named
+  ``…_id``, the message itself for another string, the first number for a number, an enum value
+  named in the message).
 - A text answer under ``response_json_schema`` is a JSON document conforming to the schema; the
   directive ``[invalid_output]`` makes every answer break the schema, ``[invalid_output_once]``
   only the first (a repair request then succeeds).
@@ -200,6 +201,8 @@ def _arguments(text: str, schema: dict[str, Any]) -> dict[str, Any]:
             named = [v for v in spec["enum"] if str(v).lower() in lowered]
             if named or name in schema.get("required", []):
                 args[name] = named[0] if named else spec["enum"][0]
+        elif kind == "string" and "id" not in name.split("_"):
+            args[name] = LOGPROBS.sub("", text).strip()[: int(spec.get("maxLength", 500))]
         elif kind == "string" and ids:
             args[name] = ids.pop(0)
         elif kind in ("integer", "number") and numbers:

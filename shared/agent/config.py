@@ -25,6 +25,7 @@ from shared.agent.tools import TOOL_NAME, Tool, ToolRegistry
 from shared.contracts import ID_PATTERN
 from shared.errors import SettingsError
 
+BUILT_IN = frozenset({"retrieve", "handoff"})  # names the runtime's own tools take
 FORBIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "host"})
 ENV_NAME = r"^[A-Z][A-Z0-9_]{0,127}$"
 
@@ -130,6 +131,8 @@ class ToolsFile(_Strict):
         for name in self.tools:
             if not re.match(TOOL_NAME, name):
                 raise ValueError(f"tool name {name!r} must match {TOOL_NAME}")
+            if name in BUILT_IN:
+                raise ValueError(f"tool name {name!r} is a built-in tool's")
         return self
 
 

@@ -42,6 +42,7 @@ class CallRecord:
     status: str
     latency_ms: float
     summary: str
+    sources: tuple[dict[str, Any], ...] = ()  # what a tool found to cite (`retrieve`)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,7 @@ class Agent:
                 )
             )
             for event, call, outcome in zip(started, calls, outcomes, strict=True):
+                found = outcome.response.get("sources") if outcome.status == "ok" else None
                 record = CallRecord(
                     event.id,
                     call.name,
@@ -293,6 +295,7 @@ class Agent:
                     outcome.status,
                     outcome.latency_ms,
                     outcome.summary,
+                    tuple(found) if isinstance(found, list) else (),
                 )
                 if outcome.status != "awaiting_confirmation":
                     made.append(record)

@@ -95,3 +95,31 @@ def test_someone_elses_private_document_is_never_a_source(
     for user in ("bob", "mallory", "carol"):
         theirs = ask(stack, question, user)
         assert all("drawer" not in s["snippet"] for s in theirs["sources"]), user
+
+
+def test_retrieval_as_a_tool_lets_the_model_look_up_and_cite(
+    stack: LocalStack, corpus: None
+) -> None:
+    question = "Search the help articles: how do I reset my password?"
+    body = ask(stack, {"message": question, "retrieval": "tool"})
+    [call] = body["tool_calls"]
+    assert call["name"] == "retrieve" and call["status"] == "ok"
+    assert body["sources"][0]["uri"] == PREFIX + "reset-password.md"
+    assert "Forgot password" in body["text"]  # the model answered from the passages
+    declared = stack.model_requests()[0]["tools"]
+    assert "retrieve" in declared
+    response = httpx.post(
+        f"{stack.url('stream')}/v1/chat:stream",
+        json={"message": question, "retrieval": "tool", "temperature": 1.0},
+        headers=stack.auth(),
+        timeout=30,
+    )
+    names = [n for n, _ in sse_events(response.text)]
+    assert names.index("tool_result") < names.index("sources") < names.index("delta")
+
+
+def test_the_retrieve_tool_is_offered_only_with_retrieval_tool(
+    stack: LocalStack, corpus: None
+) -> None:
+    ask(stack, {"message": "Search the help articles about billing", "retrieval": "auto"})
+    assert "retrieve" not in stack.model_requests()[-1]["tools"]

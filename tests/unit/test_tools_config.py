@@ -126,6 +126,11 @@ def test_a_good_file_declares_its_tools(tmp_path: Path) -> None:
             'fields = ["a"]\n[tools.x.arguments.owner]\ntype = "string"\n',
             "arguments must be id or readable fields",
         ),
+        (
+            '[tools.retrieve]\nkind = "http"\ndescription = "d"\nurl = "https://a.example/"\n'
+            'allow_hosts = ["a.example"]\n',
+            "built-in",
+        ),
         ("[tools.x\n", "NGX_TOOLS_FILE"),
         ('[tools.x]\nkind = "http"\ndescription = "\u0000"\n', "NGX_TOOLS_FILE"),
     ],
