@@ -23,10 +23,10 @@ from typing import Any
 
 from shared.retrieval.chunking import Chunk
 from shared.retrieval.embeddings import Embedder
+from shared.retrieval.names import CHUNKS, DOCUMENTS, VERSION_DOC
 
-DOCUMENTS = "corpus_documents"
-CHUNKS = "corpus_chunks"
-VERSION_DOC = ("config", "corpus")
+__all__ = ["CHUNKS", "DOCUMENTS", "CorpusStore", "IngestReport", "SourceDocument"]
+
 MAX_CHUNKS = 450  # one batch (500 writes) holds a document's chunks, its record and the version
 # public, a tenant, or one owner (a subject: ``user:…`` for an ID token, ``key:…`` for an API key).
 VISIBILITY = re.compile(r"^(public|tenant:[A-Za-z0-9_-]{1,64}|(user|key):[^\x00-\x1f]{1,128})\Z")

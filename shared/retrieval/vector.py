@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.retrieval.corpus import CHUNKS
+from shared.retrieval.names import CHUNKS
 
 
 @dataclass(frozen=True)
