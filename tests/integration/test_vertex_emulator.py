@@ -143,4 +143,4 @@ async def test_admin_ledger_resets_and_counts_cancellations(
     assert report["calls"]["gemini-2.5-flash"] == {"GenerateContent": 1, "StreamGenerateContent": 1}
     assert report["cancelled"] == {"gemini-2.5-flash": {"StreamGenerateContent": 1}}
     stack.reset()
-    assert stack.model_calls() == {"calls": {}, "total": 0, "cancelled": {}}
+    assert stack.model_calls() == {"calls": {}, "total": 0, "cancelled": {}, "embedded_texts": 0}
