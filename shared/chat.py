@@ -162,13 +162,15 @@ class ChatService:
             system = (
                 f"{system}\n\nAnswer in the language tagged {request.language} (BCP 47).".strip()
             )
-        if summary:
-            system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
+        # Stable first, so Gemini's prompt cache can serve the prefix: the instruction, (the tool
+        # declarations travel beside it), the retrieved context, then what is this conversation's.
         hits = await self._retrieve(request, caller)
         if self._retriever is not None and self._mode(request) == "tool":
             tools = (*tools, retrieve_tool(self._retriever))
         if hits:
             system = f"{system}\n\n{context(hits, s.retrieval_context_tokens)}".strip()
+        if summary:
+            system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
         private = bool(plan.kept or summary) or any(h.visibility != "public" for h in hits)
         return Prepared(
             request=LlmRequest(
@@ -501,6 +503,8 @@ def usage_of(done: Answer) -> Usage:
         output_tokens=answer.output_tokens,
         model=answer.model,
         cached=answer.cached,
+        cached_input_tokens=answer.cached_input_tokens,
+        cost_usd=round(answer.cost_usd, 8),
         model_calls=done.steps,
         models=[
             ModelUsage(
@@ -508,6 +512,7 @@ def usage_of(done: Answer) -> Usage:
                 input_tokens=u.input_tokens,
                 output_tokens=u.output_tokens,
                 calls=u.calls,
+                cached_input_tokens=u.cached_input_tokens,
             )
             for u in done.models
         ],

@@ -167,6 +167,7 @@ class ModelUsage(_Contract):
     input_tokens: int = 0
     output_tokens: int = 0
     calls: int = 0
+    cached_input_tokens: int = 0
 
 
 class Usage(_Contract):
@@ -177,6 +178,10 @@ class Usage(_Contract):
     output_tokens: int = 0
     model: str
     cached: bool = False
+    cached_input_tokens: int = Field(
+        0, description="input tokens Gemini served from its prompt cache (billed at a discount)"
+    )
+    cost_usd: float = Field(0.0, description="estimated cost of every model call of the answer")
     model_calls: int = 1
     models: list[ModelUsage] = Field(default_factory=list)
 

@@ -99,6 +99,7 @@ class Plan:
     finish: str
     prompt_tokens: int
     decision: agentgen.Decision
+    cached_tokens: int = 0  # of the prompt, served from the implicit cache
 
     @property
     def output_tokens(self) -> int:
@@ -120,6 +121,10 @@ class EmulatorState:
     # Recent streamed calls, for latency measurements: prompt digest and first-chunk time.
     streams: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STREAM_LEDGER))
     embedded_texts: int = 0  # texts embedded since the last reset
+    # Implicit prompt caching: prefix digest → when its cache entry ends (monotonic seconds).
+    prefixes: dict[str, float] = field(default_factory=dict)
+    implicit_cache_min_tokens: int = 32  # Gemini's minimum is 1,024 tokens; words here
+    implicit_cache_ttl_s: float = 300.0
     # Recent generate calls: the tools declared to the model and the functions it called.
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=STREAM_LEDGER))
 
@@ -147,6 +152,15 @@ class EmulatorState:
         self.streams.clear()
         self.requests.clear()
         self.embedded_texts = 0
+        self.prefixes.clear()
+
+
+def tool_texts(request: Any) -> list[str]:
+    """The tool declarations of a request as the text they count as."""
+    return [
+        f"{name} {description} {json.dumps(schema, sort_keys=True)}"
+        for name, description, schema in agentgen.declarations(request)
+    ]
 
 
 def model_id(resource: str) -> str:
@@ -200,10 +214,29 @@ class VertexEmulator:
         key = hashlib.sha256(key_material.encode()).hexdigest()
         return key, last_user, textgen.count_tokens(texts + system)
 
+    def _cached_prefix(self, request: Any) -> int:
+        """Implicit prompt caching: the tokens of the request's stable prefix (system instruction
+        and tool declarations) when the same prefix reached this model within the cache's life
+        and is at least ``implicit_cache_min_tokens`` long; 0 otherwise."""
+        system = [p.text for p in request.system_instruction.parts]
+        tools = tool_texts(request)
+        tokens = textgen.count_tokens(system + tools)
+        digest = hashlib.sha256(
+            "\x1e".join([model_id(request.model), *system, *tools]).encode()
+        ).hexdigest()
+        now = time.monotonic()
+        seen = self.state.prefixes.get(digest)
+        self.state.prefixes[digest] = now + self.state.implicit_cache_ttl_s
+        if tokens < self.state.implicit_cache_min_tokens or seen is None or seen < now:
+            return 0
+        return tokens
+
     def _plan(self, request: Any) -> Plan:
         key, last_user, prompt_tokens = self._prompt(request)
         decision = agentgen.decide(request)
         prompt_tokens += agentgen.function_tokens(request)
+        prompt_tokens += textgen.count_tokens(tool_texts(request))  # declarations are input too
+        cached = self._cached_prefix(request)
         self.state.requests.append(
             {
                 "model": model_id(request.model),
@@ -219,7 +252,7 @@ class VertexEmulator:
             }
         )
         if decision.calls:
-            return Plan([], "STOP", prompt_tokens, decision)
+            return Plan([], "STOP", prompt_tokens, decision, cached)
         if decision.text is not None:
             words = decision.text.split(" ")
         else:
@@ -228,7 +261,7 @@ class VertexEmulator:
         finish = "STOP"
         if limit and len(words) > limit:
             words, finish = words[:limit], "MAX_TOKENS"
-        return Plan(words, finish, prompt_tokens, decision)
+        return Plan(words, finish, prompt_tokens, decision, cached)
 
     def _response(
         self,
@@ -237,6 +270,7 @@ class VertexEmulator:
         prompt: int,
         output: int | None,
         decision: agentgen.Decision | None = None,
+        cached: int = 0,
     ) -> Any:
         content = self.content
         parts = [content.Part(text=text)] if text or decision is None or not decision.calls else []
@@ -257,6 +291,7 @@ class VertexEmulator:
                 prompt_token_count=prompt,
                 candidates_token_count=output,
                 total_token_count=prompt + output,
+                cached_content_token_count=cached,
             )
         return response
 
@@ -266,7 +301,12 @@ class VertexEmulator:
         latency = self.state.latency
         await asyncio.sleep(latency.ttft_ms / 1000 + latency.chunk_delay(len(plan.words)))
         return self._response(
-            " ".join(plan.words), plan.finish, plan.prompt_tokens, plan.output_tokens, plan.decision
+            " ".join(plan.words),
+            plan.finish,
+            plan.prompt_tokens,
+            plan.output_tokens,
+            plan.decision,
+            plan.cached_tokens,
         )
 
     async def stream_generate_content(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -285,7 +325,9 @@ class VertexEmulator:
             await asyncio.sleep(latency.ttft_ms / 1000)
             if plan.decision.calls:
                 record["first_chunk_ns"] = time.monotonic_ns()
-                yield self._response("", finish, prompt, plan.output_tokens, plan.decision)
+                yield self._response(
+                    "", finish, prompt, plan.output_tokens, plan.decision, plan.cached_tokens
+                )
                 return
             for index, start in enumerate(range(0, max(len(words), 1), size)):
                 piece = words[start : start + size]
@@ -304,6 +346,7 @@ class VertexEmulator:
                     prompt,
                     len(words) if last else None,
                     plan.decision,
+                    plan.cached_tokens,
                 )
         except asyncio.CancelledError:
             self.state.cancelled[(name, "StreamGenerateContent")] += 1

@@ -72,6 +72,7 @@ class ModelUse:
     input_tokens: int = 0
     output_tokens: int = 0
     calls: int = 0
+    cached_input_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class _Tally:
             input_tokens=use.input_tokens + result.input_tokens,
             output_tokens=use.output_tokens + result.output_tokens,
             calls=use.calls + 1,
+            cached_input_tokens=use.cached_input_tokens + result.cached_input_tokens,
         )
         if kept:
             self.texts.append(result.text)
@@ -153,6 +155,7 @@ class _Tally:
             finish_reason=finish,
             input_tokens=sum(u.input_tokens for u in uses),
             output_tokens=sum(u.output_tokens for u in uses),
+            cached_input_tokens=sum(u.cached_input_tokens for u in uses),
             cost_usd=self.cost,
             cached=self.cached,
             fallback=self.fallback,

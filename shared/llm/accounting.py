@@ -56,12 +56,25 @@ def request_upper_bound(request: LlmRequest) -> int:
     return prompt + request.max_output_tokens
 
 
+CACHED_INPUT_SHARE = 0.25  # what a cached input token costs of a fresh one, unless priced
+
+
 def cost_usd(
-    prices: dict[str, dict[str, float]], model: str, tokens_in: int, tokens_out: int
+    prices: dict[str, dict[str, float]],
+    model: str,
+    tokens_in: int,
+    tokens_out: int,
+    cached_in: int = 0,
 ) -> float:
-    """Estimated cost from the price table (USD per million tokens); 0 for an unknown model."""
+    """Estimated cost from the price table (USD per million tokens); 0 for an unknown model.
+    ``cached_in`` of the input tokens came from Gemini's prompt cache, at its discounted price
+    (``cached_input``, or a quarter of ``input``)."""
     price = prices.get(model, {})
-    return (tokens_in * price.get("input", 0.0) + tokens_out * price.get("output", 0.0)) / 1e6
+    fresh = price.get("input", 0.0)
+    cached = price.get("cached_input", fresh * CACHED_INPUT_SHARE)
+    cached_in = min(cached_in, tokens_in)
+    spent = (tokens_in - cached_in) * fresh + cached_in * cached
+    return (spent + tokens_out * price.get("output", 0.0)) / 1e6
 
 
 def seconds_to_utc_midnight(now: datetime | None = None) -> int:

@@ -279,7 +279,11 @@ class LlmClient:
 
         result, model, index = await self.resilience.call(chain, stats, attempt)
         cost = accounting.cost_usd(
-            self.settings.model_prices, model, result.input_tokens, result.output_tokens
+            self.settings.model_prices,
+            model,
+            result.input_tokens,
+            result.output_tokens,
+            result.cached_input_tokens,
         )
         return replace(result, fallback=index > 0, attempts=stats.attempts, cost_usd=cost)
 
@@ -340,11 +344,16 @@ class LlmClient:
                 attempts=stats.attempts,
                 function_calls=tuple(calls),
                 avg_logprobs=last.avg_logprobs,
+                cached_input_tokens=last.cached_input_tokens or 0,
             )
             result = replace(
                 result,
                 cost_usd=accounting.cost_usd(
-                    self.settings.model_prices, model, result.input_tokens, result.output_tokens
+                    self.settings.model_prices,
+                    model,
+                    result.input_tokens,
+                    result.output_tokens,
+                    result.cached_input_tokens,
                 ),
             )
             used = result.input_tokens + result.output_tokens

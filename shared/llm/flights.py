@@ -48,7 +48,15 @@ OUTAGE_S = 3.0  # longer than Memorystore's back-off after one failed operation
 
 def as_hit(result: LlmResult) -> LlmResult:
     """A served-from-cache (or shared) answer: it costs nothing and says so."""
-    return replace(result, cached=True, input_tokens=0, output_tokens=0, cost_usd=0.0, attempts=0)
+    return replace(
+        result,
+        cached=True,
+        input_tokens=0,
+        output_tokens=0,
+        cached_input_tokens=0,
+        cost_usd=0.0,
+        attempts=0,
+    )
 
 
 def replay(result: LlmResult, words_per_chunk: int = 8) -> list[LlmChunk]:

@@ -147,6 +147,7 @@ class VertexTransport:
             output_tokens=usage.candidates_token_count,
             function_calls=function_calls(response),
             avg_logprobs=avg_logprobs(response),
+            cached_input_tokens=usage.cached_content_token_count,
         )
 
     async def open_stream(self, request: LlmRequest, model: str, timeout: float) -> Any:
@@ -194,12 +195,13 @@ class VertexTransport:
 
 async def chunks(call: Any) -> AsyncIterator[LlmChunk]:
     """The pieces of a streamed call; the last carries finish reason and token counts."""
-    input_tokens = output_tokens = 0
+    input_tokens = output_tokens = cached_tokens = 0
     async for response in call:
         text, finish = candidate_text(response)
         usage = raw(response).usage_metadata
         input_tokens = usage.prompt_token_count or input_tokens
         output_tokens = usage.candidates_token_count or output_tokens
+        cached_tokens = usage.cached_content_token_count or cached_tokens
         yield LlmChunk(
             text=text,
             finish_reason=finish,
@@ -207,6 +209,7 @@ async def chunks(call: Any) -> AsyncIterator[LlmChunk]:
             output_tokens=output_tokens if finish else None,
             function_calls=function_calls(response),
             avg_logprobs=avg_logprobs(response),
+            cached_input_tokens=cached_tokens if finish else None,
         )
 
 

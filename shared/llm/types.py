@@ -87,6 +87,7 @@ class LlmResult:
     cost_usd: float = 0.0
     function_calls: tuple[FunctionCall, ...] = ()
     avg_logprobs: float | None = None  # the model's confidence in the answer, when it says
+    cached_input_tokens: int = 0  # input tokens Gemini served from its own prompt cache
 
 
 def result_from_dict(data: dict[str, Any]) -> LlmResult:
@@ -106,6 +107,7 @@ class LlmChunk:
     result: LlmResult | None = None  # set on the closing chunk only: the whole answer's accounting
     function_calls: tuple[FunctionCall, ...] = ()
     avg_logprobs: float | None = None
+    cached_input_tokens: int | None = None
 
 
 @dataclass

@@ -102,3 +102,24 @@ def test_out_of_range_options_are_refused_naming_the_field(
         details = response.json()["error"]["details"]
         assert field in [d.get("field") for d in details], details
     assert stack.model_calls()["calls"] == {}
+
+
+def test_gemini_prompt_cache_tokens_are_reported_and_priced_at_their_discount(
+    stack: LocalStack,
+) -> None:
+    """The stable prefix (system instruction and tool declarations) is served from the model's
+    implicit cache the second time: usage says how many input tokens, and the cost drops."""
+    body = {"message": "Explain the cache of the model please", "temperature": 1.0}
+    first, second = (
+        httpx.post(
+            f"{stack.url('chat')}/v1/chat", json=body, headers=stack.auth(), timeout=30
+        ).json()["usage"]
+        for _ in range(2)
+    )
+    assert first["cached_input_tokens"] == 0 and first["cached"] is False
+    assert 0 < second["cached_input_tokens"] < second["input_tokens"] == first["input_tokens"]
+    assert second["models"][0]["cached_input_tokens"] == second["cached_input_tokens"]
+    assert 0 < second["cost_usd"] < first["cost_usd"]
+    # Flash: 0.30 USD per million input tokens, a cached one a quarter of it.
+    saved = second["cached_input_tokens"] * 0.30 * 0.75 / 1e6
+    assert first["cost_usd"] - second["cost_usd"] == pytest.approx(saved, abs=1e-8)
