@@ -327,13 +327,14 @@ class Idempotency:
                 events, reachable = None, False
             if events is not None:
                 return events
-            if data["state"] == "answered" and reachable:  # its events are no longer buffered
-                raise errors.Conflict(
-                    "the answer to this Idempotency-Key was stored but can no longer be "
-                    "replayed as a stream; read it from its conversation"
-                )
             if loop.time() >= give_up:
+                if data["state"] == "answered" and reachable:  # stored, its events gone
+                    raise errors.Conflict(
+                        "the answer to this Idempotency-Key was stored but can no longer be "
+                        "replayed as a stream; read it from its conversation"
+                    )
                 raise _in_flight()
+            # An answered stream records its events moments later: wait for them.
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 

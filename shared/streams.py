@@ -44,9 +44,9 @@ Event = tuple[int, str, bytes]  # seq, event name, SSE frame
 OnEnd = Callable[[list[bytes], str], Awaitable[None]]  # a stream's frames and its last event
 
 
-async def _read(buffer: str, cursor: str, r: Any) -> list[Any]:
-    """New entries of a buffer after ``cursor``, waiting up to half a second for some."""
-    found: list[Any] = await r.xread({buffer: cursor}, count=100, block=500)
+async def _read(buffer: str, cursor: str, r: Any, block: int | None = 500) -> list[Any]:
+    """New entries of a buffer after ``cursor``, waiting up to ``block`` ms for some."""
+    found: list[Any] = await r.xread({buffer: cursor}, count=100, block=block)
     return found
 
 
@@ -313,10 +313,13 @@ class StreamHub:
                 if idle >= self.heartbeat_s:
                     idle = 0.0
                     yield HEARTBEAT
-                if not await self._live(live_key):
+                if await self._live(live_key):
+                    continue
+                # Its producer may have written its last entries and ended since the read.
+                entries = await self._last_look(buffer, cursor)
+                if not entries:
                     yield self._interrupted(sid)
                     return
-                continue
             idle = 0.0
             for entry_id, fields in entries[0][1]:
                 cursor = entry_id
@@ -330,6 +333,13 @@ class StreamHub:
                 yield fields[b"frame"]
                 if fields[b"event"].decode() in TERMINAL:
                     return
+
+    async def _last_look(self, buffer: str, cursor: str) -> list[Any]:
+        """The buffer's entries after ``cursor`` without waiting (none if unreadable)."""
+        try:
+            return await self.store.run(partial(_read, buffer, cursor, block=None), timeout=2.0)
+        except StoreUnavailable:
+            return []
 
     @staticmethod
     def _interrupted(sid: str) -> bytes:

@@ -151,3 +151,46 @@ async def test_a_first_stream_that_fails_before_its_first_token_can_be_retried(
     assert retried.status_code == 200
     assert "event: done" in retried.text
     assert len(await conversations(firestore_db)) == 1
+
+
+async def test_a_replay_of_an_answered_stream_waits_for_its_recorded_events(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    """Between storing its answer and recording its events a stream's buffer may already be out
+    of reach: a replay then waits for the record rather than refusing the key."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.idempotency import COLLECTION, Idempotency, _doc_id
+
+    settings = stack.client_settings()
+    idempotency = Idempotency(firestore_db, settings)
+    now = datetime.now(UTC)
+    reference = firestore_db.collection(COLLECTION).document(_doc_id("user:alice", "answered-1"))
+    await reference.set(
+        {
+            "state": "answered",
+            "owner": "user:alice",
+            "body_hash": "h",
+            "stream_id": "gone0001",
+            "created_at": now,
+            "lease_until": now + timedelta(minutes=5),
+            "expire_at": now + timedelta(hours=1),
+        }
+    )
+
+    async def never_start(*_: Any) -> Any:
+        raise AssertionError("an answered stream never runs again")
+
+    async def not_buffered(_: str) -> None:
+        return None
+
+    async def record_events() -> None:
+        await asyncio.sleep(0.3)
+        await reference.update({"state": "done", "status": 200, "body": b"event: done\n\n"})
+
+    recording = asyncio.create_task(record_events())
+    events = await idempotency.stream(
+        "user:alice", "answered-1", "h", "new0001", never_start, not_buffered
+    )
+    await recording
+    assert [chunk async for chunk in events] == [b"event: done\n\n"]

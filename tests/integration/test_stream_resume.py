@@ -244,3 +244,36 @@ async def test_an_idle_process_writes_no_heartbeat(stack: LocalStack) -> None:
         assert time.monotonic() < deadline, "the heartbeat outlived the process's last stream"
         await asyncio.sleep(0.2)
     await r.aclose()
+
+
+async def test_a_follower_reads_the_last_events_written_as_the_stream_ended(
+    stack: LocalStack,
+) -> None:
+    """The producer may write its last events and end between a follower's read and its check
+    that the stream is still produced: the follower still gets them, not an interruption."""
+    import redis.asyncio
+
+    from shared.contracts import DeltaEvent, DoneEvent
+    from shared.memorystore import Memorystore
+    from shared.sse import frame
+    from shared.streams import StreamHub
+
+    sid, buffer = "ending0001", "ngx:sse:ending0001"
+    client = redis.asyncio.Redis.from_url(stack.redis_url)
+    await client.delete(buffer)
+    first = frame("delta", DeltaEvent(text="one"), f"{sid}:1")
+    await client.xadd(buffer, {"seq": 1, "event": "delta", "frame": first})
+    store = Memorystore(stack.client_settings())
+    hub = StreamHub(store, stack.client_settings())
+
+    async def ended_just_now(_: str) -> bool:
+        """The last entry lands and the live key goes, as the producer's finish does."""
+        last = frame("done", DoneEvent(finish_reason="STOP"), f"{sid}:2")
+        await client.xadd(buffer, {"seq": 2, "event": "done", "frame": last})
+        return False
+
+    hub._live = ended_just_now  # type: ignore[method-assign,assignment]
+    frames = [f async for f in hub._follow(sid, 0)]
+    await store.close()
+    await client.aclose()
+    assert [f.split(b"\n")[1] for f in frames] == [b"event: delta", b"event: done"]
