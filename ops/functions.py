@@ -20,7 +20,9 @@ def add_commands(commands: Any) -> None:
     shape.add_argument("--json", action="store_true", help="every field, as JSON")
     shape.add_argument("--names", action="store_true", help="service names, one per line")
     shape.add_argument(
-        "--scheduled", action="store_true", help="names of the scheduler-only services"
+        "--scheduled",
+        action="store_true",
+        help="names of the private services (driven by Scheduler or Eventarc)",
     )
     parser.set_defaults(run=main)
 
@@ -36,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps([describe(spec) for spec in specs], indent=1))
     elif args.names or args.scheduled:
         for spec in specs:
-            if args.names or spec.access == "scheduler":
+            if args.names or spec.access != "public":
                 print(spec.service)
     else:
         print(f"{'SERVICE':18}  {'ACCESS':9}  {'PORT':5}  ROUTES")

@@ -24,6 +24,7 @@ class ProgressLine:
         """End the line, if one was drawn."""
         if self.used:
             print(file=sys.stderr)
+            self.used = False
 
 
 def add_yes(parser: Any, does: str) -> None:

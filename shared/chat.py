@@ -6,6 +6,7 @@ The model sees the newest history that fits the prompt budget plus a rolling sum
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -55,6 +56,8 @@ from shared.llm.types import LlmRequest, Turn
 from shared.redact import Redactor
 from shared.retrieval.retriever import Retriever, context, retrieve_tool
 from shared.retrieval.vector import Hit
+from shared.semantic_answers import answer_of, bucket, keepable, kept_answer, takes_part
+from shared.semantic_cache import Lookup, SemanticCache
 from shared.settings import Settings
 from shared.stores.conversations import ConversationStore, SummaryUpdate, new_id
 
@@ -78,6 +81,8 @@ class Prepared:
     summary: SummaryUpdate | None
     tools: tuple[Tool, ...] = ()
     sources: tuple[Source, ...] = ()
+    semantic: Lookup | None = None  # the semantic cache's lookup, when the request took part
+    private_context: bool = False  # history, a summary or a private document in the prompt
 
 
 T = TypeVar("T")
@@ -102,6 +107,7 @@ class ChatService:
         tools: ToolRegistry | None = None,
         confirmations: ConfirmationStore | None = None,
         retriever: Retriever | None = None,
+        semantic: SemanticCache | None = None,
     ) -> None:
         self._settings = settings
         self._llm = llm
@@ -113,6 +119,8 @@ class ChatService:
         self._tools = tools or ToolRegistry()
         self._confirmations = confirmations
         self._retriever = retriever
+        self._semantic = semantic
+        self._background: set[asyncio.Task[None]] = set()
 
     def _for_model(self, text: str) -> str:
         """The user's text as the model receives it (redacted when ``redact_prompts`` is set)."""
@@ -162,36 +170,79 @@ class ChatService:
             system = (
                 f"{system}\n\nAnswer in the language tagged {request.language} (BCP 47).".strip()
             )
+        mode = self._mode(request)
+        if self._retriever is not None and mode == "tool":
+            tools = (*tools, retrieve_tool(self._retriever))
+        model_request = LlmRequest(
+            turns=(*plan.turns, Turn(role="user", text=self._for_model(request.message))),
+            tier=request.tier,
+            system_instruction=system or None,
+            max_output_tokens=min(
+                request.max_output_tokens or s.max_output_tokens, s.max_output_tokens
+            ),
+            temperature=s.temperature if request.temperature is None else request.temperature,
+            subject=caller.subject,
+            budget_tier=caller.tier,
+            query_class="chat",
+            response_schema=canonical(request.schema_document()),
+            tools=tuple(t.declaration for t in tools),
+        )
+        lookup = await self._semantic_lookup(request, caller, model_request, tools, mode)
+        if lookup is not None and lookup.hit is not None:  # answered already: nothing to fetch
+            sources = tuple(Source(**x) for x in lookup.hit.sources)
+            return Prepared(model_request, None, tools, sources, lookup)
         # Stable first, so Gemini's prompt cache can serve the prefix: the instruction, (the tool
         # declarations travel beside it), the retrieved context, then what is this conversation's.
         hits = await self._retrieve(request, caller)
-        if self._retriever is not None and self._mode(request) == "tool":
-            tools = (*tools, retrieve_tool(self._retriever))
         if hits:
             system = f"{system}\n\n{context(hits, s.retrieval_context_tokens)}".strip()
         if summary:
             system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
         private = bool(plan.kept or summary) or any(h.visibility != "public" for h in hits)
         return Prepared(
-            request=LlmRequest(
-                turns=(*plan.turns, Turn(role="user", text=self._for_model(request.message))),
-                tier=request.tier,
+            request=replace(
+                model_request,
                 system_instruction=system or None,
-                max_output_tokens=min(
-                    request.max_output_tokens or s.max_output_tokens, s.max_output_tokens
-                ),
-                temperature=s.temperature if request.temperature is None else request.temperature,
-                subject=caller.subject,
-                budget_tier=caller.tier,
-                query_class="chat",
                 cache_scope=caller.subject if private else None,
-                response_schema=canonical(request.schema_document()),
-                tools=tuple(t.declaration for t in tools),
             ),
             summary=update,
             tools=tools,
             sources=tuple(source_of(h) for h in hits),
+            semantic=lookup,
+            private_context=private,
         )
+
+    async def _semantic_lookup(
+        self,
+        request: ChatRequest,
+        caller: Caller,
+        model_request: LlmRequest,
+        tools: Sequence[Tool],
+        mode: str,
+    ) -> Lookup | None:
+        """The semantic cache's answer to a context-free question (None: it does not take part)."""
+        if self._semantic is None or not takes_part(request, self._settings):
+            return None
+        version = None
+        if mode != "off" and self._retriever is not None:
+            version = await self._retriever.corpus_version()
+        await admission.settle_pending()  # an embedding and a Memorystore read come first
+        name = bucket(model_request, tools, mode, version)
+        return await self._semantic.lookup(request.message, name, caller.subject)
+
+    def _keep(self, prepared: Prepared, done: Answer, caller: Caller) -> None:
+        """Keep a fresh answer for similar questions, off the request's path."""
+        lookup = prepared.semantic
+        if self._semantic is None or lookup is None or lookup.hit is not None:
+            return
+        keep = keepable(done, prepared.tools, prepared.private_context, caller.subject)
+        if keep is None:
+            return
+        owner, ttl = keep
+        kept = kept_answer(done, cited(prepared, done))
+        task = asyncio.create_task(self._semantic.remember(lookup, kept, owner, ttl))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _mode(self, request: ChatRequest) -> str:
         return request.retrieval or self._settings.retrieval_default
@@ -243,6 +294,7 @@ class ChatService:
         reply = self._reply(done, cid, mid, request_id, proposal, cited(prepared, done))
         also = [*writes, *(seal(reply.model_dump_json().encode()) if seal is not None else ())]
         await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
+        self._keep(prepared, done, caller)
         return reply
 
     async def confirm(
@@ -349,6 +401,8 @@ class ChatService:
     def _run(
         self, prepared: Prepared, caller: Caller, request_id: str, stream: bool
     ) -> AsyncIterator[Event]:
+        if prepared.semantic is not None and prepared.semantic.hit is not None:
+            return _replay(answer_of(prepared.semantic.hit))
         context = ToolContext(subject=caller.subject, request_id=request_id)
         return self._agent.run(prepared.request, prepared.tools, context, stream)
 
@@ -369,12 +423,16 @@ class ChatService:
         """
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), message_id or new_id()
-        chain = self._llm.chain(replace(prepared.request, tier=self._agent.tier(prepared.request)))
         events = self._run(prepared, caller, request_id, stream=True)
         first = await anext(events)
         yield (
             "meta",
-            MetaEvent(conversation_id=cid, message_id=mid, model=chain[0], request_id=request_id),
+            MetaEvent(
+                conversation_id=cid,
+                message_id=mid,
+                model=self._first_model(prepared),
+                request_id=request_id,
+            ),
         )
         if prepared.sources:
             yield "sources", SourcesEvent(sources=list(prepared.sources))
@@ -409,12 +467,20 @@ class ChatService:
         await self._store_answer(
             request, caller, (cid, mid), prepared, done, request_id, [*writes, *also]
         )
+        self._keep(prepared, done, caller)
         if proposal is not None:
             yield "confirmation_required", proposal
         if request.response_schema is not None:
             yield "data", DataEvent(data=done.data)
         yield "usage", usage_of(done)
         yield "done", DoneEvent(finish_reason=done.result.finish_reason)
+
+    def _first_model(self, prepared: Prepared) -> str:
+        """The model a stream starts with (a semantic cache hit's, else the tier's first)."""
+        if prepared.semantic is not None and prepared.semantic.hit is not None:
+            return prepared.semantic.hit.model
+        request = prepared.request
+        return self._llm.chain(replace(request, tier=self._agent.tier(request)))[0]
 
     async def list_conversations(self, caller: Caller, page: PageQuery) -> ConversationPage:
         items, token = await self._store.list_page(caller.subject, page.page_size, page.page_token)
@@ -464,6 +530,12 @@ def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
     )
 
 
+async def _replay(answer: Answer) -> AsyncIterator[Event]:
+    """A kept answer as the loop's events: its text in one piece, then the answer."""
+    yield TextPiece(answer.result.text)
+    yield answer
+
+
 def cited(prepared: Prepared, done: Answer) -> list[Source]:
     """What an answer cites: the chunks retrieved before it, then those its tools found."""
     found = list(prepared.sources)
@@ -506,6 +578,7 @@ def usage_of(done: Answer) -> Usage:
         cached_input_tokens=answer.cached_input_tokens,
         cost_usd=round(answer.cost_usd, 8),
         model_calls=done.steps,
+        semantic_similarity=done.semantic_similarity,
         models=[
             ModelUsage(
                 model=u.model,

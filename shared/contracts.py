@@ -184,6 +184,11 @@ class Usage(_Contract):
     cost_usd: float = Field(0.0, description="estimated cost of every model call of the answer")
     model_calls: int = 1
     models: list[ModelUsage] = Field(default_factory=list)
+    semantic_similarity: float | None = Field(
+        None,
+        description="set when the semantic cache answered: how close the question was to the "
+        "one this answer was made for (cosine, 1 is identical)",
+    )
 
 
 ToolStatus = Literal[

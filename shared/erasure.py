@@ -107,15 +107,25 @@ class Eraser:
         await self._delete(owned["corpus_chunks"])
         await self._delete(owned["corpus_documents"])
         if owned["corpus_chunks"] or owned["corpus_documents"]:
-            from shared.retrieval.corpus import bump_version  # only when there was any
-
-            await bump_version(self._db)
+            await self._forget_documents()
         if self._store is not None and redis_keys:
             for start in range(0, len(redis_keys), BATCH):
                 await self._store.run(partial(_unlink, redis_keys[start : start + BATCH]), 5.0)
         # Once more, now: a backup read while the deletes ran still holds the subject.
         report.erased_at = (await self._record(report.subject)).isoformat()
         return report
+
+    async def _forget_documents(self) -> None:
+        """A new corpus version, and a lexical index without the erased documents' text; the
+        older indexes, which hold it, are deleted."""
+        from shared.retrieval.corpus import bump_version  # only when there was any
+
+        await bump_version(self._db)
+        if self._settings.corpus_index_sink:
+            from shared.backup.sinks import open_sink
+            from shared.retrieval.published import publish
+
+            await publish(self._db, open_sink(self._settings.corpus_index_sink), keep=1)
 
     async def _record(self, pseudonym: str) -> datetime:
         now = datetime.now(UTC)

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
-Access = Literal["public", "scheduler"]
+Access = Literal["public", "scheduler", "events"]  # who calls it: anyone, Scheduler, Eventarc
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,15 @@ CACHE_MAINTENANCE = scheduled(
 )
 BACKUP = scheduled("backup", 8084, "logical Firestore backups: run, verify, prune, list, restore")
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT, STREAM, CACHE_MAINTENANCE, BACKUP)
+INGEST = FunctionSpec(
+    "ingest",
+    "events",
+    (RouteSpec("POST", "/", "post_event"), HEALTH, READY),
+    local_port=8085,
+    summary="Cloud Storage object events (Eventarc CloudEvents) into the retrieval corpus",
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT, STREAM, CACHE_MAINTENANCE, BACKUP, INGEST)
 
 
 def function(name: str) -> FunctionSpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from shared import telemetry, web
@@ -15,6 +15,7 @@ from shared.agent.runner import ToolRunner
 from shared.agent.tools import ToolRegistry
 from shared.auth.apikeys import ApiKeyStore
 from shared.auth.tokens import TokenVerifier
+from shared.backup.sinks import open_sink
 from shared.chat import ChatService
 from shared.erasure import Eraser
 from shared.guard import Guard
@@ -24,9 +25,13 @@ from shared.logs import configure_logging
 from shared.memorystore import Memorystore
 from shared.ratelimit import RateLimiter
 from shared.redact import Redactor
+from shared.retrieval.corpus import CorpusStore
 from shared.retrieval.embeddings import Embedder
+from shared.retrieval.published import CorpusView, publish
 from shared.retrieval.retriever import Retriever
+from shared.retrieval.storage_events import CloudStorageReader, EventIngestion
 from shared.retrieval.vector import VectorSearch
+from shared.semantic_cache import SemanticCache
 from shared.settings import Settings, get_settings
 from shared.stores.conversations import ConversationStore
 from shared.stores.firestore import make_client
@@ -100,8 +105,19 @@ def chat_service() -> ChatService:
     settings = get_settings()
     scrub = redactor() if settings.redact_prompts else None
     confirmations = ConfirmationStore(firestore(), settings.confirmation_ttl_s)
+    semantic = None
+    if settings.semantic_cache_enabled:
+        semantic = SemanticCache(settings, retriever().embedder, memorystore())
     return ChatService(
-        settings, llm(), conversations(), scrub, agent(), tools(), confirmations, retriever()
+        settings,
+        llm(),
+        conversations(),
+        scrub,
+        agent(),
+        tools(),
+        confirmations,
+        retriever(),
+        semantic,
     )
 
 
@@ -111,7 +127,20 @@ def retriever() -> Retriever:
     settings = get_settings()
     model = llm()
     embedder = Embedder(settings, model.transport, model.resilience, memorystore())
-    return Retriever(settings, embedder, VectorSearch(firestore()))
+    corpus = CorpusView(firestore(), settings)
+    return Retriever(settings, embedder, VectorSearch(firestore()), corpus, memorystore())
+
+
+@lru_cache(maxsize=1)
+def event_ingestion() -> EventIngestion:
+    """The ingest function's work: storage events into the corpus, the lexical index after."""
+    settings = get_settings()
+    corpus = CorpusStore(firestore(), retriever().embedder)
+    publisher = None
+    if settings.corpus_index_sink:
+        sink = open_sink(settings.corpus_index_sink)
+        publisher = partial(publish, firestore(), sink)
+    return EventIngestion(corpus, settings.ingest_buckets, CloudStorageReader(), publisher)
 
 
 @lru_cache(maxsize=1)

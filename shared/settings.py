@@ -148,6 +148,44 @@ class Settings(BaseSettings):
         description="cosine; below it a chunk is never injected (calibrate per embedding model)",
     )
     retrieval_context_tokens: int = Field(1500, ge=100, le=30_000)
+    retrieval_min_term_coverage: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        description="hybrid: a chunk holding this IDF-weighted share of the question's terms "
+        "is kept even below the similarity floor",
+    )
+    retrieval_mode: Literal["hybrid", "vector", "lexical"] = Field(
+        "hybrid", description="hybrid fuses BM25 and vector results by reciprocal rank"
+    )
+    retrieval_candidates: int = Field(
+        20, ge=1, le=200, description="results taken from each of BM25 and vector search"
+    )
+    retrieval_rrf_k: int = Field(60, ge=1, le=1000, description="reciprocal rank fusion's k")
+    retrieval_mmr_lambda: float = Field(
+        0.7, ge=0, le=1, description="MMR: 1 ranks by relevance only, lower favours diversity"
+    )
+    retrieval_recency_half_life_days: float = Field(
+        0, ge=0, le=3650, description="0: no recency boost; else a chunk this old counts half"
+    )
+    retrieval_recency_weight: float = Field(0.2, ge=0, le=1)
+    retrieval_cache_ttl_s: int = Field(300, ge=0, le=86400, description="0: not cached")
+    # The semantic answer cache: a context-free question this close (cosine of the embeddings)
+    # to one answered with the same options gets that answer. Calibrate the floor per model.
+    semantic_cache_enabled: bool = False
+    semantic_cache_min_similarity: float = Field(0.95, ge=0.5, le=1.0)
+    semantic_cache_ttl_s: int = Field(86400, ge=60, le=30 * 86400)
+    semantic_cache_max_entries: int = Field(
+        2000, ge=10, le=100_000, description="answers kept per bucket; the oldest go first"
+    )
+    corpus_refresh_s: float = Field(
+        5.0, ge=0.1, le=300, description="how long an instance trusts the corpus version it read"
+    )
+    corpus_index_sink: str | None = Field(
+        None,
+        description="gs://bucket/prefix or file:///dir holding the lexical (BM25) indexes; "
+        "unset: retrieval is vector only",
+    )
 
     # Routing by confidence (tier auto): the fast tier answers; the quality tier takes over an
     # answer below this average log-probability, cut short, blocked or breaking its schema.
@@ -259,6 +297,12 @@ class Settings(BaseSettings):
     scheduler_service_account: str | None = Field(None, description="Cloud Scheduler's identity")
     operator_service_accounts: list[str] = Field(
         default_factory=list, description="identities that may also restore backups"
+    )
+    event_service_account: str | None = Field(
+        None, description="the Eventarc trigger's identity (the ingest function's caller)"
+    )
+    ingest_buckets: list[str] = Field(
+        default_factory=list, description="Cloud Storage buckets whose objects ingest takes"
     )
     invoker_auth_bypass: bool = Field(False, description="local stack and tests only")
 

@@ -265,10 +265,17 @@ def principal(request: Request) -> Principal:
 
 async def read_json(request: Request, model: type[ModelT], max_bytes: int) -> ModelT:
     """Parse and validate a JSON body: 415 wrong type, 413 too big, 400 bad JSON, 422 bad fields."""
+    return validate(model, await read_json_value(request, max_bytes))
+
+
+async def read_json_value(
+    request: Request, max_bytes: int, media_types: tuple[str, ...] = ("application/json",)
+) -> Any:
+    """A JSON body, parsed but not validated: 415 wrong type, 413 too big, 400 bad JSON."""
     content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+    if content_type.split(";", 1)[0].strip().lower() not in media_types:
         raise errors.UnsupportedMediaType(
-            f"Content-Type must be application/json, got {content_type or 'none'!r}"
+            f"Content-Type must be {' or '.join(media_types)}, got {content_type or 'none'!r}"
         )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -278,7 +285,7 @@ async def read_json(request: Request, model: type[ModelT], max_bytes: int) -> Mo
         body.extend(chunk)
         if len(body) > max_bytes:
             raise errors.PayloadTooLarge(f"body exceeds {max_bytes} bytes")
-    return validate(model, parse_json(bytes(body)))
+    return parse_json(bytes(body))
 
 
 # A JSON escape of a UTF-16 surrogate: only then can a parsed string hold a lone one.

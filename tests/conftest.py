@@ -4,6 +4,7 @@ the four functions as functions-framework processes) on free loopback ports, res
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -87,6 +88,7 @@ class LocalStack:
         import redis
 
         redis.Redis.from_url(self.redis_url).flushdb()
+        shutil.rmtree(self.settings.stack_dir / "corpus-index", ignore_errors=True)
         httpx.post(f"{self.vertex_admin}/reset", timeout=5).raise_for_status()
         httpx.post(f"{self.demo_api}/reset", timeout=5).raise_for_status()
 

@@ -102,6 +102,7 @@ class Answer:
     steps: int = 1
     data: Any = None  # the parsed document, when the request set a response schema
     pending: Pending | None = None  # set: the loop paused on a call awaiting the user's decision
+    semantic_similarity: float | None = None  # set: the semantic cache answered, this close
 
 
 Event = TextPiece | ToolStarted | ToolFinished | Answer

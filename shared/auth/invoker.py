@@ -1,15 +1,17 @@
-"""Who may call the scheduled functions (cache-maintenance, backup).
+"""Who may call the private functions (cache-maintenance and backup; ingest).
 
 Cloud Run IAM already admits only the scheduler's and the operators' service accounts; the
 functions check again in code (defence in depth, and a misconfigured ``allUsers`` binding stays
 harmless): a Google-signed OIDC ID token whose audience is this service and whose verified
-``email`` is Cloud Scheduler's identity or an operator's. The scheduler's identity never gets the
-operator-only actions (restore). A bypass exists for the local stack and tests only, when a setting
-says so (settings refuse it in staging and prod).
+``email`` is Cloud Scheduler's identity (Eventarc's, for ingest) or an operator's. The
+scheduler's identity never gets the operator-only actions (restore). A bypass exists for the
+local stack and tests only, when a setting says so (settings refuse it in staging and prod).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,7 +23,7 @@ from shared.settings import Settings
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ngx-scheduled"'}
-Role = Literal["scheduler", "operator"]
+Role = Literal["scheduler", "events", "operator"]
 
 
 @dataclass(frozen=True)
@@ -36,9 +38,18 @@ class InvokerAuth:
         self.jwks = JwksCache(settings.invoker_jwks_url, settings.auth_jwks_ttl_s)
         issuer = settings.invoker_issuer
         self.issuers = list(GOOGLE_ISSUERS) if issuer in GOOGLE_ISSUERS else [issuer]
+        service = os.environ.get("K_SERVICE")
+        self._hashed = (
+            re.compile(rf"https://{re.escape(service)}-[a-z0-9]+-[a-z]{{2,4}}\.a\.run\.app/?\Z")
+            if service
+            else None
+        )
 
-    async def caller(self, request: Request) -> Invoker:
-        """The verified caller, or 401 (no or bad token) / 403 (an identity not allowed here)."""
+    async def caller(
+        self, request: Request, roles: tuple[Role, ...] = ("scheduler", "operator")
+    ) -> Invoker:
+        """The verified caller in one of ``roles``, or 401 (no or bad token) / 403 (an identity
+        not allowed here)."""
         if self.settings.invoker_auth_bypass:
             return Invoker("local-bypass", "operator")
         audience = self.settings.invoker_audience
@@ -52,19 +63,43 @@ class InvokerAuth:
             )
         try:
             claims = await decode(
-                token.strip(), self.jwks, self.issuers, audience, self.settings.auth_clock_skew_s
+                token.strip(), self.jwks, self.issuers, None, self.settings.auth_clock_skew_s
             )
         except errors.Unauthenticated as exc:
             exc.headers = CHALLENGE
             raise
+        if not self._for_us(claims.get("aud"), audience):
+            raise errors.Unauthenticated("token audience is not this service", headers=CHALLENGE)
         email = str(claims.get("email", ""))
         if not email or claims.get("email_verified") is not True:
             raise errors.Unauthenticated("token carries no verified email", headers=CHALLENGE)
+        found = self._role(email)
+        if found is None or found not in roles:
+            raise errors.PermissionDenied(f"{email} may not invoke this function")
+        return Invoker(email, found)
+
+    def _for_us(self, claimed: object, audience: str) -> bool:
+        """Whether ``claimed`` names this service: its configured URL, or — on Cloud Run, where
+        ``K_SERVICE`` is set — the service's other URL (``https://NAME-HASH-REGION.a.run.app``,
+        the one Eventarc signs for; Cloud Run has checked it belongs to this service)."""
+        found = claimed if isinstance(claimed, list) else [claimed]
+        return any(
+            isinstance(a, str)
+            and (
+                a.rstrip("/") == audience.rstrip("/")
+                or bool(self._hashed and self._hashed.match(a))
+            )
+            for a in found
+        )
+
+    def _role(self, email: str) -> Role | None:
         if email == self.settings.scheduler_service_account:
-            return Invoker(email, "scheduler")
+            return "scheduler"
+        if self.settings.event_service_account and email == self.settings.event_service_account:
+            return "events"
         if email in self.settings.operator_service_accounts:
-            return Invoker(email, "operator")
-        raise errors.PermissionDenied(f"{email} may not invoke this function")
+            return "operator"
+        return None
 
 
 def require_operator(invoker: Invoker, action: str) -> None:

@@ -170,11 +170,12 @@ async def decode(
     token: str,
     jwks: JwksCache,
     issuer: str | list[str],
-    audience: str,
+    audience: str | None,
     leeway: int,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The claims of an RS256 token signed by a key of ``jwks``, or 401 saying what is wrong.
+    """The claims of an RS256 token signed by a key of ``jwks``, or 401 saying what is wrong
+    (``audience`` None: the caller checks the ``aud`` claim itself).
 
     Expiry is judged against ``now`` (default: the wall clock), so that the verified-token cache
     and the full check agree on one clock, and tests move it instead of waiting."""
@@ -193,7 +194,11 @@ async def decode(
             audience=audience,
             issuer=issuer,
             leeway=leeway,
-            options={"require": ["exp", "iat", "sub", "aud", "iss"], "verify_exp": False},
+            options={
+                "require": ["exp", "iat", "sub", "aud", "iss"],
+                "verify_exp": False,
+                "verify_aud": audience is not None,
+            },
         )
     except jwt.ExpiredSignatureError:
         raise errors.Unauthenticated("bearer token has expired") from None

@@ -87,8 +87,10 @@ class IngestReport:
     replaced: int = 0
     unchanged: int = 0
     removed: int = 0
+    stale: int = 0  # events about an older generation than the one stored: nothing done
     chunks: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    index: dict[str, Any] | None = None  # the lexical index published after it, if any
 
 
 class CorpusStore:
@@ -98,14 +100,20 @@ class CorpusStore:
         self._db = db
         self._embedder = embedder
 
-    async def ingest(self, document: SourceDocument, report: IngestReport) -> None:
-        """Add or replace one document (nothing happens when its content hash is unchanged)."""
+    async def ingest(
+        self, document: SourceDocument, report: IngestReport, generation: int | None = None
+    ) -> None:
+        """Add or replace one document (nothing happens when its content hash is unchanged, or
+        when ``generation`` — a Cloud Storage object's — is older than the stored one's)."""
         from google.cloud.firestore_v1.vector import Vector
 
         doc_id = document_id(document.uri)
         record_ref = self._db.collection(DOCUMENTS).document(doc_id)
         existing = await record_ref.get()
         old = existing.to_dict() if existing.exists else None
+        if old is not None and _newer(old, generation):
+            report.stale += 1
+            return
         if old is not None and old.get("content_hash") == document.content_hash:
             report.unchanged += 1
             return
@@ -137,10 +145,10 @@ class CorpusStore:
             )
         for stale in range(len(document.chunks), int((old or {}).get("chunks", 0))):
             batch.delete(chunks.document(f"{doc_id}_{stale:04d}"))
-        batch.set(
-            record_ref,
-            {**shared, "content_hash": document.content_hash, "chunks": len(document.chunks)},
-        )
+        record = {**shared, "content_hash": document.content_hash, "chunks": len(document.chunks)}
+        if generation is not None:
+            record["generation"] = generation
+        batch.set(record_ref, record)
         self._bump(batch)
         await batch.commit()
         report.chunks += len(document.chunks)
@@ -149,12 +157,16 @@ class CorpusStore:
         else:
             report.replaced += 1
 
-    async def remove(self, uri: str, report: IngestReport) -> None:
-        """Remove a document and its chunks (a deleted source object)."""
+    async def remove(self, uri: str, report: IngestReport, generation: int | None = None) -> None:
+        """Remove a document and its chunks (a deleted source object) — unless a newer
+        ``generation`` of it is stored: overwriting an object deletes its previous generation."""
         doc_id = document_id(uri)
         record_ref = self._db.collection(DOCUMENTS).document(doc_id)
         existing = await record_ref.get()
         if not existing.exists:
+            return
+        if _newer(existing.to_dict() or {}, generation):
+            report.stale += 1
             return
         batch = self._db.batch()
         for index in range(int((existing.to_dict() or {}).get("chunks", 0))):
@@ -185,6 +197,12 @@ async def bump_version(db: Any) -> None:
     """Raise the corpus version on its own (a change made outside an ingestion batch)."""
     ref, fields = version_write(db)
     await ref.set(fields, merge=True)
+
+
+def _newer(record: dict[str, Any], generation: int | None) -> bool:
+    """Whether the stored document comes from a newer object generation than ``generation``."""
+    stored = record.get("generation")
+    return generation is not None and stored is not None and int(stored) > generation
 
 
 def _owner(visibility: str) -> dict[str, str]:

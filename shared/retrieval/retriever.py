@@ -1,21 +1,37 @@
 """Retrieval for one chat turn: the chunks a caller may see that are close enough to its question.
 
-The question is embedded as a query, the nearest visible chunks are found, and those below the
-similarity floor (``NGX_RETRIEVAL_MIN_SIMILARITY``) are dropped, so an unrelated question injects
-no context at all. `context` renders the kept chunks as numbered sources the model is told to cite.
+The question is embedded as a query; vector search (Firestore ``find_nearest``) and the lexical
+index (BM25, built per corpus version) each propose candidates the caller may see; they are fused
+by reciprocal rank, those below the similarity floor (``NGX_RETRIEVAL_MIN_SIMILARITY``) dropped —
+so an unrelated question injects no context at all — and the rest diversified by MMR
+(`shared.retrieval.fusion`). Results are cached in Memorystore by question, visibility, mode and
+corpus version: a new version is a new key. `context` renders the kept chunks as numbered
+sources the model is told to cite.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.agent.tools import Tool, ToolContext
+from shared.llm.cache import PREFIX
+from shared.memorystore import Memorystore, StoreUnavailable
 from shared.retrieval.embeddings import Embedder
+from shared.retrieval.fusion import Ranking, choose
+from shared.retrieval.published import CorpusView
 from shared.retrieval.vector import Hit, VectorSearch, visible_to
 from shared.settings import Settings
 
+log = logging.getLogger("ngx.retrieval")
+Mode = Literal["hybrid", "vector", "lexical"]
 RETRIEVE = "retrieve"  # the built-in tool's name (no tools file may declare it)
 CITE = (
     "Answer from the sources below when they hold the answer, and cite each one you use as [n]. "
@@ -26,17 +42,127 @@ CITE = (
 class Retriever:
     """Finds the context of a question; one per process."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, search: VectorSearch) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        search: VectorSearch,
+        corpus: CorpusView,
+        store: Memorystore | None = None,
+    ) -> None:
         self._settings = settings
-        self._embedder = embedder
+        self.embedder = embedder
         self._search = search
+        self._corpus = corpus
+        self._store = store
+        s = settings
+        self.ranking = Ranking(
+            top_k=s.retrieval_top_k,
+            min_similarity=s.retrieval_min_similarity,
+            min_coverage=s.retrieval_min_term_coverage,
+            rrf_k=s.retrieval_rrf_k,
+            mmr_lambda=s.retrieval_mmr_lambda,
+            half_life_days=s.retrieval_recency_half_life_days,
+            recency_weight=s.retrieval_recency_weight,
+        )
 
-    async def retrieve(self, question: str, subject: str, tenant: str | None = None) -> list[Hit]:
+    async def corpus_version(self) -> int:
+        """The corpus version this instance knows (re-read every ``NGX_CORPUS_REFRESH_S``)."""
+        version, _ = await self._corpus.state()
+        return version
+
+    async def retrieve(
+        self,
+        question: str,
+        subject: str | None,
+        tenant: str | None = None,
+        mode: Mode | None = None,
+        ranking: Ranking | None = None,
+    ) -> list[Hit]:
         """The chunks to give the model, best first (none when nothing is close enough)."""
-        s = self._settings
-        [vector] = await self._embedder.embed([question[:8000]], "RETRIEVAL_QUERY")
-        hits = await self._search.nearest(vector, visible_to(subject, tenant), s.retrieval_top_k)
-        return [h for h in hits if h.similarity >= s.retrieval_min_similarity]
+        mode = mode or self._settings.retrieval_mode
+        ranking = ranking or self.ranking
+        visibility = visible_to(subject, tenant)
+        version, index = await self._corpus.state()
+        key = _cache_key(question, visibility, mode, version, index, ranking)
+        cached = await self._cached(key)
+        if cached is not None:
+            return cached
+        hits = await self._find(question, visibility, mode, index, ranking)
+        await self._remember(key, hits)
+        return hits
+
+    async def _find(
+        self, question: str, visibility: list[str], mode: Mode, index: Any, ranking: Ranking
+    ) -> list[Hit]:
+        now = time.time()
+        many = self._settings.retrieval_candidates
+        [query] = await self.embedder.embed([question[:8000]], "RETRIEVAL_QUERY")
+        candidates: dict[str, tuple[Hit, Any]] = {}
+        rankings: list[list[str]] = []
+        if mode != "lexical" or index is None:
+            found = await self._search.nearest(query, visibility, many)
+            rankings.append([h.chunk_id for h in found])
+            candidates.update((h.chunk_id, (h, h.vector)) for h in found)
+        coverage: dict[str, float] = {}
+        if mode != "vector" and index is not None:
+            lexical = index.search(question, visibility, many, now)
+            rankings.append([index.chunks[n].chunk_id for n, _ in lexical.found])
+            for n, _ in lexical.found:
+                chunk = index.chunks[n]
+                if chunk.chunk_id not in candidates:
+                    candidates[chunk.chunk_id] = (_hit_of(chunk), index.vectors[n])
+            for chunk_id in candidates:
+                position = index.position(chunk_id)
+                if position is not None:
+                    coverage[chunk_id] = float(lexical.coverage[position])
+        return choose(query, candidates, rankings, ranking, now, coverage)
+
+    async def _cached(self, key: str) -> list[Hit] | None:
+        if self._store is None or self._settings.retrieval_cache_ttl_s == 0:
+            return None
+        try:
+            raw = await self._store.run(lambda r: r.get(key))
+        except StoreUnavailable:
+            return None
+        if raw is None:
+            return None
+        return [Hit(**{**h, "tags": tuple(h["tags"])}) for h in json.loads(raw)]
+
+    async def _remember(self, key: str, hits: list[Hit]) -> None:
+        ttl = self._settings.retrieval_cache_ttl_s
+        if self._store is None or ttl == 0:
+            return
+        rows = [{k: v for k, v in asdict(h).items() if k != "vector"} for h in hits]
+        payload = json.dumps(rows, ensure_ascii=False)
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.run(lambda r: r.set(key, payload, ex=ttl))
+
+
+def _hit_of(chunk: Any) -> Hit:
+    return Hit(
+        chunk_id=chunk.chunk_id,
+        uri=chunk.uri,
+        title=chunk.title,
+        section=chunk.section,
+        text=chunk.text,
+        similarity=0.0,
+        tags=chunk.tags,
+        visibility=chunk.visibility,
+        updated_at=chunk.updated_at,
+    )
+
+
+def _cache_key(
+    question: str, visibility: list[str], mode: str, version: int, index: Any, ranking: Ranking
+) -> str:
+    """Retrieval results' key: the question, who may see what, how, and which corpus."""
+    lexical = index.version if index is not None else -1
+    material = json.dumps(
+        [question, sorted(visibility), mode, lexical, asdict(ranking)], ensure_ascii=False
+    )
+    digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{PREFIX}:retr:{version}:{digest}"
 
 
 def context(hits: list[Hit], budget_tokens: int) -> str:
@@ -95,6 +221,6 @@ def retrieve_tool(retriever: Retriever) -> Tool:
         run=run,
         kind="builtin",
         timeout_s=10.0,
-        cache_ttl_s=60,
-        private=True,  # what a caller may see depends on who asks: cached per caller
+        cache_ttl_s=0,  # the retriever caches its results itself, by corpus version
+        private=True,  # what a caller may see depends on who asks
     )

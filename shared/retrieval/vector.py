@@ -8,7 +8,7 @@ for a few more neighbours than it returns. Production needs the composite vector
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,12 @@ class Hit:
     similarity: float
     tags: tuple[str, ...] = ()
     visibility: str = "public"
+    updated_at: float = 0.0  # seconds since the epoch (0: unknown)
+    vector: tuple[float, ...] = field(default=(), repr=False, compare=False)
+
+
+def _seconds(value: Any) -> float:
+    return value.timestamp() if isinstance(value, datetime) else 0.0
 
 
 def visible_to(subject: str | None, tenant: str | None = None) -> list[str]:
@@ -81,6 +87,8 @@ class VectorSearch:
                     similarity=1.0 - float(data.get("distance", 1.0)),
                     tags=tuple(data.get("tags") or ()),
                     visibility=data.get("visibility", "public"),
+                    updated_at=_seconds(data.get("updated_at")),
+                    vector=tuple(data.get("embedding") or ()),
                 )
             )
             if len(hits) == limit:

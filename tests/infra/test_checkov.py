@@ -46,6 +46,10 @@ def test_every_skipped_check_is_explained() -> None:
 
 def test_checkov_catches_a_public_backup_bucket(checkov: Path, broken: Path) -> None:
     path = broken / "modules/platform/main.tf"
-    edit(path, '  public_access_prevention    = "enforced"\n', "")
-    edit(path, "  uniform_bucket_level_access = true\n", "")
+    backups = 'name                        = "${var.project_id}-ngx-backups-${var.environment}"\n'
+    settings = (
+        '  location                    = var.region\n  storage_class               = "STANDARD"\n'
+    )
+    private = '  uniform_bucket_level_access = true\n  public_access_prevention    = "enforced"\n'
+    edit(path, backups + settings + private, backups + settings)  # the backup bucket's only
     assert {"CKV_GCP_114", "CKV_GCP_29"} <= failed_ids(scan(checkov, broken))

@@ -148,7 +148,7 @@ def test_vector_search_finds_the_right_article_and_never_someone_elses(
         "How do I reset my password?": "reset-password.md",
         "Can I get a refund on my annual plan?": "billing.md",
         "My notes do not sync, the cloud icon is red": "sync-troubleshooting.md",
-        "Which Android version does the app need?": "mobile-apps.html",
+        "Does the app run on Android tablets?": "mobile-apps.html",
         "What happens to conflicting edits made offline?": "offline-mode.md",
     }
     for question, article in expected.items():

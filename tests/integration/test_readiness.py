@@ -15,6 +15,7 @@ NEEDS = {
     "stream": {"redis", "firestore", "vertex"},
     "cache_maintenance": {"redis", "firestore"},
     "backup": {"firestore"},
+    "ingest": {"firestore", "vertex", "redis"},  # redis: the embedding cache, optional
 }
 
 

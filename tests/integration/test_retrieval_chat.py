@@ -4,6 +4,7 @@ message); an unrelated question gets no sources and no context in the model's pr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,11 @@ def test_someone_elses_private_document_is_never_a_source(
     assert done.returncode == 0, done.stderr
     question = {"message": "Where are my recovery codes?", "retrieval": "auto"}
     mine = ask(stack, question, "alice")
+    for _ in range(50):  # the instance loads the new lexical index beside serving the old one
+        if mine["sources"][0]["title"] == "Where my recovery codes are":
+            break
+        time.sleep(0.1)
+        mine = ask(stack, {**question, "temperature": 1.0}, "alice")  # not a cached answer
     assert mine["sources"][0]["title"] == "Where my recovery codes are"
     for user in ("bob", "mallory", "carol"):
         theirs = ask(stack, question, user)

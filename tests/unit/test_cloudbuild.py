@@ -82,7 +82,7 @@ def test_the_service_lists_come_from_the_registry(capsys: pytest.CaptureFixture[
     )
     assert listed("--names", capsys) == [spec.service for spec in registry.FUNCTIONS]
     assert listed("--scheduled", capsys) == [
-        spec.service for spec in registry.FUNCTIONS if spec.access == "scheduler"
+        spec.service for spec in registry.FUNCTIONS if spec.access != "public"
     ]
 
 

@@ -1,5 +1,6 @@
-# One environment of NGX Agent Functions: network, data stores, the four Cloud Run services with an
-# identity each, the scheduler that drives the private two, images, backups and monitoring.
+# One environment of NGX Agent Functions: network, data stores, the five Cloud Run services with an
+# identity each, the scheduler and the Eventarc triggers that drive the private three, the
+# retrieval corpus's buckets, images, backups and monitoring.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -12,11 +13,13 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
+    "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "logging.googleapis.com",
     "memorystore.googleapis.com",
     "monitoring.googleapis.com",
     "networkconnectivity.googleapis.com",
+    "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
   ]
@@ -26,7 +29,13 @@ locals {
   url = { for name in keys(local.functions) : name => "https://ngx-${replace(name, "_", "-")}-${data.google_project.this.number}.${var.region}.run.app" }
 
   scheduler_member = "serviceAccount:${google_service_account.scheduler.email}"
-  operator_emails  = [for m in var.operator_members : split(":", m)[1]]
+  # Who may invoke each private function: its driver, and operators where they act by hand.
+  invokers = {
+    cache_maintenance = [local.scheduler_member]
+    backup            = concat([local.scheduler_member], var.operator_members)
+    ingest            = concat(["serviceAccount:${google_service_account.eventarc.email}"], var.operator_members)
+  }
+  operator_emails = [for m in var.operator_members : split(":", m)[1]]
 
   common_env = {
     NGX_ENVIRONMENT     = var.environment
@@ -39,10 +48,14 @@ locals {
   # The instance's CA (PEM) for every function that reaches Memorystore, when TLS is on.
   redis_secret_env = var.memorystore_tls ? { NGX_REDIS_TLS_CA = google_secret_manager_secret.redis_ca[0].secret_id } : {}
 
+  # Where the lexical (BM25) indexes of the corpus are published and read.
+  index_sink = "gs://${google_storage_bucket.corpus_index.name}/lexical"
+
   api_env = merge(
     {
       NGX_CONVERSATION_RETENTION_DAYS = tostring(var.conversation_retention_days)
       NGX_CORS_ORIGINS                = jsonencode(var.cors_origins)
+      NGX_CORPUS_INDEX_SINK           = local.index_sink
     },
     var.tools_file == null ? {} : { NGX_TOOLS_FILE = var.tools_file },
   )
@@ -77,8 +90,25 @@ locals {
         NGX_BACKUP_SINK               = "gs://${google_storage_bucket.backups.name}/firestore"
         NGX_BACKUP_KEEP_DAYS          = tostring(var.backup_keep_days)
         NGX_OPERATOR_SERVICE_ACCOUNTS = jsonencode(local.operator_emails)
+        NGX_CORPUS_INDEX_SINK         = local.index_sink # an erasure republishes the index
       }
     }
+    ingest = {
+      public = false
+      roles  = ["roles/aiplatform.user", "roles/datastore.user"]
+      env = {
+        NGX_INGEST_BUCKETS            = jsonencode([google_storage_bucket.corpus.name])
+        NGX_EVENT_SERVICE_ACCOUNT     = google_service_account.eventarc.email
+        NGX_CORPUS_INDEX_SINK         = local.index_sink
+        NGX_OPERATOR_SERVICE_ACCOUNTS = jsonencode(local.operator_emails)
+      }
+    }
+  }
+
+  # Cloud Storage events that reach ingest: an object written, an object gone.
+  corpus_events = {
+    finalized = "google.cloud.storage.object.v1.finalized"
+    deleted   = "google.cloud.storage.object.v1.deleted"
   }
 
   # Scheduled calls: function, schedule key, JSON body.
@@ -278,6 +308,139 @@ resource "google_storage_bucket_iam_member" "backup_writer" {
   member = "serviceAccount:${module.service["backup"].service_account_email}"
 }
 
+# --- the retrieval corpus -------------------------------------------------------------------------
+
+# Documents to retrieve from: an upload is ingested, a deletion removes its chunks (Eventarc →
+# ingest). Custom metadata `visibility`, `tags` and `expires_at` travel with each object.
+resource "google_storage_bucket" "corpus" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-ngx-corpus-${var.environment}"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+  labels                      = { app = "ngx", env = var.environment }
+
+  versioning {
+    enabled = true # an overwritten or deleted document can be brought back
+  }
+
+  soft_delete_policy {
+    retention_duration_seconds = 7 * 86400
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+# The published lexical indexes (the ingest, backup and API functions' NGX_CORPUS_INDEX_SINK);
+# a separate bucket, so writing an index never looks like a document upload.
+resource "google_storage_bucket" "corpus_index" {
+  # checkov:skip=CKV_GCP_78:derived data, rebuilt by the next ingestion; kept versions would hold an erased user's text
+  project                     = var.project_id
+  name                        = "${var.project_id}-ngx-corpus-index-${var.environment}"
+  location                    = var.region
+  storage_class               = "STANDARD"
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true # derived data: rebuilt by the next ingestion
+  labels                      = { app = "ngx", env = var.environment }
+
+  soft_delete_policy {
+    retention_duration_seconds = 0 # an erased user's text must not linger in deleted indexes
+  }
+
+  lifecycle_rule {
+    condition {
+      age = 30
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "corpus_reader" {
+  bucket = google_storage_bucket.corpus.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${module.service["ingest"].service_account_email}"
+}
+
+# Ingest and backup (an erasure) publish indexes; chat and stream read them.
+resource "google_storage_bucket_iam_member" "index_writer" {
+  for_each = toset(["ingest", "backup"])
+  bucket   = google_storage_bucket.corpus_index.name
+  role     = "roles/storage.objectAdmin"
+  member   = "serviceAccount:${module.service[each.key].service_account_email}"
+}
+
+resource "google_storage_bucket_iam_member" "index_reader" {
+  for_each = toset(["chat", "stream"])
+  bucket   = google_storage_bucket.corpus_index.name
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${module.service[each.key].service_account_email}"
+}
+
+# Eventarc signs its deliveries as this account; it may invoke ingest, nothing else.
+resource "google_service_account" "eventarc" {
+  project      = var.project_id
+  account_id   = "ngx-eventarc"
+  display_name = "NGX Eventarc trigger (corpus uploads)"
+}
+
+resource "google_project_iam_member" "eventarc_receiver" {
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${google_service_account.eventarc.email}"
+}
+
+# Cloud Storage publishes the bucket's events to Eventarc's Pub/Sub transport as its service agent.
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
+}
+
+resource "google_project_iam_member" "gcs_publisher" {
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
+}
+
+resource "google_eventarc_trigger" "corpus" {
+  for_each        = local.corpus_events
+  project         = var.project_id
+  name            = "ngx-corpus-${each.key}-${var.environment}"
+  location        = var.region
+  service_account = google_service_account.eventarc.email
+  labels          = { app = "ngx", env = var.environment }
+
+  matching_criteria {
+    attribute = "type"
+    value     = each.value
+  }
+
+  matching_criteria {
+    attribute = "bucket"
+    value     = google_storage_bucket.corpus.name
+  }
+
+  destination {
+    cloud_run_service {
+      service = module.service["ingest"].name
+      region  = var.region
+      path    = "/"
+    }
+  }
+
+  depends_on = [google_project_iam_member.gcs_publisher, google_project_iam_member.eventarc_receiver]
+}
+
 # --- images --------------------------------------------------------------------------------------
 
 resource "google_artifact_registry_repository" "images" {
@@ -379,7 +542,7 @@ resource "google_service_account_iam_member" "deployer_acts_as" {
   member             = "serviceAccount:${google_service_account.deployer.email}"
 }
 
-# --- the four functions --------------------------------------------------------------------------
+# --- the five functions --------------------------------------------------------------------------
 
 module "service" {
   source              = "../cloud_run_service"
@@ -392,7 +555,7 @@ module "service" {
   network             = google_compute_network.vpc.id
   subnetwork          = google_compute_subnetwork.services.id
   public              = each.value.public
-  invokers            = each.value.public ? [] : concat([local.scheduler_member], each.key == "backup" ? var.operator_members : [])
+  invokers            = each.value.public ? [] : local.invokers[each.key]
   project_roles       = each.value.roles
   cpu                 = var.services[each.key].cpu
   memory              = var.services[each.key].memory

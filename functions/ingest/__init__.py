@@ -1,0 +1,1 @@
+"""The ingest function (`main.py` is what functions-framework loads)."""
