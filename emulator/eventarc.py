@@ -3,10 +3,11 @@ and posts ``google.cloud.storage.object.v1.finalized`` / ``…deleted`` CloudEve
 the object's resource as the JSON body) to a target, with a Google-style OIDC token of the
 trigger's service account — what Eventarc delivers to the ingest function on Cloud Run.
 
-A new generation of an object is a ``finalized`` event; an object gone, or replaced by a newer
-generation, is a ``deleted`` event for the generation that went (as Cloud Storage emits for an
-overwrite in a bucket without versioning). Deliveries are retried with backoff, as Eventarc
-retries a non-2xx answer, and given up after a few attempts (logged).
+A new generation of an object is a ``finalized`` event; new custom metadata on the same generation
+a ``metadataUpdated`` one; an object gone, or replaced by a newer generation, is an event for the
+generation that went: ``archived`` for a versioned bucket (``--versioned``, as the corpus bucket
+is in production), ``deleted`` otherwise — as Cloud Storage emits them. Deliveries are retried
+with backoff, as Eventarc retries a non-2xx answer, and given up after a few attempts (logged).
 
     python -m emulator.eventarc --storage URL --bucket B --target URL --audience AUD \
         --issuer URL --key-dir DIR --email SA [--interval 0.3]
@@ -28,7 +29,9 @@ from emulator.devtokens import ensure_key, mint
 
 log = logging.getLogger("ngx.eventarc")
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+METADATA_UPDATED = "google.cloud.storage.object.v1.metadataUpdated"
 DELETED = "google.cloud.storage.object.v1.deleted"
+ARCHIVED = "google.cloud.storage.object.v1.archived"
 ATTEMPTS = 5
 
 
@@ -58,14 +61,17 @@ class Relay:
         went (an overwrite's deletion of the old generation comes after the new one's event,
         one of the orders Eventarc may deliver them in)."""
         events: list[tuple[str, dict[str, Any]]] = []
+        gone = ARCHIVED if self.args.versioned else DELETED
         for name, current in now.items():
             earlier = self.known.get(name)
             if earlier is None or str(current.get("generation")) != str(earlier.get("generation")):
                 events.append((FINALIZED, current))
+            elif current.get("metadata") != earlier.get("metadata"):
+                events.append((METADATA_UPDATED, current))
         for name, earlier in self.known.items():
             later = now.get(name)
             if later is None or str(later.get("generation")) != str(earlier.get("generation")):
-                events.append((DELETED, earlier))
+                events.append((gone, earlier))
         return events
 
     def deliver(self, kind: str, resource: dict[str, Any]) -> bool:
@@ -117,6 +123,9 @@ def main() -> None:
     for name in ("storage", "bucket", "target", "audience", "issuer", "key-dir", "email"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--interval", type=float, default=0.3)
+    parser.add_argument(
+        "--versioned", action="store_true", help="the bucket keeps versions: archived, not deleted"
+    )
     parser.add_argument("--ready-port", type=int, help="answer GET /healthz here once watching")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s eventarc %(message)s")

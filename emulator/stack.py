@@ -265,6 +265,7 @@ def eventarc(settings: StackSettings, python: str) -> Component:
             *("--issuer", devtokens.issuer(settings), "--email", devtokens.event_account(settings)),
             *("--key-dir", str(devtokens.key_dir(settings))),
             *("--ready-port", str(settings.stack_eventarc_port)),
+            "--versioned",  # as the corpus bucket is in production
         ],
         settings.stack_eventarc_port,
         ready_path="/healthz",

@@ -109,7 +109,12 @@ async def _ingest(args: argparse.Namespace) -> Any:
     transport, store = VertexTransport(settings), Memorystore(settings)
     embedder = Embedder(settings, transport, Resilience(settings), store)
     db = make_client(settings)
-    corpus = CorpusStore(db, embedder)
+    index = None
+    if settings.vector_backend == "vertex":
+        from shared.retrieval.vertex_vector import VertexVectorSearch
+
+        index = VertexVectorSearch(db, settings)
+    corpus = CorpusStore(db, embedder, index)
     report = IngestReport()
     progress = ProgressLine()
     found = (
@@ -136,21 +141,23 @@ async def _ingest(args: argparse.Namespace) -> Any:
         progress.close()
         await transport.close()
         await store.close()
+        if index is not None:
+            await index.close()
         db.close()
     return report
 
 
 async def _publish(db: Any, settings: Any, report: Any) -> dict[str, Any] | None:
-    """Rebuild the lexical index when the corpus changed or none was published yet."""
+    """Rebuild the lexical index when the corpus changed, or when the published one lags it."""
     from shared.backup.sinks import open_sink
-    from shared.retrieval.published import publish, published_index
+    from shared.retrieval.published import publish_if_behind
 
     if not settings.corpus_index_sink:
         return None
-    changed = report.added or report.replaced or report.removed
-    if not changed and await published_index(db) is not None:
+    changed = bool(report.added or report.replaced or report.removed)
+    done = await publish_if_behind(db, open_sink(settings.corpus_index_sink), changed)
+    if done is None:
         return None
-    done = await publish(db, open_sink(settings.corpus_index_sink))
     return {"version": done.version, "name": done.name, "chunks": done.chunks}
 
 

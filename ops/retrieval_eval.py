@@ -135,10 +135,17 @@ def add_command(actions: Any) -> None:
     evaluate.add_argument("--k", default="1,3,5", help="the cut-offs of recall@k (default 1,3,5)")
     evaluate.add_argument("--out", type=Path, help="also write the results as JSON here")
     evaluate.add_argument("--json", action="store_true", help="the results as JSON on stdout")
+    evaluate.add_argument(
+        "--rerank",
+        action="store_true",
+        help="also hybrid re-ranked through the ranking API (its gain and latency)",
+    )
     evaluate.set_defaults(run=main)
 
 
-async def _evaluate(questions: list[Question], ks: list[int]) -> dict[str, Scores]:
+async def _evaluate(
+    questions: list[Question], ks: list[int], rerank: bool = False
+) -> dict[str, Scores]:
     from dataclasses import replace
 
     from shared.llm.resilience import Resilience
@@ -146,27 +153,38 @@ async def _evaluate(questions: list[Question], ks: list[int]) -> dict[str, Score
     from shared.memorystore import Memorystore
     from shared.retrieval.embeddings import Embedder
     from shared.retrieval.published import CorpusView
+    from shared.retrieval.rerank import Reranker
     from shared.retrieval.retriever import Retriever
     from shared.retrieval.vector import VectorSearch
+    from shared.retrieval.vertex_vector import VertexVectorSearch
     from shared.stores.firestore import make_client
 
     settings = get_ops_settings()
     transport, store = VertexTransport(settings), Memorystore(settings)
     db = make_client(settings)
     embedder = Embedder(settings, transport, Resilience(settings), store)
-    retriever = Retriever(settings, embedder, VectorSearch(db), CorpusView(db, settings))
+    reranker = Reranker(settings) if rerank else None
+    backend = VertexVectorSearch(db, settings) if settings.vector_backend == "vertex" else None
+    search = backend or VectorSearch(db)
+    view = CorpusView(db, settings)
+    retriever = Retriever(settings, embedder, search, view, reranker=reranker)
     ranking = replace(retriever.ranking, top_k=max(max(ks), retriever.ranking.top_k))
     results: dict[str, Scores] = {}
     progress = ProgressLine()
     try:
         _, index = await CorpusView(db, settings).state()
-        for label, mode in MODES.items():
+        runs = [(label, mode, False) for label, mode in MODES.items()]
+        if rerank:
+            runs.append(("hybrid+rerank", "hybrid", True))
+        for label, mode, reranked in runs:
             if mode != "vector" and index is None:
                 continue  # no lexical index published: BM25 and hybrid cannot be told apart
             rankings = []
             for number, q in enumerate(questions, start=1):
                 started = time.perf_counter()
-                hits = await retriever.retrieve(q.question, q.subject, mode=mode, ranking=ranking)
+                hits = await retriever.retrieve(
+                    q.question, q.subject, mode=mode, ranking=ranking, rerank=reranked
+                )
                 seconds = time.perf_counter() - started
                 rankings.append((q, documents([h.uri for h in hits]), seconds))
                 progress(f"evaluating {label}", number, "questions")
@@ -175,6 +193,9 @@ async def _evaluate(questions: list[Question], ks: list[int]) -> dict[str, Score
         progress.close()
         await transport.close()
         await store.close()
+        for client in (reranker, backend):
+            if client is not None:
+                await client.close()
         db.close()
     return results
 
@@ -202,7 +223,7 @@ def main(args: argparse.Namespace) -> int:
     except QuestionsRefused as exc:
         print(f"agentctl corpus eval: {exc}", file=sys.stderr)
         return 2
-    results = asyncio.run(_evaluate(questions, ks))
+    results = asyncio.run(_evaluate(questions, ks, args.rerank))
     document = {
         "questions": len(questions),
         "modes": {label: asdict(s) for label, s in results.items()},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -83,9 +84,11 @@ class Prepared:
     sources: tuple[Source, ...] = ()
     semantic: Lookup | None = None  # the semantic cache's lookup, when the request took part
     private_context: bool = False  # history, a summary or a private document in the prompt
+    expires_at: float | None = None  # the earliest expiry of the retrieved chunks (epoch s)
 
 
 T = TypeVar("T")
+log = logging.getLogger("ngx.chat")
 
 
 OUTCOME_UNKNOWN = (
@@ -199,6 +202,7 @@ class ChatService:
         if summary:
             system = f"{system}\n\nSummary of the earlier conversation:\n{summary}".strip()
         private = bool(plan.kept or summary) or any(h.visibility != "public" for h in hits)
+        expiries = [h.expires_at for h in hits if h.expires_at]
         return Prepared(
             request=replace(
                 model_request,
@@ -210,6 +214,7 @@ class ChatService:
             sources=tuple(source_of(h) for h in hits),
             semantic=lookup,
             private_context=private,
+            expires_at=min(expiries) if expiries else None,
         )
 
     async def _semantic_lookup(
@@ -227,15 +232,21 @@ class ChatService:
         if mode != "off" and self._retriever is not None:
             version = await self._retriever.corpus_version()
         await admission.settle_pending()  # an embedding and a Memorystore read come first
-        name = bucket(model_request, tools, mode, version)
-        return await self._semantic.lookup(request.message, name, caller.subject)
+        name = bucket(model_request, tools, mode, version, self._settings)
+        try:
+            return await self._semantic.lookup(request.message, name, caller.subject)
+        except errors.AppError:  # the embedding model unreachable: answer without the cache
+            log.warning("semantic cache lookup failed; answering without it")
+            return None
 
-    def _keep(self, prepared: Prepared, done: Answer, caller: Caller) -> None:
-        """Keep a fresh answer for similar questions, off the request's path."""
+    def _keep(self, request: ChatRequest, prepared: Prepared, done: Answer, caller: Caller) -> None:
+        """Keep a fresh answer for similar questions, off the request's path; for its caller
+        only when its context was private or the question names personal data."""
         lookup = prepared.semantic
         if self._semantic is None or lookup is None or lookup.hit is not None:
             return
-        keep = keepable(done, prepared.tools, prepared.private_context, caller.subject)
+        private = prepared.private_context or self._semantic.personal(request.message)
+        keep = keepable(done, prepared.tools, private, caller.subject, prepared.expires_at)
         if keep is None:
             return
         owner, ttl = keep
@@ -294,7 +305,7 @@ class ChatService:
         reply = self._reply(done, cid, mid, request_id, proposal, cited(prepared, done))
         also = [*writes, *(seal(reply.model_dump_json().encode()) if seal is not None else ())]
         await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
-        self._keep(prepared, done, caller)
+        self._keep(request, prepared, done, caller)
         return reply
 
     async def confirm(
@@ -467,7 +478,7 @@ class ChatService:
         await self._store_answer(
             request, caller, (cid, mid), prepared, done, request_id, [*writes, *also]
         )
-        self._keep(prepared, done, caller)
+        self._keep(request, prepared, done, caller)
         if proposal is not None:
             yield "confirmation_required", proposal
         if request.response_schema is not None:

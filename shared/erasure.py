@@ -102,12 +102,18 @@ class Eraser:
         await self._delete(messages)
         await self._delete(conversations)
         await self._delete(owned["idempotency"] + owned["api_keys"] + owned["confirmations"])
-        # A private document's chunks before its record (a re-run finds what is left), then a
-        # new corpus version: retrieval results cached with the old one are no longer used.
+        # A private document's vectors first (Vector Search holds no owner to find them by
+        # later), then its chunks and record (a re-run finds what is left), a new corpus version
+        # (cached retrieval results name the old one), and a lexical index without their text.
+        erased_chunks = [r.id for r in owned["corpus_chunks"]]
+        await self._forget_vectors(erased_chunks)
         await self._delete(owned["corpus_chunks"])
         await self._delete(owned["corpus_documents"])
-        if owned["corpus_chunks"] or owned["corpus_documents"]:
-            await self._forget_documents()
+        if erased_chunks or owned["corpus_documents"]:
+            from shared.retrieval.corpus import bump_version
+
+            await bump_version(self._db)
+        await self._republish(changed=bool(erased_chunks or owned["corpus_documents"]))
         if self._store is not None and redis_keys:
             for start in range(0, len(redis_keys), BATCH):
                 await self._store.run(partial(_unlink, redis_keys[start : start + BATCH]), 5.0)
@@ -115,17 +121,28 @@ class Eraser:
         report.erased_at = (await self._record(report.subject)).isoformat()
         return report
 
-    async def _forget_documents(self) -> None:
-        """A new corpus version, and a lexical index without the erased documents' text; the
-        older indexes, which hold it, are deleted."""
-        from shared.retrieval.corpus import bump_version  # only when there was any
+    async def _forget_vectors(self, chunk_ids: list[str]) -> None:
+        """Remove erased chunks' datapoints from Vector Search, when it is the backend."""
+        if not chunk_ids or self._settings.vector_backend != "vertex":
+            return
+        from shared.retrieval.vertex_vector import VertexVectorSearch
 
-        await bump_version(self._db)
-        if self._settings.corpus_index_sink:
-            from shared.backup.sinks import open_sink
-            from shared.retrieval.published import publish
+        index = VertexVectorSearch(self._db, self._settings)
+        try:
+            await index.remove(chunk_ids)
+        finally:
+            await index.close()
 
-            await publish(self._db, open_sink(self._settings.corpus_index_sink), keep=1)
+    async def _republish(self, changed: bool) -> None:
+        """A lexical index without the erased text, and no older one that holds it (also made
+        up by a re-run, should the publish have failed after the deletes)."""
+        if not self._settings.corpus_index_sink:
+            return
+        from shared.backup.sinks import open_sink
+        from shared.retrieval.published import publish_if_behind
+
+        sink = open_sink(self._settings.corpus_index_sink)
+        await publish_if_behind(self._db, sink, changed, keep=1)
 
     async def _record(self, pseudonym: str) -> datetime:
         now = datetime.now(UTC)

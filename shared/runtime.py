@@ -27,10 +27,12 @@ from shared.ratelimit import RateLimiter
 from shared.redact import Redactor
 from shared.retrieval.corpus import CorpusStore
 from shared.retrieval.embeddings import Embedder
-from shared.retrieval.published import CorpusView, publish
+from shared.retrieval.published import CorpusView, publish_if_behind
+from shared.retrieval.rerank import Reranker
 from shared.retrieval.retriever import Retriever
 from shared.retrieval.storage_events import CloudStorageReader, EventIngestion
 from shared.retrieval.vector import VectorSearch
+from shared.retrieval.vertex_vector import VertexVectorSearch
 from shared.semantic_cache import SemanticCache
 from shared.settings import Settings, get_settings
 from shared.stores.conversations import ConversationStore
@@ -107,7 +109,7 @@ def chat_service() -> ChatService:
     confirmations = ConfirmationStore(firestore(), settings.confirmation_ttl_s)
     semantic = None
     if settings.semantic_cache_enabled:
-        semantic = SemanticCache(settings, retriever().embedder, memorystore())
+        semantic = SemanticCache(settings, retriever().embedder, memorystore(), redactor())
     return ChatService(
         settings,
         llm(),
@@ -128,18 +130,30 @@ def retriever() -> Retriever:
     model = llm()
     embedder = Embedder(settings, model.transport, model.resilience, memorystore())
     corpus = CorpusView(firestore(), settings)
-    return Retriever(settings, embedder, VectorSearch(firestore()), corpus, memorystore())
+    reranker = Reranker(settings) if settings.retrieval_rerank else None
+    return Retriever(settings, embedder, vector_backend(), corpus, memorystore(), reranker)
+
+
+@lru_cache(maxsize=1)
+def vector_backend() -> VectorSearch | VertexVectorSearch:
+    """Where nearest chunks are found: Firestore, or Vertex AI Vector Search (a setting)."""
+    settings = get_settings()
+    if settings.vector_backend == "vertex":
+        return VertexVectorSearch(firestore(), settings)
+    return VectorSearch(firestore())
 
 
 @lru_cache(maxsize=1)
 def event_ingestion() -> EventIngestion:
     """The ingest function's work: storage events into the corpus, the lexical index after."""
     settings = get_settings()
-    corpus = CorpusStore(firestore(), retriever().embedder)
+    backend = vector_backend()
+    index = backend if isinstance(backend, VertexVectorSearch) else None
+    corpus = CorpusStore(firestore(), retriever().embedder, index)
     publisher = None
     if settings.corpus_index_sink:
         sink = open_sink(settings.corpus_index_sink)
-        publisher = partial(publish, firestore(), sink)
+        publisher = partial(publish_if_behind, firestore(), sink, False)  # when it lags
     return EventIngestion(corpus, settings.ingest_buckets, CloudStorageReader(), publisher)
 
 

@@ -3,6 +3,7 @@ which answers may be kept and for whom (`shared.semantic_cache` holds the mechan
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,9 +27,14 @@ def takes_part(request: ChatRequest, settings: Settings) -> bool:
 
 
 def bucket(
-    request: LlmRequest, tools: Sequence[Tool], mode: str, corpus_version: int | None
+    request: LlmRequest,
+    tools: Sequence[Tool],
+    mode: str,
+    corpus_version: int | None,
+    settings: Settings,
 ) -> str:
-    """Everything besides the question that shapes the answer."""
+    """Everything besides the question that shapes the answer: the request's options, the tools
+    offered, the corpus version, and the deployment's models and retrieval settings."""
     return bucket_of(
         [
             request.system_instruction,
@@ -36,9 +42,19 @@ def bucket(
             request.temperature,
             request.max_output_tokens,
             request.response_schema,
-            sorted(t.name for t in tools),
+            sorted((t.name, t.declaration.description, t.declaration.parameters) for t in tools),
             mode,
             corpus_version,
+            settings.model_tiers,
+            settings.retrieval_mode,
+            settings.retrieval_top_k,
+            settings.retrieval_min_similarity,
+            settings.retrieval_min_term_coverage,
+            settings.retrieval_rerank,
+            settings.ranking_model,
+            settings.vector_backend,
+            settings.embedding_model,
+            settings.embedding_dimensions,
         ]
     )
 
@@ -50,10 +66,15 @@ def answer_of(hit: SemanticHit) -> Answer:
 
 
 def keepable(
-    done: Answer, tools: Sequence[Tool], private_context: bool, subject: str
+    done: Answer,
+    tools: Sequence[Tool],
+    private_context: bool,
+    subject: str,
+    expires_at: float | None = None,
 ) -> tuple[str | None, int | None] | None:
     """Whether ``done`` may be kept: ``(owner, ttl)`` — owner None for the shared bucket, ttl None
-    for the cache's own — or None when it must not be kept at all."""
+    for the cache's own — or None when it must not be kept at all. A cited chunk's expiry
+    (``expires_at``, epoch seconds) bounds its life too."""
     result = done.result
     if done.pending is not None or result.finish_reason != "STOP" or result.fallback:
         return None
@@ -69,6 +90,11 @@ def keepable(
         if tool.cache_ttl_s:
             ttls.append(tool.cache_ttl_s)
         private = private or tool.private
+    if expires_at is not None:
+        left = int(expires_at - time.time())
+        if left < 1:
+            return None
+        ttls.append(left)
     return (subject if private else None), (min(ttls) if ttls else None)
 
 

@@ -6,7 +6,9 @@ Only context-free questions take part (no conversation), and only with the same 
 tier, temperature, length, tools offered, schema, retrieval mode and the corpus version). Each
 bucket exists once shared and once per subject: an answer whose context was private to its caller
 (a private document retrieved, a private tool's result) is kept in that caller's bucket only, so
-it is never served to anyone else; a lookup reads the shared bucket and the caller's own. Answers
+it is never served to anyone else — nor is an answer to a question naming personal data (an
+email, a phone or card number: the answer may repeat it); a lookup reads the shared bucket and the
+caller's own. Answers
 that used a tool without a cache TTL (not idempotent), or that paused for a confirmation, are
 never kept; one that used idempotent tools lives no longer than the shortest of their TTLs.
 
@@ -33,6 +35,7 @@ from typing import Any
 
 from shared.llm.cache import PREFIX, own
 from shared.memorystore import Memorystore, StoreUnavailable
+from shared.redact import Redactor
 from shared.retrieval.embeddings import Embedder
 from shared.settings import Settings
 
@@ -70,7 +73,7 @@ def _base(bucket: str, subject: str | None) -> str:
     return f"{PREFIX}:sem:{scope}:{bucket}"
 
 
-NUMBERED = re.compile(r"[^\W_]*\d[^\W_]*(?:[-./:][^\W_]+)*")
+NUMBERED = re.compile(r"(?:[^\W_]+[-./:_])*[^\W_]*\d[^\W_]*(?:[-./:_][^\W_]+)*")
 GUARD_BYTES = 8
 
 
@@ -93,12 +96,20 @@ def quantize(vector: list[float]) -> bytes:
 class SemanticCache:
     """Finds and keeps answers by their question's meaning; one per process."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: Memorystore) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder, store: Memorystore, redactor: Redactor
+    ) -> None:
         self._embedder = embedder
         self._store = store
+        self._redactor = redactor
         self.min_similarity = settings.semantic_cache_min_similarity
         self._ttl_s = settings.semantic_cache_ttl_s
         self._max_entries = settings.semantic_cache_max_entries
+
+    def personal(self, question: str) -> bool:
+        """Whether a question names personal data (an email, a phone or card number…): its
+        answer may repeat it, so it is kept for its asker only."""
+        return self._redactor.text(question) != question
 
     async def lookup(self, question: str, bucket: str, subject: str) -> Lookup:
         """The closest kept answer to ``question`` in the shared bucket or the subject's."""

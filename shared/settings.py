@@ -176,8 +176,33 @@ class Settings(BaseSettings):
     semantic_cache_min_similarity: float = Field(0.95, ge=0.5, le=1.0)
     semantic_cache_ttl_s: int = Field(86400, ge=60, le=30 * 86400)
     semantic_cache_max_entries: int = Field(
-        2000, ge=10, le=100_000, description="answers kept per bucket; the oldest go first"
+        1000, ge=10, le=10_000, description="answers kept per bucket; the oldest go first"
     )
+    # The vector backend: Firestore's find_nearest, or Vertex AI Vector Search (docs/retrieval.md
+    # says when to switch); its ScaNN knobs, 0 leaving each at the index's default.
+    vector_backend: Literal["firestore", "vertex"] = "firestore"
+    vector_search_endpoint: str | None = Field(
+        None, description="the index endpoint's public domain (…vdb.vertexai.goog)"
+    )
+    vector_search_index_endpoint: str | None = Field(
+        None, description="projects/…/locations/…/indexEndpoints/…"
+    )
+    vector_search_deployed_index_id: str | None = None
+    vector_search_index: str | None = Field(
+        None, description="projects/…/locations/…/indexes/… (streaming upserts)"
+    )
+    vector_search_approximate_neighbors: int = Field(
+        0, ge=0, le=10_000, description="candidates gathered before exact re-scoring"
+    )
+    vector_search_leaf_fraction: float = Field(
+        0.0, ge=0, le=1, description="share of the tree's leaves searched (efSearch / nprobe)"
+    )
+    vector_search_grpc: str | None = Field(None, description="host:port of a local fake (tests)")
+    # Re-ranking of the fused candidates through Vertex AI's ranking API (off by default).
+    retrieval_rerank: bool = False
+    retrieval_rerank_candidates: int = Field(20, ge=2, le=200)
+    ranking_model: str = "semantic-ranker-default-004"
+    ranking_grpc: str | None = Field(None, description="host:port of a local fake (tests)")
     corpus_refresh_s: float = Field(
         5.0, ge=0.1, le=300, description="how long an instance trusts the corpus version it read"
     )
@@ -378,6 +403,24 @@ class Settings(BaseSettings):
                 "operator_service_accounts must not include scheduler_service_account: "
                 "restores are never reachable with the scheduler's identity"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _vector_search_is_complete(self) -> Settings:
+        if self.vector_backend == "vertex":
+            missing = [
+                name
+                for name in (
+                    "vector_search_index_endpoint",
+                    "vector_search_deployed_index_id",
+                    "vector_search_index",
+                )
+                if not getattr(self, name)
+            ]
+            if not self.vector_search_endpoint and not self.vector_search_grpc:
+                missing.append("vector_search_endpoint")
+            if missing:
+                raise ValueError(f"vector_backend vertex needs {', '.join(missing)}")
         return self
 
     @model_validator(mode="after")

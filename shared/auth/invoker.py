@@ -68,26 +68,27 @@ class InvokerAuth:
         except errors.Unauthenticated as exc:
             exc.headers = CHALLENGE
             raise
-        if not self._for_us(claims.get("aud"), audience):
-            raise errors.Unauthenticated("token audience is not this service", headers=CHALLENGE)
         email = str(claims.get("email", ""))
         if not email or claims.get("email_verified") is not True:
             raise errors.Unauthenticated("token carries no verified email", headers=CHALLENGE)
         found = self._role(email)
+        if not self._for_us(claims.get("aud"), audience, hashed=found == "events"):
+            raise errors.Unauthenticated("token audience is not this service", headers=CHALLENGE)
         if found is None or found not in roles:
             raise errors.PermissionDenied(f"{email} may not invoke this function")
         return Invoker(email, found)
 
-    def _for_us(self, claimed: object, audience: str) -> bool:
-        """Whether ``claimed`` names this service: its configured URL, or — on Cloud Run, where
-        ``K_SERVICE`` is set — the service's other URL (``https://NAME-HASH-REGION.a.run.app``,
-        the one Eventarc signs for; Cloud Run has checked it belongs to this service)."""
+    def _for_us(self, claimed: object, audience: str, hashed: bool) -> bool:
+        """Whether ``claimed`` names this service: its configured URL — or, for Eventarc's
+        identity (``hashed``) on Cloud Run, where ``K_SERVICE`` is set, the service's other URL
+        (``https://NAME-HASH-REGION.a.run.app``, the one a trigger signs for, and which Cloud Run
+        has already checked belongs to this service). Every other caller signs for the URL."""
         found = claimed if isinstance(claimed, list) else [claimed]
         return any(
             isinstance(a, str)
             and (
                 a.rstrip("/") == audience.rstrip("/")
-                or bool(self._hashed and self._hashed.match(a))
+                or bool(hashed and self._hashed and self._hashed.match(a))
             )
             for a in found
         )

@@ -13,13 +13,14 @@ A document whose content hash is unchanged is not touched at all (no embedding c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.retrieval.chunking import Chunk
 from shared.retrieval.embeddings import Embedder
@@ -27,10 +28,21 @@ from shared.retrieval.names import CHUNKS, DOCUMENTS, VERSION_DOC
 
 __all__ = ["CHUNKS", "DOCUMENTS", "CorpusStore", "IngestReport", "SourceDocument"]
 
+ATTEMPTS = 3  # a record written by a concurrent event is read again, this many times at most
 MAX_CHUNKS = 450  # one batch (500 writes) holds a document's chunks, its record and the version
 # public, a tenant, or one owner (a subject: ``user:…`` for an ID token, ``key:…`` for an API key).
 VISIBILITY = re.compile(r"^(public|tenant:[A-Za-z0-9_-]{1,64}|(user|key):[^\x00-\x1f]{1,128})\Z")
 TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+
+
+class VectorIndex(Protocol):
+    """A vector index kept beside Firestore (Vertex AI Vector Search): datapoints by chunk id."""
+
+    async def upsert(
+        self, chunks: Sequence[tuple[str, list[float], str, Sequence[str]]]
+    ) -> None: ...
+
+    async def remove(self, chunk_ids: Sequence[str]) -> None: ...
 
 
 class DocumentRefused(ValueError):
@@ -96,15 +108,29 @@ class IngestReport:
 class CorpusStore:
     """Writes and removes corpus documents; one per process."""
 
-    def __init__(self, db: Any, embedder: Embedder) -> None:
+    def __init__(self, db: Any, embedder: Embedder, index: VectorIndex | None = None) -> None:
         self._db = db
         self._embedder = embedder
+        self._index = index  # Vertex AI Vector Search, when it is the vector backend
 
     async def ingest(
         self, document: SourceDocument, report: IngestReport, generation: int | None = None
     ) -> None:
         """Add or replace one document (nothing happens when its content hash is unchanged, or
-        when ``generation`` — a Cloud Storage object's — is older than the stored one's)."""
+        when ``generation`` — a Cloud Storage object's — is older than the stored one's).
+
+        The record is written on the condition that nobody changed it since it was read
+        (concurrent events about one object); a lost race is run again from the read."""
+        for _ in range(ATTEMPTS - 1):
+            with contextlib.suppress(*_raced()):
+                await self._ingest_once(document, report, generation)
+                return
+        await self._ingest_once(document, report, generation)
+
+    async def _ingest_once(
+        self, document: SourceDocument, report: IngestReport, generation: int | None
+    ) -> None:
+        from google.cloud.firestore_v1 import DELETE_FIELD
         from google.cloud.firestore_v1.vector import Vector
 
         doc_id = document_id(document.uri)
@@ -115,6 +141,13 @@ class CorpusStore:
             report.stale += 1
             return
         if old is not None and old.get("content_hash") == document.content_hash:
+            if generation is not None and old.get("generation") != generation:
+                # The same bytes uploaded again: its deletion events now name the new generation.
+                unchanged = self._db.batch()
+                unchanged.update(
+                    record_ref, {"generation": generation}, option=self._since(existing)
+                )
+                await unchanged.commit()
             report.unchanged += 1
             return
         vectors = await self._embedder.embed(
@@ -130,6 +163,14 @@ class CorpusStore:
             "expires_at": document.expires_at,
             **_owner(document.visibility),
         }
+        ids = [f"{doc_id}_{chunk.index:04d}" for chunk in document.chunks]
+        stale = [f"{doc_id}_{n:04d}" for n in range(len(ids), int((old or {}).get("chunks", 0)))]
+        if self._index is not None:  # first: a datapoint without its chunk is never returned
+            rows = [
+                (i, v, document.visibility, document.tags)
+                for i, v in zip(ids, vectors, strict=True)
+            ]
+            await self._index.upsert(rows)
         batch = self._db.batch()
         chunks = self._db.collection(CHUNKS)
         for chunk, vector in zip(document.chunks, vectors, strict=True):
@@ -143,14 +184,25 @@ class CorpusStore:
                     "embedding": Vector(vector),
                 },
             )
-        for stale in range(len(document.chunks), int((old or {}).get("chunks", 0))):
-            batch.delete(chunks.document(f"{doc_id}_{stale:04d}"))
-        record = {**shared, "content_hash": document.content_hash, "chunks": len(document.chunks)}
+        for chunk_id in stale:
+            batch.delete(chunks.document(chunk_id))
+        record: dict[str, Any] = {
+            **shared,
+            "content_hash": document.content_hash,
+            "chunks": len(document.chunks),
+        }
         if generation is not None:
             record["generation"] = generation
-        batch.set(record_ref, record)
+        if old is None:
+            batch.create(record_ref, record)
+        else:
+            if "owner" not in record:
+                record["owner"] = DELETE_FIELD  # made public: no longer anyone's document
+            batch.update(record_ref, record, option=self._since(existing))
         self._bump(batch)
         await batch.commit()
+        if self._index is not None:
+            await self._index.remove(stale)
         report.chunks += len(document.chunks)
         if old is None:
             report.added += 1
@@ -160,6 +212,13 @@ class CorpusStore:
     async def remove(self, uri: str, report: IngestReport, generation: int | None = None) -> None:
         """Remove a document and its chunks (a deleted source object) — unless a newer
         ``generation`` of it is stored: overwriting an object deletes its previous generation."""
+        for _ in range(ATTEMPTS - 1):
+            with contextlib.suppress(*_raced()):
+                await self._remove_once(uri, report, generation)
+                return
+        await self._remove_once(uri, report, generation)
+
+    async def _remove_once(self, uri: str, report: IngestReport, generation: int | None) -> None:
         doc_id = document_id(uri)
         record_ref = self._db.collection(DOCUMENTS).document(doc_id)
         existing = await record_ref.get()
@@ -168,13 +227,21 @@ class CorpusStore:
         if _newer(existing.to_dict() or {}, generation):
             report.stale += 1
             return
+        count = int((existing.to_dict() or {}).get("chunks", 0))
+        ids = [f"{doc_id}_{n:04d}" for n in range(count)]
         batch = self._db.batch()
-        for index in range(int((existing.to_dict() or {}).get("chunks", 0))):
-            batch.delete(self._db.collection(CHUNKS).document(f"{doc_id}_{index:04d}"))
-        batch.delete(record_ref)
+        for chunk_id in ids:
+            batch.delete(self._db.collection(CHUNKS).document(chunk_id))
+        batch.delete(record_ref, option=self._since(existing))
         self._bump(batch)
         await batch.commit()
+        if self._index is not None:
+            await self._index.remove(ids)
         report.removed += 1
+
+    def _since(self, snapshot: Any) -> Any:
+        """The precondition that the record is as it was read."""
+        return self._db.write_option(last_update_time=snapshot.update_time)
 
     async def version(self) -> int:
         """The corpus version (0 before anything was ingested)."""
@@ -197,6 +264,13 @@ async def bump_version(db: Any) -> None:
     """Raise the corpus version on its own (a change made outside an ingestion batch)."""
     ref, fields = version_write(db)
     await ref.set(fields, merge=True)
+
+
+def _raced() -> tuple[type[Exception], ...]:
+    """What a write whose precondition failed raises: another writer came first."""
+    from google.api_core.exceptions import AlreadyExists, Conflict, FailedPrecondition
+
+    return (AlreadyExists, Conflict, FailedPrecondition)
 
 
 def _newer(record: dict[str, Any], generation: int | None) -> bool:

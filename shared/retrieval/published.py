@@ -7,9 +7,10 @@ sink (``NGX_CORPUS_INDEX_SINK``: ``gs://…`` in production, ``file://…`` loca
 forward, so a slow build never replaces a newer one. Older objects are pruned.
 
 `CorpusView` is what one instance knows: the corpus version and the index it names, re-read at
-most every ``NGX_CORPUS_REFRESH_S``. The first index is loaded when first needed; a newer one is
-loaded in the background while the old one keeps serving. An unreachable sink or an unreadable
-object leaves retrieval vector-only (logged), never failing a request.
+most every ``NGX_CORPUS_REFRESH_S``. The first index is loaded when first needed (once, however
+many requests wait for it); a newer one is loaded in the background while the old one keeps
+serving. An unreachable sink or an unreadable object leaves retrieval vector-only (logged, tried
+again after a refresh period), never failing a request.
 """
 
 from __future__ import annotations
@@ -87,6 +88,20 @@ async def publish(db: Any, sink: Sink, keep: int = KEEP) -> Published:
     return published
 
 
+async def publish_if_behind(
+    db: Any, sink: Sink, changed: bool = True, keep: int = KEEP
+) -> Published | None:
+    """Publish after a change — or whenever the published index is older than the corpus (a
+    publish that failed after its change was committed is made up by the next call)."""
+    if not changed:
+        snapshot = await db.collection(VERSION_DOC[0]).document(VERSION_DOC[1]).get()
+        data = (snapshot.to_dict() or {}) if snapshot.exists else {}
+        published = int((data.get("lexical") or {}).get("version", -1))
+        if published >= int(data.get("version", 0)):
+            return None
+    return await publish(db, sink, keep)
+
+
 async def published_index(db: Any) -> dict[str, Any] | None:
     """What ``config/corpus`` names as the current lexical index (None before the first)."""
     snapshot = await db.collection(VERSION_DOC[0]).document(VERSION_DOC[1]).get()
@@ -143,7 +158,9 @@ class CorpusView:
         self._index: LexicalIndex | None = None
         self._loaded: str | None = None
         self._lock = asyncio.Lock()
+        self._load_lock = asyncio.Lock()
         self._loading: asyncio.Task[None] | None = None
+        self._retry_at = float("-inf")  # after a failed load, not before this
 
     async def state(self) -> tuple[int, LexicalIndex | None]:
         """The corpus version and the newest loaded lexical index (None before any)."""
@@ -153,12 +170,21 @@ class CorpusView:
                     await self._read()
         if self._named is None:  # none published (or the corpus was emptied and reset)
             self._index = self._loaded = None
-        elif self._named != self._loaded:
-            if self._index is None:  # nothing to serve yet: wait for the first load
-                await self._load(self._named)
+        elif self._named != self._loaded and self._clock() >= self._retry_at:
+            if self._index is None:  # nothing to serve yet: one load, the others wait for it
+                async with self._load_lock:
+                    if self._named is not None and self._named != self._loaded:
+                        await self._load(self._named)
             elif self._loading is None or self._loading.done():
                 self._loading = asyncio.create_task(self._load(self._named))
         return self._version, self._index
+
+    async def present(self, chunk_ids: list[str]) -> set[str]:
+        """Which of these chunks Firestore still holds (one read for them all)."""
+        if not chunk_ids:
+            return set()
+        refs = [self._db.collection(CHUNKS).document(i) for i in chunk_ids]
+        return {s.id async for s in self._db.get_all(refs, field_paths=["uri"]) if s.exists}
 
     async def _read(self) -> None:
         snapshot = await self._db.collection(VERSION_DOC[0]).document(VERSION_DOC[1]).get()
@@ -169,21 +195,23 @@ class CorpusView:
         self._read_at = self._clock()
 
     async def _load(self, name: str) -> None:
+        """Load ``name``; on failure serve no lexical index (an older one may hold text since
+        removed) and try again after a refresh period."""
         from shared.retrieval.lexical import IndexUnreadable, LexicalIndex
 
         assert self._sink is not None
         try:
             blob = await self._sink.get(name)
             index = await asyncio.to_thread(LexicalIndex.load, blob)
-        except (Missing, IndexUnreadable, OSError) as exc:
+        except Exception as exc:
+            expected = isinstance(exc, (Missing, IndexUnreadable, OSError))
             log.warning(
-                "lexical index not loaded; retrieval is vector only", extra={"why": str(exc)}
+                "lexical index not loaded; retrieval is vector only",
+                extra={"why": str(exc)},
+                exc_info=not expected,
             )
-            self._loaded = name  # not again until another index is named
-            return
-        except Exception:
-            log.exception("lexical index not loaded; retrieval is vector only")
-            self._loaded = name
+            self._index = self._loaded = None
+            self._retry_at = self._clock() + self._refresh_s
             return
         if self._index is None or index.version >= self._index.version:
             self._index, self._loaded = index, name

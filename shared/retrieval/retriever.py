@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +27,8 @@ from shared.memorystore import Memorystore, StoreUnavailable
 from shared.retrieval.embeddings import Embedder
 from shared.retrieval.fusion import Ranking, choose
 from shared.retrieval.published import CorpusView
-from shared.retrieval.vector import Hit, VectorSearch, visible_to
+from shared.retrieval.rerank import Reranker
+from shared.retrieval.vector import Hit, NearestChunks, visible_to
 from shared.settings import Settings
 
 log = logging.getLogger("ngx.retrieval")
@@ -46,15 +47,17 @@ class Retriever:
         self,
         settings: Settings,
         embedder: Embedder,
-        search: VectorSearch,
+        search: NearestChunks,
         corpus: CorpusView,
         store: Memorystore | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self._settings = settings
         self.embedder = embedder
         self._search = search
         self._corpus = corpus
         self._store = store
+        self._reranker = reranker
         s = settings
         self.ranking = Ranking(
             top_k=s.retrieval_top_k,
@@ -78,17 +81,29 @@ class Retriever:
         tenant: str | None = None,
         mode: Mode | None = None,
         ranking: Ranking | None = None,
+        rerank: bool | None = None,
     ) -> list[Hit]:
         """The chunks to give the model, best first (none when nothing is close enough)."""
         mode = mode or self._settings.retrieval_mode
         ranking = ranking or self.ranking
+        rerank = self._reranker is not None and (
+            self._settings.retrieval_rerank if rerank is None else rerank
+        )
         visibility = visible_to(subject, tenant)
         version, index = await self._corpus.state()
-        key = _cache_key(question, visibility, mode, version, index, ranking)
+        how = f"{mode}+rerank" if rerank else mode
+        key = _cache_key(question, visibility, how, version, index, ranking, self._settings)
         cached = await self._cached(key)
         if cached is not None:
             return cached
-        hits = await self._find(question, visibility, mode, index, ranking)
+        if rerank and self._reranker is not None:
+            wide = replace(
+                ranking, top_k=max(self._settings.retrieval_rerank_candidates, ranking.top_k)
+            )
+            found = await self._find(question, visibility, mode, index, wide)
+            hits = await self._reranker.rerank(question, found, ranking.top_k)
+        else:
+            hits = await self._find(question, visibility, mode, index, ranking)
         await self._remember(key, hits)
         return hits
 
@@ -116,7 +131,19 @@ class Retriever:
                 position = index.position(chunk_id)
                 if position is not None:
                     coverage[chunk_id] = float(lexical.coverage[position])
-        return choose(query, candidates, rankings, ranking, now, coverage)
+        chosen = choose(query, candidates, rankings, ranking, now, coverage)
+        return await self._still_there(
+            chosen, {h.chunk_id for h, _ in candidates.values() if h.vector}
+        )
+
+    async def _still_there(self, hits: list[Hit], from_firestore: set[str]) -> list[Hit]:
+        """The hits minus lexical-only ones whose chunk left Firestore since the index was built
+        (a removed or erased document's text is never served from an older index)."""
+        unchecked = [h.chunk_id for h in hits if h.chunk_id not in from_firestore]
+        if not unchecked:
+            return hits
+        present = await self._corpus.present(unchecked)
+        return [h for h in hits if h.chunk_id in from_firestore or h.chunk_id in present]
 
     async def _cached(self, key: str) -> list[Hit] | None:
         if self._store is None or self._settings.retrieval_cache_ttl_s == 0:
@@ -133,6 +160,11 @@ class Retriever:
         ttl = self._settings.retrieval_cache_ttl_s
         if self._store is None or ttl == 0:
             return
+        expiries = [h.expires_at for h in hits if h.expires_at]
+        if expiries:  # never served past a cited chunk's expiry
+            ttl = min(ttl, int(min(expiries) - time.time()))
+            if ttl < 1:
+                return
         rows = [{k: v for k, v in asdict(h).items() if k != "vector"} for h in hits]
         payload = json.dumps(rows, ensure_ascii=False)
         with contextlib.suppress(StoreUnavailable):
@@ -150,16 +182,32 @@ def _hit_of(chunk: Any) -> Hit:
         tags=chunk.tags,
         visibility=chunk.visibility,
         updated_at=chunk.updated_at,
+        expires_at=chunk.expires_at,
     )
 
 
 def _cache_key(
-    question: str, visibility: list[str], mode: str, version: int, index: Any, ranking: Ranking
+    question: str,
+    visibility: list[str],
+    mode: str,
+    version: int,
+    index: Any,
+    ranking: Ranking,
+    settings: Settings,
 ) -> str:
-    """Retrieval results' key: the question, who may see what, how, and which corpus."""
+    """Retrieval results' key: the question, who may see what, how (mode, ranking, the
+    deployment's candidates, backend, embedding and ranking models), and which corpus."""
     lexical = index.version if index is not None else -1
+    how = [
+        settings.retrieval_candidates,
+        settings.retrieval_rerank_candidates,
+        settings.ranking_model,
+        settings.vector_backend,
+        settings.embedding_model,
+        settings.embedding_dimensions,
+    ]
     material = json.dumps(
-        [question, sorted(visibility), mode, lexical, asdict(ranking)], ensure_ascii=False
+        [question, sorted(visibility), mode, lexical, asdict(ranking), how], ensure_ascii=False
     )
     digest = hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{PREFIX}:retr:{version}:{digest}"

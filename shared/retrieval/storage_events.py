@@ -1,14 +1,16 @@
 """Cloud Storage object events into the corpus (the ``ingest`` function's work).
 
-Eventarc delivers ``google.cloud.storage.object.v1.finalized`` and ``…deleted`` as CloudEvents
-(binary mode: ``ce-*`` headers and the object's metadata as the JSON body; structured mode is read
-too). Only buckets on ``NGX_INGEST_BUCKETS`` are accepted, and object names are checked before
-anything is read. A finalized object is read at the event's own generation and ingested as
-``gs://BUCKET/NAME`` with the visibility, tags and expiry of its custom metadata (``visibility``,
-``tags`` comma-separated, ``expires_at`` ISO 8601); a deleted one is removed — unless a newer
-generation is stored, since overwriting an object deletes its previous generation and the two
-events may arrive in either order. A file that cannot be ingested is acknowledged and reported
-(a retry would fail the same way); a store that is down is a 503, which Eventarc retries.
+Eventarc delivers ``google.cloud.storage.object.v1.finalized``, ``…metadataUpdated``,
+``…archived`` (a versioned bucket's live version deleted or overwritten) and ``…deleted`` as
+CloudEvents (binary mode: ``ce-*`` headers and the object's metadata as the JSON body; structured
+mode is read too). Only buckets on ``NGX_INGEST_BUCKETS`` are accepted, and object names are
+checked before anything is read. A finalized object (or one whose metadata changed) is read at
+the event's own generation and ingested as ``gs://BUCKET/NAME`` with the visibility, tags and
+expiry of its custom metadata (``visibility``, ``tags`` comma-separated, ``expires_at`` ISO 8601);
+an archived or deleted one is removed — unless a newer generation is stored, since overwriting an
+object retires its previous generation and the two events may arrive in either order. A file that
+cannot be ingested is acknowledged and reported (a retry would fail the same way); a store that is
+down is a 503, which Eventarc retries.
 """
 
 from __future__ import annotations
@@ -28,9 +30,15 @@ from shared.retrieval.corpus import CorpusStore, DocumentRefused, IngestReport
 
 log = logging.getLogger("ngx.ingest")
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+METADATA_UPDATED = "google.cloud.storage.object.v1.metadataUpdated"
 DELETED = "google.cloud.storage.object.v1.deleted"
+ARCHIVED = "google.cloud.storage.object.v1.archived"
+GONE = (DELETED, ARCHIVED)
 EventType = Literal[
-    "google.cloud.storage.object.v1.finalized", "google.cloud.storage.object.v1.deleted"
+    "google.cloud.storage.object.v1.finalized",
+    "google.cloud.storage.object.v1.metadataUpdated",
+    "google.cloud.storage.object.v1.deleted",
+    "google.cloud.storage.object.v1.archived",
 ]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_NAME_CHARS = 1024  # Cloud Storage's own limit, in bytes of UTF-8
@@ -102,8 +110,8 @@ def object_metadata(found: dict[str, str]) -> tuple[str, tuple[str, ...], dateti
 
 
 class EventIngestion:
-    """Applies storage events to the corpus; ``publish`` rebuilds the lexical index after a
-    change (None: vector search only)."""
+    """Applies storage events to the corpus; ``publish`` rebuilds the lexical index when it
+    lags the corpus, as after a change (None: vector search only)."""
 
     def __init__(
         self,
@@ -116,6 +124,7 @@ class EventIngestion:
         self._buckets = set(buckets)
         self._read = read_object
         self._publish = publish
+        self._publishing = asyncio.Lock()
 
     async def handle(self, event: StorageEvent) -> dict[str, Any]:
         """Ingest or remove the event's object; the outcome as a report."""
@@ -125,7 +134,7 @@ class EventIngestion:
         uri = f"gs://{found.bucket}/{found.name}"
         report = IngestReport()
         outcome: dict[str, Any] = {"uri": uri, "generation": found.generation}
-        if event.type == DELETED:
+        if event.type in GONE:
             await self._corpus.remove(uri, report, found.generation)
         else:
             try:
@@ -144,10 +153,14 @@ class EventIngestion:
             except DocumentRefused as exc:
                 log.warning("object not ingested", extra={"uri": uri, "why": str(exc)})
                 return {**outcome, "outcome": "skipped", "reason": str(exc)}
-        changed = report.added or report.replaced or report.removed
-        if changed and self._publish is not None:
-            published = await self._publish()
-            outcome["index_version"] = published.version
+        if self._publish is not None:
+            # One publish at a time here: events that wait behind one find it covered them
+            # (the index names the corpus version it read) — a burst of uploads costs a few
+            # builds, not one each.
+            async with self._publishing:
+                published = await self._publish()
+            if published is not None:
+                outcome["index_version"] = published.version
         outcome["outcome"] = _outcome(report)
         outcome["chunks"] = report.chunks
         return outcome

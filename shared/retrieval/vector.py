@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.retrieval.names import CHUNKS
 
@@ -28,6 +28,7 @@ class Hit:
     tags: tuple[str, ...] = ()
     visibility: str = "public"
     updated_at: float = 0.0  # seconds since the epoch (0: unknown)
+    expires_at: float | None = None  # seconds since the epoch; None: never
     vector: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
 
@@ -77,20 +78,32 @@ class VectorSearch:
             expires = data.get("expires_at")
             if expires is not None and expires <= now:
                 continue
-            hits.append(
-                Hit(
-                    chunk_id=snapshot.id,
-                    uri=data["uri"],
-                    title=data.get("title", ""),
-                    section=data.get("section", ""),
-                    text=data.get("text", ""),
-                    similarity=1.0 - float(data.get("distance", 1.0)),
-                    tags=tuple(data.get("tags") or ()),
-                    visibility=data.get("visibility", "public"),
-                    updated_at=_seconds(data.get("updated_at")),
-                    vector=tuple(data.get("embedding") or ()),
-                )
-            )
+            hits.append(hit_of(snapshot.id, data, 1.0 - float(data.get("distance", 1.0))))
             if len(hits) == limit:
                 break
         return hits
+
+
+def hit_of(chunk_id: str, data: dict[str, Any], similarity: float) -> Hit:
+    """A chunk document as a hit, with its similarity to the query."""
+    return Hit(
+        chunk_id=chunk_id,
+        uri=data["uri"],
+        title=data.get("title", ""),
+        section=data.get("section", ""),
+        text=data.get("text", ""),
+        similarity=similarity,
+        tags=tuple(data.get("tags") or ()),
+        visibility=data.get("visibility", "public"),
+        updated_at=_seconds(data.get("updated_at")),
+        expires_at=_seconds(data.get("expires_at")) or None,
+        vector=tuple(data.get("embedding") or ()),
+    )
+
+
+class NearestChunks(Protocol):
+    """What retrieval needs of a vector backend (Firestore, or Vertex AI Vector Search)."""
+
+    async def nearest(
+        self, vector: list[float], visibility: list[str], limit: int, margin: int = 5
+    ) -> list[Hit]: ...

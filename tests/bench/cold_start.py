@@ -7,7 +7,11 @@ Cloud Run) in the same run, alternating, by the interpreter of the container ima
 change what their optional imports load). The emulator answers with zero latency so the figure is
 start-up cost only. Prints the medians of N runs and their ratio; the target is ≤ 2.0×.
 
-    python -m tests.bench.cold_start [--runs 5]
+With ``--baseline REV`` the chat and stream functions of that revision (a temporary worktree) are
+launched too, alternating with this checkout's in the same run, and the ratios of this checkout's
+medians to the baseline's are printed: a change must not make the cold start worse.
+
+    python -m tests.bench.cold_start [--runs 5] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ TARGET_RATIO = 2.0
 
 
 def launch_until_ok(
-    target: str, source: Path, env: dict[str, str], request: dict[str, Any]
+    target: str, source: Path, env: dict[str, str], request: dict[str, Any], root: Path = ROOT
 ) -> float:
     """Seconds from process launch to the first 200 answer to ``request``."""
     port = free_ports(1)[0]
@@ -43,8 +47,8 @@ def launch_until_ok(
     started = time.perf_counter()
     process = subprocess.Popen(
         argv,
-        env=env,
-        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(root)},
+        cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -98,9 +102,47 @@ def measure(settings: StackSettings, runs: int) -> dict[str, object]:
     }
 
 
+def against_baseline(settings: StackSettings, runs: int, baseline: Path) -> dict[str, object]:
+    """Chat and stream launches of this checkout and of ``baseline``, alternating."""
+    env = function_env_of(settings)
+    token = devtokens.local_token(settings, "bench")
+    headers = {"Authorization": f"Bearer {token}"}
+    requests: dict[str, dict[str, Any]] = {
+        "chat": {
+            "method": "POST",
+            "url": "/v1/chat",
+            "json": {"message": "cold"},
+            "headers": headers,
+        },
+        "stream": {
+            "method": "POST",
+            "url": "/v1/chat:stream",
+            "json": {"message": "cold"},
+            "headers": headers,
+        },
+    }
+    found: dict[str, list[float]] = {}
+    for round_ in range(runs + 1):  # the first round only warms the page cache
+        for name, request in requests.items():
+            for label, root in (("current", ROOT), ("baseline", baseline)):
+                main_py = root / "functions" / name / "main.py"
+                seconds = launch_until_ok(name, main_py, env, request, root)
+                if round_:
+                    found.setdefault(f"{name}_{label}", []).append(seconds)
+    result: dict[str, object] = {"benchmark": "cold_start_vs_baseline", "runs": runs}
+    for name in requests:
+        now = statistics.median(found[f"{name}_current"])
+        before = statistics.median(found[f"{name}_baseline"])
+        result[f"{name}_current_median_s"] = round(now, 3)
+        result[f"{name}_baseline_median_s"] = round(before, 3)
+        result[f"{name}_ratio"] = round(now / before, 3)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline", help="a revision to compare chat and stream with")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
         settings = stack_settings(
@@ -110,6 +152,24 @@ def main() -> int:
         try:
             backing.start(timeout=90)
             result = measure(settings, args.runs)
+            if args.baseline:
+                worktree = Path(state) / "baseline"
+                subprocess.run(
+                    ["git", "worktree", "add", "--detach", str(worktree), args.baseline],
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                )
+                try:
+                    compared = against_baseline(settings, args.runs, worktree)
+                finally:
+                    subprocess.run(
+                        ["git", "worktree", "remove", "--force", str(worktree)],
+                        cwd=ROOT,
+                        check=False,
+                        capture_output=True,
+                    )
+                print(json.dumps(compared))
         finally:
             backing.stop()
     print(

@@ -183,3 +183,37 @@ async def test_another_users_private_chunks_are_never_retrieved(
             mine = await retriever.retrieve(question, "user:alice", mode=mode)
             seen_by_alice += any(h.uri.startswith("priv://") for h in mine)
     assert seen_by_alice >= 9  # the texts themselves find them, in every mode
+
+
+async def test_text_removed_since_the_index_was_built_is_never_served(
+    stack: LocalStack, parts: dict[str, Any], firestore_db: Any
+) -> None:
+    """A lexical hit whose chunk left Firestore (a document removed, an erasure) after the
+    index was built is dropped, so an older index never serves removed text."""
+    ingest(stack, DATA / "corpus")
+    retriever: Retriever = parts["retriever"]
+    before = await retriever.retrieve("Error E-413 when uploading", None, mode="lexical")
+    assert before[0].uri == PREFIX + "attachments.md"
+    async for chunk in firestore_db.collection("corpus_chunks").stream():
+        if (chunk.to_dict() or {}).get("uri") == PREFIX + "attachments.md":
+            await chunk.reference.delete()  # gone from Firestore; the index still holds it
+    after = await retriever.retrieve("Error E-413 when uploading", None, mode="lexical")
+    assert all(h.uri != PREFIX + "attachments.md" for h in after)
+
+
+def test_an_index_that_lags_the_corpus_is_published_by_the_next_ingestion(
+    stack: LocalStack,
+) -> None:
+    """A publish that failed after its change committed is made up next time, even when the
+    next ingestion changes nothing."""
+    from google.cloud import firestore
+
+    first = ingest(stack, DATA / "corpus")
+    ref = (
+        firestore.Client(project=stack.settings.project_id).collection("config").document("corpus")
+    )
+    ref.update({"version": first["index"]["version"] + 1})  # as if its publish had failed
+    again = ingest(stack, DATA / "corpus")
+    assert again["unchanged"] > 0 and again["chunks"] == 0
+    assert again["index"]["version"] == first["index"]["version"] + 1
+    assert ingest(stack, DATA / "corpus")["index"] is None  # caught up: nothing to do

@@ -206,3 +206,73 @@ def test_an_event_for_an_older_generation_changes_nothing(
     )
     assert post(stack, headers, body).json()["outcome"] == "stale"
     assert record(firestore_db, uri) == stored
+
+
+def test_the_same_bytes_uploaded_again_survive_the_old_generations_archiving(
+    stack: LocalStack, bucket: Any, firestore_db: Any
+) -> None:
+    """Unchanged content costs nothing, but the record takes the new generation: the archived
+    event of the generation it replaced, arriving after, must not remove the document."""
+    uri = f"gs://{CORPUS_BUCKET}/again/same.md"
+    bucket.blob("again/same.md").upload_from_string(ARTICLE)
+    first = wait_for(lambda: record(firestore_db, uri))
+    bucket.blob("again/same.md").upload_from_string(ARTICLE)  # a new generation, same bytes
+    second = wait_for(
+        lambda: (r := record(firestore_db, uri)) and r["generation"] > first["generation"] and r
+    )
+    time.sleep(1.0)  # the archived event of the first generation has come and gone
+    assert record(firestore_db, uri) == second
+    assert second["content_hash"] == first["content_hash"]
+
+
+def test_changed_metadata_is_applied(stack: LocalStack, bucket: Any, firestore_db: Any) -> None:
+    uri = f"gs://{CORPUS_BUCKET}/meta/notes.md"
+    blob = bucket.blob("meta/notes.md")
+    blob.metadata = {"visibility": "public"}
+    blob.upload_from_string(ARTICLE)
+    wait_for(lambda: (r := record(firestore_db, uri)) and r["visibility"] == "public")
+    blob = bucket.get_blob("meta/notes.md")
+    blob.metadata = {"visibility": "user:alice"}
+    blob.patch()  # same generation, new metadata: a metadataUpdated event
+    private = wait_for(
+        lambda: (r := record(firestore_db, uri)) and r["visibility"] == "user:alice" and r
+    )
+    assert private["owner"] == "user:alice"
+
+
+def test_eventarcs_own_url_is_accepted_from_its_identity_only(stack: LocalStack) -> None:
+    """On Cloud Run a trigger signs for the service's hash-style URL; only Eventarc's identity
+    may use it, every other caller signs for the configured URL."""
+    from tests.conftest import start_function
+
+    configured = "https://ngx-ingest-123456.us-central1.run.app"
+    url, process = start_function(
+        stack.settings, "ingest", K_SERVICE="ngx-ingest", NGX_INVOKER_AUDIENCE=configured
+    )
+    hashed = "https://ngx-ingest-abc123xyz-uc.a.run.app"
+    headers, body = event(bucket="not-ours")  # 403 once the caller is admitted
+    try:
+        for account, audience, status in [
+            (devtokens.event_account(stack.settings), hashed, 403),
+            (devtokens.event_account(stack.settings), configured, 403),
+            (devtokens.operator_account(stack.settings), configured, 403),
+            (devtokens.operator_account(stack.settings), hashed, 401),
+            (
+                devtokens.event_account(stack.settings),
+                "https://ngx-ingest-abc-uc.a.run.app.evil",
+                401,
+            ),
+            (
+                devtokens.event_account(stack.settings),
+                "https://ngx-backup-abc123-uc.a.run.app",
+                401,
+            ),
+        ]:
+            token = devtokens.invoker_token(stack.settings, account, audience)
+            answer = httpx.post(
+                url, json=body, headers={**headers, "authorization": f"Bearer {token}"}, timeout=30
+            )
+            assert answer.status_code == status, (account, audience, answer.text)
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -174,3 +174,25 @@ async def test_an_idempotent_tools_answer_lives_no_longer_than_the_tool_ttl(
     assert 0 < ttl <= 30  # order_status's cache_ttl_s
     assert again["usage"]["semantic_similarity"] is not None
     assert again["tool_calls"] == []  # no tool ran for this answer
+
+
+async def test_a_question_naming_personal_data_is_answered_from_its_askers_entries_only(
+    stack: LocalStack, chat: str
+) -> None:
+    """Its answer may repeat what the question said: kept for the asker, never shared."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        await ask(client, chat, stack, "I am maria@example.com and cannot sign in", "alice")
+        await kept(stack, 1)
+        again = await ask(
+            client, chat, stack, "I'm maria@example.com and I cannot sign in", "alice"
+        )
+        theirs = await ask(client, chat, stack, "I am john@example.com and cannot sign in", "bob")
+        same = await ask(client, chat, stack, "I am maria@example.com and cannot sign in", "bob")
+    import redis.asyncio
+
+    probe = redis.asyncio.Redis.from_url(stack.redis_url)
+    print(sorted([k async for k in probe.scan_iter(match="ngx:sem:*")]))
+    await probe.aclose()
+    assert again["usage"]["semantic_similarity"] is not None
+    assert theirs["usage"]["semantic_similarity"] is None
+    assert same["usage"]["semantic_similarity"] is None

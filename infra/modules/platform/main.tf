@@ -13,6 +13,7 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
+    "discoveryengine.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "logging.googleapis.com",
@@ -51,13 +52,23 @@ locals {
   # Where the lexical (BM25) indexes of the corpus are published and read.
   index_sink = "gs://${google_storage_bucket.corpus_index.name}/lexical"
 
+  # The vector backend's settings for every function that searches or writes the corpus.
+  vector_env = var.vector_search == null ? {} : module.vector_search[0].settings
+
   api_env = merge(
     {
       NGX_CONVERSATION_RETENTION_DAYS = tostring(var.conversation_retention_days)
       NGX_CORS_ORIGINS                = jsonencode(var.cors_origins)
       NGX_CORPUS_INDEX_SINK           = local.index_sink
     },
+    local.vector_env,
+    var.retrieval_rerank ? { NGX_RETRIEVAL_RERANK = "true" } : {},
     var.tools_file == null ? {} : { NGX_TOOLS_FILE = var.tools_file },
+  )
+
+  api_roles = concat(
+    ["roles/aiplatform.user", "roles/datastore.user", "roles/cloudtrace.agent"],
+    var.retrieval_rerank ? [google_project_iam_custom_role.ranking[0].id] : [],
   )
 
   invoked_env = {
@@ -68,12 +79,12 @@ locals {
   functions = {
     chat = {
       public = true
-      roles  = ["roles/aiplatform.user", "roles/datastore.user", "roles/cloudtrace.agent"]
+      roles  = local.api_roles
       env    = local.api_env
     }
     stream = {
       public = true
-      roles  = ["roles/aiplatform.user", "roles/datastore.user", "roles/cloudtrace.agent"]
+      roles  = local.api_roles
       env    = local.api_env
     }
     cache_maintenance = {
@@ -85,29 +96,33 @@ locals {
     }
     backup = {
       public = false
-      roles  = ["roles/datastore.user"]
-      env = {
+      roles  = concat(["roles/datastore.user"], var.vector_search == null ? [] : ["roles/aiplatform.user"]) # an erasure removes datapoints
+      env = merge({
         NGX_BACKUP_SINK               = "gs://${google_storage_bucket.backups.name}/firestore"
         NGX_BACKUP_KEEP_DAYS          = tostring(var.backup_keep_days)
         NGX_OPERATOR_SERVICE_ACCOUNTS = jsonencode(local.operator_emails)
         NGX_CORPUS_INDEX_SINK         = local.index_sink # an erasure republishes the index
-      }
+      }, local.vector_env)
     }
     ingest = {
       public = false
       roles  = ["roles/aiplatform.user", "roles/datastore.user"]
-      env = {
+      env = merge({
         NGX_INGEST_BUCKETS            = jsonencode([google_storage_bucket.corpus.name])
         NGX_EVENT_SERVICE_ACCOUNT     = google_service_account.eventarc.email
         NGX_CORPUS_INDEX_SINK         = local.index_sink
         NGX_OPERATOR_SERVICE_ACCOUNTS = jsonencode(local.operator_emails)
-      }
+      }, local.vector_env)
     }
   }
 
-  # Cloud Storage events that reach ingest: an object written, an object gone.
+  # Cloud Storage events that reach ingest: an object written or its metadata changed; an object
+  # gone (the bucket is versioned: a deletion or overwrite archives the live version, and the
+  # noncurrent version's final deletion follows 30 days later).
   corpus_events = {
     finalized = "google.cloud.storage.object.v1.finalized"
+    metadata  = "google.cloud.storage.object.v1.metadataUpdated"
+    archived  = "google.cloud.storage.object.v1.archived"
     deleted   = "google.cloud.storage.object.v1.deleted"
   }
 
@@ -441,6 +456,19 @@ resource "google_eventarc_trigger" "corpus" {
   depends_on = [google_project_iam_member.gcs_publisher, google_project_iam_member.eventarc_receiver]
 }
 
+module "vector_search" {
+  source                       = "../vector_search"
+  count                        = var.vector_search == null ? 0 : 1
+  project_id                   = var.project_id
+  region                       = var.region
+  environment                  = var.environment
+  shard_size                   = var.vector_search.shard_size
+  leaf_nodes_to_search_percent = var.vector_search.leaf_nodes_to_search_percent
+  min_replicas                 = var.vector_search.min_replicas
+  max_replicas                 = var.vector_search.max_replicas
+  depends_on                   = [google_project_service.apis]
+}
+
 # --- images --------------------------------------------------------------------------------------
 
 resource "google_artifact_registry_repository" "images" {
@@ -498,6 +526,16 @@ resource "google_project_iam_custom_role" "cache_maintenance" {
     "memorystore.instances.update",
     "memorystore.operations.get",
   ]
+}
+
+# Re-ranking calls the ranking API: this one permission, nothing else of Discovery Engine.
+resource "google_project_iam_custom_role" "ranking" {
+  count       = var.retrieval_rerank ? 1 : 0
+  project     = var.project_id
+  role_id     = "ngxRanking${title(var.environment)}"
+  title       = "NGX re-ranking (${var.environment})"
+  description = "Rank retrieved passages through the ranking API."
+  permissions = ["discoveryengine.rankingConfigs.rank"]
 }
 
 # Cloud Scheduler signs OIDC tokens as this account; it may invoke the private services only.

@@ -195,3 +195,20 @@ variable "loadtest" {
   type        = bool
   default     = false
 }
+
+variable "vector_search" {
+  description = "Serve the retrieval corpus's vectors from Vertex AI Vector Search instead of Firestore (docs/retrieval.md says when); null: Firestore."
+  type = object({
+    shard_size                   = optional(string, "SHARD_SIZE_SMALL")
+    leaf_nodes_to_search_percent = optional(number, 10)
+    min_replicas                 = optional(number, 1)
+    max_replicas                 = optional(number, 2)
+  })
+  default = null
+}
+
+variable "retrieval_rerank" {
+  description = "Re-rank retrieved chunks through Vertex AI's ranking API (chat and stream get NGX_RETRIEVAL_RERANK and the one permission it needs); measure the gain first with agentctl corpus eval --rerank."
+  type        = bool
+  default     = false
+}
