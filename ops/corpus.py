@@ -16,7 +16,7 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ def add_commands(commands: Any) -> None:
         help="name documents PREFIX + their path under PATH (default: their file:// URI)",
     )
     ingest.add_argument("--json", action="store_true", help="the report as JSON")
+    ingest.add_argument(
+        "--concurrency", type=int, default=16, help="documents in flight at once (default 16)"
+    )
     ingest.set_defaults(run=main)
     retrieval_eval.add_command(actions)
 
@@ -122,19 +125,32 @@ async def _ingest(args: argparse.Namespace) -> Any:
         if args.path.startswith("gs://")
         else local_sources(Path(args.path), args.uri_prefix)
     )
-    try:
+
+    def failed(uri: str, exc: Exception) -> None:
+        if not isinstance(exc, (DocumentRefused, OSError)):
+            raise exc
+        report.failed.append((uri, str(exc)))
+
+    async def documents() -> AsyncIterator[tuple[Any, int | None]]:
+        """The readable documents, in order; a bad file is reported and skipped."""
         for number, (uri, read, generation, metadata) in enumerate(found, start=1):
+            progress("ingesting", number, "files")
             try:
                 visibility, tags, expires_at = (
                     object_metadata(metadata)
                     if metadata is not None
                     else (args.visibility, tuple(args.tag), None)
                 )
-                document = sources.document(uri, await read(), visibility, tags, expires_at)
-                await corpus.ingest(document, report, generation)
+                data = await read()
+                document = sources.document(uri, data, visibility, tags, expires_at)
             except (DocumentRefused, OSError) as exc:
                 report.failed.append((uri, str(exc)))
-            progress("ingesting", number, "files")
+                continue
+            yield document, generation
+
+    try:
+        await corpus.ingest_many(documents(), report, args.concurrency, failed)
+        report.failed.sort()
         progress.close()
         report.index = await _publish(db, settings, report)
     finally:
@@ -162,6 +178,9 @@ async def _publish(db: Any, settings: Any, report: Any) -> dict[str, Any] | None
 
 
 def main(args: argparse.Namespace) -> int:
+    if not 1 <= args.concurrency <= 64:
+        print("agentctl corpus ingest: --concurrency takes 1 to 64", file=sys.stderr)
+        return 2
     if args.path.startswith("gs://"):
         if not re.match(r"^gs://[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](/|\Z)", args.path):
             print(f"agentctl corpus ingest: {args.path!r} names no bucket", file=sys.stderr)

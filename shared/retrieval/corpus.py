@@ -13,14 +13,15 @@ A document whose content hash is unchanged is not touched at all (no embedding c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from shared.retrieval.chunking import Chunk
 from shared.retrieval.embeddings import Embedder
@@ -28,6 +29,7 @@ from shared.retrieval.names import CHUNKS, DOCUMENTS, VERSION_DOC
 
 __all__ = ["CHUNKS", "DOCUMENTS", "CorpusStore", "IngestReport", "SourceDocument"]
 
+T = TypeVar("T")
 ATTEMPTS = 3  # a record written by a concurrent event is read again, this many times at most
 MAX_CHUNKS = 450  # one batch (500 writes) holds a document's chunks, its record and the version
 # public, a tenant, or one owner (a subject: ``user:…`` for an ID token, ``key:…`` for an API key).
@@ -114,7 +116,11 @@ class CorpusStore:
         self._index = index  # Vertex AI Vector Search, when it is the vector backend
 
     async def ingest(
-        self, document: SourceDocument, report: IngestReport, generation: int | None = None
+        self,
+        document: SourceDocument,
+        report: IngestReport,
+        generation: int | None = None,
+        seen: Any = None,
     ) -> None:
         """Add or replace one document (nothing happens when its content hash is unchanged, or
         when ``generation`` — a Cloud Storage object's — is older than the stored one's).
@@ -123,19 +129,63 @@ class CorpusStore:
         (concurrent events about one object); a lost race is run again from the read."""
         for _ in range(ATTEMPTS - 1):
             with contextlib.suppress(*_raced()):
-                await self._ingest_once(document, report, generation)
+                await self._ingest_once(document, report, generation, seen)
                 return
+            seen = None  # read again
         await self._ingest_once(document, report, generation)
 
+    async def ingest_many(
+        self,
+        documents: AsyncIterator[tuple[SourceDocument, int | None]],
+        report: IngestReport,
+        concurrency: int = 8,
+        failed: Callable[[str, Exception], None] | None = None,
+    ) -> None:
+        """Ingest documents with up to ``concurrency`` in flight: one document's embedding call
+        overlaps another's Firestore writes, and the records of each group of documents are read
+        in one round trip. Each stays atomic on its own; a document that fails is passed to
+        ``failed`` (or raised) and the others go on."""
+        slots = asyncio.Semaphore(concurrency)
+        running: set[asyncio.Task[None]] = set()
+        errors: list[BaseException] = []
+
+        async def one(document: SourceDocument, generation: int | None, seen: Any) -> None:
+            try:
+                await self.ingest(document, report, generation, seen)
+            except Exception as exc:
+                if failed is None:
+                    errors.append(exc)
+                else:
+                    failed(document.uri, exc)
+            finally:
+                slots.release()
+
+        async for group in _groups(documents, concurrency * 4):
+            refs = [self._db.collection(DOCUMENTS).document(document_id(d.uri)) for d, _ in group]
+            seen = {s.reference.path: s async for s in self._db.get_all(refs)}
+            for (document, generation), ref in zip(group, refs, strict=True):
+                await slots.acquire()
+                task = asyncio.create_task(one(document, generation, seen.get(ref.path)))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        if running:
+            await asyncio.gather(*running)
+        if errors:
+            raise errors[0]
+
     async def _ingest_once(
-        self, document: SourceDocument, report: IngestReport, generation: int | None
+        self,
+        document: SourceDocument,
+        report: IngestReport,
+        generation: int | None,
+        seen: Any = None,
     ) -> None:
         from google.cloud.firestore_v1 import DELETE_FIELD
         from google.cloud.firestore_v1.vector import Vector
 
         doc_id = document_id(document.uri)
         record_ref = self._db.collection(DOCUMENTS).document(doc_id)
-        existing = await record_ref.get()
+        existing = seen if seen is not None else await record_ref.get()
         old = existing.to_dict() if existing.exists else None
         if old is not None and _newer(old, generation):
             report.stale += 1
@@ -264,6 +314,18 @@ async def bump_version(db: Any) -> None:
     """Raise the corpus version on its own (a change made outside an ingestion batch)."""
     ref, fields = version_write(db)
     await ref.set(fields, merge=True)
+
+
+async def _groups(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
+    """``items`` in lists of up to ``size``."""
+    group: list[T] = []
+    async for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def _raced() -> tuple[type[Exception], ...]:

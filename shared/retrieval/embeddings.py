@@ -1,13 +1,15 @@
 """Text embeddings through Vertex AI, cached in Memorystore by model, size, task and text hash.
 
 `Embedder.embed` reads every cached vector in one round trip, asks the model only for the texts it
-lacks — in batches within the API's limits (250 texts, about 20,000 tokens per request) — through
+lacks — in batches within the API's limits (250 texts, about 20,000 tokens per request; the
+documents of a concurrent ingestion share requests, gathered for 3 ms) — through
 the same retries, backoff and circuit breaker as the model calls, and stores what it got. The same
 text is never embedded twice while its vector is cached; a Memorystore outage only costs the cache.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from array import array
 from collections.abc import Sequence
@@ -22,6 +24,7 @@ from shared.memorystore import Memorystore, StoreUnavailable
 from shared.settings import Settings
 
 Task = Literal["RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", "SEMANTIC_SIMILARITY"]
+COALESCE_S = 0.003  # how long a document's texts wait for others' to share a request
 
 
 def cache_key(model: str, dimensions: int, task: str, text: str) -> str:
@@ -73,6 +76,10 @@ class Embedder:
         self._store = store
         self.model = settings.embedding_model
         self.dimensions = settings.embedding_dimensions
+        self._waiting: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+        self._waiting_texts = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def embed(self, texts: Sequence[str], task: Task) -> list[list[float]]:
         """A unit vector per text, in order."""
@@ -83,8 +90,15 @@ class Embedder:
         missing = [i for i, vector in enumerate(found) if vector is None]
         s = self._settings
         fresh: dict[int, list[float]] = {}
-        for group in batches(
-            [texts[i] for i in missing], s.embedding_batch_texts, s.embedding_batch_tokens
+        if task == "RETRIEVAL_DOCUMENT" and missing:  # ingestion: share requests
+            vectors = await self._coalesced([texts[i] for i in missing])
+            fresh.update(zip(missing, vectors, strict=True))
+        for group in (
+            []
+            if task == "RETRIEVAL_DOCUMENT"
+            else batches(
+                [texts[i] for i in missing], s.embedding_batch_texts, s.embedding_batch_tokens
+            )
         ):
             indexes = [missing[j] for j in group]
             vectors = await self._ask([texts[i] for i in indexes], task)
@@ -92,6 +106,51 @@ class Embedder:
         if fresh:
             await self._remember({keys[i]: vector for i, vector in fresh.items()})
         return [vector if vector is not None else fresh[i] for i, vector in enumerate(found)]
+
+    async def _coalesced(self, texts: list[str]) -> list[list[float]]:
+        """Document texts embedded together with those other calls ask for within
+        ``COALESCE_S``: documents ingested concurrently share requests (up to the API's limits)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[list[float]]] = loop.create_future()
+        self._waiting.append((texts, future))
+        self._waiting_texts += len(texts)
+        if self._waiting_texts >= self._settings.embedding_batch_texts:
+            self._flush_now()
+        elif self._timer is None:
+            self._timer = loop.call_later(COALESCE_S, self._flush_now)
+        return await future
+
+    def _flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting, self._waiting_texts = self._waiting, [], 0
+        if waiting:
+            task = asyncio.get_running_loop().create_task(self._flush(waiting))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush(
+        self, waiting: list[tuple[list[str], asyncio.Future[list[list[float]]]]]
+    ) -> None:
+        s = self._settings
+        texts = [t for group, _ in waiting for t in group]
+        try:
+            groups = batches(texts, s.embedding_batch_texts, s.embedding_batch_tokens)
+            answers = await asyncio.gather(
+                *(self._ask([texts[i] for i in g], "RETRIEVAL_DOCUMENT") for g in groups)
+            )
+        except Exception as exc:
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        vectors = [v for answer in answers for v in answer]
+        start = 0
+        for group, future in waiting:
+            if not future.done():
+                future.set_result(vectors[start : start + len(group)])
+            start += len(group)
 
     async def _ask(self, texts: list[str], task: Task) -> list[list[float]]:
         timeout_s = self._settings.vertex_attempt_timeout_s

@@ -17,6 +17,7 @@ BENCHMARKS = [
     "tests.bench.loadgen",
     "tests.bench.redaction",
     "tests.bench.agent_overhead",
+    "tests.bench.retrieval",
 ]
 
 
