@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from emulator.grpc_server import abort, serve
+from emulator.grpc_server import abort, serve, unary
 
 SERVICES = "google.cloud.run.v2.Services"
 REVISIONS = "google.cloud.run.v2.Revisions"
@@ -333,13 +333,6 @@ class CloudRunFake:
         from google.longrunning import operations_pb2
 
         s, r = self.service_types, self.revision_types
-
-        def unary(method: Any, request_type: Any) -> grpc.RpcMethodHandler:
-            return grpc.unary_unary_rpc_method_handler(
-                method,
-                request_deserializer=request_type.FromString,
-                response_serializer=lambda m: m.SerializeToString(),
-            )
 
         return [
             grpc.method_handlers_generic_handler(

@@ -19,6 +19,15 @@ def serve(fake: Any, host: str, port: int, workers: int = 8) -> grpc.Server:
     return server
 
 
+def unary(method: Any, request_type: Any) -> grpc.RpcMethodHandler:
+    """A unary handler taking raw protobuf ``request_type`` messages and answering raw ones."""
+    return grpc.unary_unary_rpc_method_handler(
+        method,
+        request_deserializer=request_type.FromString,
+        response_serializer=lambda m: m.SerializeToString(),
+    )
+
+
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
     """End the RPC with ``code``; typed as not returning (``context.abort`` raises)."""
     context.abort(code, message)

@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from emulator.grpc_server import abort, serve
+from emulator.grpc_server import abort, serve, unary
 from emulator.vertex.embeddings import embed
 
 RANK = "google.cloud.discoveryengine.v1.RankService"
@@ -56,11 +56,7 @@ class RankingFake:
         return self.types.RankResponse.pb(response)
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
-        handler = grpc.unary_unary_rpc_method_handler(
-            self.rank,
-            request_deserializer=self.types.RankRequest.pb().FromString,
-            response_serializer=lambda m: m.SerializeToString(),
-        )
+        handler = unary(self.rank, self.types.RankRequest.pb())
         return [grpc.method_handlers_generic_handler(RANK, {"Rank": handler})]
 
 

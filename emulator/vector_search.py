@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from emulator.grpc_server import abort, serve
+from emulator.grpc_server import abort, serve, unary
 
 MATCH = "google.cloud.aiplatform.v1.MatchService"
 INDEX = "google.cloud.aiplatform.v1.IndexService"
@@ -111,13 +111,6 @@ class VectorSearchFake:
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         _, service, match = self.types
-
-        def unary(method: Any, request_type: Any) -> grpc.RpcMethodHandler:
-            return grpc.unary_unary_rpc_method_handler(
-                method,
-                request_deserializer=request_type.FromString,
-                response_serializer=lambda m: m.SerializeToString(),
-            )
 
         return [
             grpc.method_handlers_generic_handler(

@@ -175,7 +175,7 @@ class ChatService:
             )
         mode = self._mode(request)
         if self._retriever is not None and mode == "tool":
-            tools = (*tools, retrieve_tool(self._retriever))
+            tools = (*tools, retrieve_tool(self._retriever, request.retrieval_tags))
         model_request = LlmRequest(
             turns=(*plan.turns, Turn(role="user", text=self._for_model(request.message))),
             tier=request.tier,
@@ -232,7 +232,7 @@ class ChatService:
         if mode != "off" and self._retriever is not None:
             version = await self._retriever.corpus_version()
         await admission.settle_pending()  # an embedding and a Memorystore read come first
-        name = bucket(model_request, tools, mode, version, self._settings)
+        name = bucket(model_request, tools, (mode, request.retrieval_tags), version, self._settings)
         try:
             return await self._semantic.lookup(request.message, name, caller.subject)
         except errors.AppError:  # the embedding model unreachable: answer without the cache
@@ -263,7 +263,9 @@ class ChatService:
         if self._mode(request) != "auto" or self._retriever is None:
             return []
         await admission.settle_pending()  # an embedding call and a Firestore query come first
-        return await self._retriever.retrieve(request.message, caller.subject)
+        return await self._retriever.retrieve(
+            request.message, caller.subject, tags=request.retrieval_tags
+        )
 
     async def _store_answer(
         self,

@@ -34,6 +34,7 @@ class _Contract(BaseModel):
 
 
 TOOL_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+CORPUS_TAG = r"^[a-z0-9][a-z0-9_-]{0,31}$"  # a corpus document's tag (as ingested)
 LANGUAGE_TAG = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$"  # the shape of a BCP 47 tag
 
 
@@ -113,6 +114,13 @@ class ChatRequest(_Contract):
         description="`auto`: look up the corpus first and answer from it, citing `sources`; "
         "`tool`: offer the model a `retrieve` tool to look it up when it needs to; `off`: no "
         "retrieval. Default: the service's setting.",
+    )
+    retrieval_tags: list[Annotated[str, Field(pattern=CORPUS_TAG)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=10,
+        description="Retrieve only from documents carrying at least one of these tags "
+        "(as ingested with `--tag`, or an object's `tags` metadata).",
     )
     tools: list[Annotated[str, Field(pattern=TOOL_NAME)]] | None = Field(
         None,

@@ -29,12 +29,13 @@ def takes_part(request: ChatRequest, settings: Settings) -> bool:
 def bucket(
     request: LlmRequest,
     tools: Sequence[Tool],
-    mode: str,
+    retrieval: tuple[str, list[str] | None],
     corpus_version: int | None,
     settings: Settings,
 ) -> str:
     """Everything besides the question that shapes the answer: the request's options, the tools
-    offered, the corpus version, and the deployment's models and retrieval settings."""
+    offered, the retrieval mode and tags, the corpus version, and the deployment's models and
+    retrieval settings."""
     return bucket_of(
         [
             request.system_instruction,
@@ -43,7 +44,8 @@ def bucket(
             request.max_output_tokens,
             request.response_schema,
             sorted((t.name, t.declaration.description, t.declaration.parameters) for t in tools),
-            mode,
+            retrieval[0],
+            sorted(retrieval[1] or ()),
             corpus_version,
             settings.model_tiers,
             settings.retrieval_mode,

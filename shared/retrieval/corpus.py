@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from shared.contracts import CORPUS_TAG
 from shared.retrieval.chunking import Chunk
 from shared.retrieval.embeddings import Embedder
 from shared.retrieval.names import CHUNKS, DOCUMENTS, VERSION_DOC
@@ -34,7 +35,7 @@ ATTEMPTS = 3  # a record written by a concurrent event is read again, this many 
 MAX_CHUNKS = 450  # one batch (500 writes) holds a document's chunks, its record and the version
 # public, a tenant, or one owner (a subject: ``user:…`` for an ID token, ``key:…`` for an API key).
 VISIBILITY = re.compile(r"^(public|tenant:[A-Za-z0-9_-]{1,64}|(user|key):[^\x00-\x1f]{1,128})\Z")
-TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")
+TAG = re.compile(CORPUS_TAG)  # matched whole (fullmatch)
 
 
 class VectorIndex(Protocol):
@@ -71,7 +72,7 @@ class SourceDocument:
                 "(user:… or key:…)"
             )
         for tag in self.tags:
-            if not TAG.match(tag):
+            if not TAG.fullmatch(tag):
                 raise DocumentRefused(f"tag {tag!r} is not a-z, 0-9, _ or - (32 at most)")
         if len(self.chunks) > MAX_CHUNKS:
             raise DocumentRefused(f"{len(self.chunks)} chunks; at most {MAX_CHUNKS} per document")

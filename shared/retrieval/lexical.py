@@ -117,7 +117,7 @@ class LexicalIndex:
         self.vectors = vectors  # numpy float32, one unit row per chunk
         self._bm25 = bm25
         self._stemmer = _stemmer()
-        self._masks: dict[tuple[str, ...], Any] = {}
+        self._masks: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
         self._positions: dict[str, int] | None = None
 
     @classmethod
@@ -152,23 +152,36 @@ class LexicalIndex:
             raise IndexUnreadable("embeddings and chunks differ in number")
         return cls(int(meta["version"]), chunks, bm25, vectors)
 
-    def _mask(self, visibility: list[str]) -> Any:
-        """1 for the chunks one of ``visibility`` may see, 0 for the others (kept per set)."""
+    def _mask(self, visibility: list[str], tags: list[str] | None = None) -> Any:
+        """1 for the chunks one of ``visibility`` may see (carrying one of ``tags``, if given),
+        0 for the others (kept per set)."""
         import numpy as np
 
-        key = tuple(sorted(visibility))
+        key = (tuple(sorted(visibility)), tuple(sorted(tags or ())))
         mask = self._masks.get(key)
         if mask is None:
-            allowed = set(key)
+            allowed, wanted = set(key[0]), set(key[1])
             mask = np.fromiter(
-                (c.visibility in allowed for c in self.chunks), dtype=np.float32, count=len(self)
+                (
+                    c.visibility in allowed and (not wanted or bool(wanted.intersection(c.tags)))
+                    for c in self.chunks
+                ),
+                dtype=np.float32,
+                count=len(self),
             )
             if len(self._masks) > 256:  # one per tenant and user seen: bounded
                 self._masks.clear()
             self._masks[key] = mask
         return mask
 
-    def search(self, query: str, visibility: list[str], limit: int, now: float) -> LexicalResult:
+    def search(
+        self,
+        query: str,
+        visibility: list[str],
+        limit: int,
+        now: float,
+        tags: list[str] | None = None,
+    ) -> LexicalResult:
         """Up to ``limit`` (chunk position, BM25 score) pairs, best first — only chunks one of
         ``visibility`` may see that have not expired and share a term — and every chunk's
         coverage of the question: the IDF-weighted share of its terms the chunk holds (a term
@@ -196,7 +209,7 @@ class LexicalIndex:
             scores += per_chunk
         if total_weight > 0:
             coverage /= total_weight
-        scores *= self._mask(visibility)
+        scores *= self._mask(visibility, tags)
         count = min(limit * 2, n)
         top = np.argpartition(-scores, count - 1)[:count] if count < n else np.arange(n)
         found: list[tuple[int, float]] = []

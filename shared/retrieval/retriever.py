@@ -82,8 +82,10 @@ class Retriever:
         mode: Mode | None = None,
         ranking: Ranking | None = None,
         rerank: bool | None = None,
+        tags: list[str] | None = None,
     ) -> list[Hit]:
-        """The chunks to give the model, best first (none when nothing is close enough)."""
+        """The chunks to give the model, best first (none when nothing is close enough); with
+        ``tags``, only from documents carrying one of them."""
         mode = mode or self._settings.retrieval_mode
         ranking = ranking or self.ranking
         rerank = self._reranker is not None and (
@@ -92,6 +94,9 @@ class Retriever:
         visibility = visible_to(subject, tenant)
         version, index = await self._corpus.state()
         how = f"{mode}+rerank" if rerank else mode
+        if tags:
+            tags = sorted(set(tags))
+            how = f"{how}|{','.join(tags)}"
         key = _cache_key(question, visibility, how, version, index, ranking, self._settings)
         cached = await self._cached(key)
         if cached is not None:
@@ -100,15 +105,21 @@ class Retriever:
             wide = replace(
                 ranking, top_k=max(self._settings.retrieval_rerank_candidates, ranking.top_k)
             )
-            found = await self._find(question, visibility, mode, index, wide)
+            found = await self._find(question, visibility, mode, index, wide, tags)
             hits = await self._reranker.rerank(question, found, ranking.top_k)
         else:
-            hits = await self._find(question, visibility, mode, index, ranking)
+            hits = await self._find(question, visibility, mode, index, ranking, tags)
         await self._remember(key, hits)
         return hits
 
     async def _find(
-        self, question: str, visibility: list[str], mode: Mode, index: Any, ranking: Ranking
+        self,
+        question: str,
+        visibility: list[str],
+        mode: Mode,
+        index: Any,
+        ranking: Ranking,
+        tags: list[str] | None,
     ) -> list[Hit]:
         now = time.time()
         many = self._settings.retrieval_candidates
@@ -116,12 +127,12 @@ class Retriever:
         candidates: dict[str, tuple[Hit, Any]] = {}
         rankings: list[list[str]] = []
         if mode != "lexical" or index is None:
-            found = await self._search.nearest(query, visibility, many)
+            found = await self._search.nearest(query, visibility, many, tags=tags)
             rankings.append([h.chunk_id for h in found])
             candidates.update((h.chunk_id, (h, h.vector)) for h in found)
         coverage: dict[str, float] = {}
         if mode != "vector" and index is not None:
-            lexical = index.search(question, visibility, many, now)
+            lexical = index.search(question, visibility, many, now, tags)
             rankings.append([index.chunks[n].chunk_id for n, _ in lexical.found])
             for n, _ in lexical.found:
                 chunk = index.chunks[n]
@@ -236,14 +247,14 @@ class RetrieveArguments(BaseModel):
     query: str = Field(min_length=1, max_length=500, description="What to look up, in words.")
 
 
-def retrieve_tool(retriever: Retriever) -> Tool:
+def retrieve_tool(retriever: Retriever, tags: list[str] | None = None) -> Tool:
     """The built-in ``retrieve`` tool (retrieval ``tool``): the model looks the corpus up itself.
 
     Its result lists numbered passages and, under ``sources``, what the answer then cites."""
 
     async def run(arguments: BaseModel, context: ToolContext) -> dict[str, Any]:
         assert isinstance(arguments, RetrieveArguments)
-        hits = await retriever.retrieve(arguments.query, context.subject)
+        hits = await retriever.retrieve(arguments.query, context.subject, tags=tags)
         return {
             "passages": [
                 {"n": n, "title": h.title, "section": h.section, "text": h.text}

@@ -53,23 +53,30 @@ class VectorSearch:
         self._db = db
 
     async def nearest(
-        self, vector: list[float], visibility: list[str], limit: int, margin: int = 5
+        self,
+        vector: list[float],
+        visibility: list[str],
+        limit: int,
+        margin: int = 5,
+        tags: list[str] | None = None,
     ) -> list[Hit]:
-        """Up to ``limit`` chunks nearest to ``vector`` among those with one of ``visibility``."""
+        """Up to ``limit`` chunks nearest to ``vector`` among those with one of ``visibility``
+        (and, when ``tags`` are given, one of those tags)."""
         from google.cloud.firestore_v1.base_query import FieldFilter
         from google.cloud.firestore_v1.base_vector_query import DistanceMeasure
         from google.cloud.firestore_v1.vector import Vector
 
-        query = (
-            self._db.collection(CHUNKS)
-            .where(filter=FieldFilter("visibility", "in", visibility))
-            .find_nearest(
-                vector_field="embedding",
-                query_vector=Vector(vector),
-                distance_measure=DistanceMeasure.COSINE,
-                limit=limit + margin,
-                distance_result_field="distance",
-            )
+        chunks = self._db.collection(CHUNKS).where(
+            filter=FieldFilter("visibility", "in", visibility)
+        )
+        if tags:
+            chunks = chunks.where(filter=FieldFilter("tags", "array_contains_any", tags))
+        query = chunks.find_nearest(
+            vector_field="embedding",
+            query_vector=Vector(vector),
+            distance_measure=DistanceMeasure.COSINE,
+            limit=limit + margin,
+            distance_result_field="distance",
         )
         now = datetime.now(UTC)
         hits: list[Hit] = []
@@ -105,5 +112,10 @@ class NearestChunks(Protocol):
     """What retrieval needs of a vector backend (Firestore, or Vertex AI Vector Search)."""
 
     async def nearest(
-        self, vector: list[float], visibility: list[str], limit: int, margin: int = 5
+        self,
+        vector: list[float],
+        visibility: list[str],
+        limit: int,
+        margin: int = 5,
+        tags: list[str] | None = None,
     ) -> list[Hit]: ...

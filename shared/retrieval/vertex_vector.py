@@ -65,9 +65,15 @@ class VertexVectorSearch:
         return self._index
 
     async def nearest(
-        self, vector: list[float], visibility: list[str], limit: int, margin: int = 5
+        self,
+        vector: list[float],
+        visibility: list[str],
+        limit: int,
+        margin: int = 5,
+        tags: list[str] | None = None,
     ) -> list[Hit]:
-        """Up to ``limit`` chunks nearest to ``vector`` among those with one of ``visibility``."""
+        """Up to ``limit`` chunks nearest to ``vector`` among those with one of ``visibility``
+        (and, when ``tags`` are given, one of those tags)."""
         types = sdk.load("types.match_service")
         index = sdk.load("types.index")
         s = self._settings
@@ -76,7 +82,12 @@ class VertexVectorSearch:
                 datapoint_id="query",
                 feature_vector=vector,
                 restricts=[
-                    index.IndexDatapoint.Restriction(namespace=VISIBILITY, allow_list=visibility)
+                    index.IndexDatapoint.Restriction(namespace=VISIBILITY, allow_list=visibility),
+                    *(
+                        [index.IndexDatapoint.Restriction(namespace=TAGS, allow_list=tags)]
+                        if tags
+                        else []
+                    ),
                 ],
             ),
             neighbor_count=limit + margin,
@@ -102,6 +113,8 @@ class VertexVectorSearch:
             data = snapshot.to_dict() if snapshot.exists else None
             if data is None or data.get("visibility") not in visibility:
                 continue  # removed since it was indexed (or its restrict was stale)
+            if tags and not set(tags) & set(data.get("tags") or ()):
+                continue
             expires = data.get("expires_at")
             if expires is not None and expires <= now:
                 continue

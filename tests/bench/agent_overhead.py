@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -34,7 +33,7 @@ from emulator import devtokens
 from emulator.settings import StackSettings
 from emulator.stack import DEMO_TOKEN, ROOT, demo_tools_file
 from tests.bench.chat_throughput import DURATION_S, post_script, wrk
-from tests.bench.harness import backing, median, percentile, running
+from tests.bench.harness import backing, baseline_worktree, median, percentile, running
 
 TARGET_MS = 2.0
 THROUGHPUT_TARGET = 0.95
@@ -171,23 +170,11 @@ def main() -> int:
             if args.skip_overhead
             else asyncio.run(loop_overheads(settings, args.answers))
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            worktree = Path(tmp) / "baseline"
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(worktree), args.baseline],
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-            )
-            try:
-                rates = throughput(settings, worktree, args.rounds)
-            finally:
-                subprocess.run(
-                    ["git", "worktree", "remove", "--force", str(worktree)],
-                    cwd=ROOT,
-                    check=False,
-                    capture_output=True,
-                )
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            baseline_worktree(args.baseline, Path(tmp)) as worktree,
+        ):
+            rates = throughput(settings, worktree, args.rounds)
     tool_p50, plain_p50 = median(overheads["tool_step"]), median(overheads["plain"])
     step_ms = tool_p50 - plain_p50
     ratio = median(rates["current"]) / median(rates["baseline"])

@@ -31,7 +31,7 @@ from emulator import devtokens
 from emulator.settings import StackSettings, free_ports
 from emulator.stack import ROOT, Stack
 from shared.settings import LOCAL_HOST
-from tests.bench.harness import command, function_env_of
+from tests.bench.harness import baseline_worktree, command, function_env_of
 from tests.conftest import stack_settings
 
 HELLO = Path(__file__).resolve().parent / "hello" / "main.py"
@@ -153,22 +153,8 @@ def main() -> int:
             backing.start(timeout=90)
             result = measure(settings, args.runs)
             if args.baseline:
-                worktree = Path(state) / "baseline"
-                subprocess.run(
-                    ["git", "worktree", "add", "--detach", str(worktree), args.baseline],
-                    cwd=ROOT,
-                    check=True,
-                    capture_output=True,
-                )
-                try:
+                with baseline_worktree(args.baseline, Path(state)) as worktree:
                     compared = against_baseline(settings, args.runs, worktree)
-                finally:
-                    subprocess.run(
-                        ["git", "worktree", "remove", "--force", str(worktree)],
-                        cwd=ROOT,
-                        check=False,
-                        capture_output=True,
-                    )
                 print(json.dumps(compared))
         finally:
             backing.stop()

@@ -58,6 +58,28 @@ def backing(only: tuple[str, ...], **settings: Any) -> Iterator[StackSettings]:
             stack.stop()
 
 
+@contextlib.contextmanager
+def baseline_worktree(revision: str, folder: Path) -> Iterator[Path]:
+    """``revision`` checked out in a temporary git worktree under ``folder``, removed on exit:
+    the code a benchmark measures this checkout against, in the same run."""
+    worktree = folder / "baseline"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(worktree), revision],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield worktree
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(worktree)],
+            cwd=ROOT,
+            check=False,
+            capture_output=True,
+        )
+
+
 @dataclass
 class Function:
     url: str

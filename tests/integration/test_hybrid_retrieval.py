@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.backup.sinks import open_sink
@@ -217,3 +218,39 @@ def test_an_index_that_lags_the_corpus_is_published_by_the_next_ingestion(
     assert again["unchanged"] > 0 and again["chunks"] == 0
     assert again["index"]["version"] == first["index"]["version"] + 1
     assert ingest(stack, DATA / "corpus")["index"] is None  # caught up: nothing to do
+
+
+async def test_tags_narrow_retrieval_in_every_mode_and_on_the_chat(
+    stack: LocalStack, parts: dict[str, Any], tmp_path: Path
+) -> None:
+    ingest(stack, DATA / "corpus")
+    tagged = tmp_path / "tagged"
+    tagged.mkdir()
+    for name in ("mobile-apps.html", "offline-mode.md"):
+        (tagged / name).write_bytes((DATA / "corpus" / name).read_bytes())
+    report = ingest(stack, tagged, "--tag", "mobile", "--tag", "apps")
+    assert report["replaced"] == 2  # the same documents, now tagged
+    retriever: Retriever = parts["retriever"]
+    question = "How do I reset my password on my phone?"
+    wanted = {PREFIX + "mobile-apps.html", PREFIX + "offline-mode.md"}
+    for mode in ("vector", "lexical", "hybrid"):
+        everything = await retriever.retrieve(question, None, mode=mode)
+        narrowed = await retriever.retrieve(question, None, mode=mode, tags=["mobile"])
+        assert any(h.uri not in wanted for h in everything), mode
+        assert narrowed and {h.uri for h in narrowed} <= wanted, mode
+        assert await retriever.retrieve(question, None, mode=mode, tags=["nothing"]) == []
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        url = f"{stack.url('chat')}/v1/chat"
+        body = {"message": question, "retrieval": "auto", "retrieval_tags": ["apps"]}
+        answer = await client.post(url, json=body, headers=stack.auth())
+        bad = await client.post(
+            url, json={**body, "retrieval_tags": ["Not A Tag!"]}, headers=stack.auth()
+        )
+        many = await client.post(
+            url, json={**body, "retrieval_tags": [f"t{n}" for n in range(11)]}, headers=stack.auth()
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["sources"] and {s["uri"] for s in answer.json()["sources"]} <= wanted
+    assert bad.status_code == 422 and "retrieval_tags" in bad.text
+    assert many.status_code == 422 and "retrieval_tags" in many.text

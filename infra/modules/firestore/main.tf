@@ -86,3 +86,29 @@ resource "google_firestore_index" "corpus_chunks_by_visibility" {
     }
   }
 }
+
+# The same, narrowed to documents carrying one of the request's `retrieval_tags`
+# (`where("tags", "array_contains_any", …)` beside the visibility filter).
+resource "google_firestore_index" "corpus_chunks_by_visibility_and_tags" {
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = "corpus_chunks"
+
+  fields {
+    field_path = "visibility"
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path   = "tags"
+    array_config = "CONTAINS"
+  }
+
+  fields {
+    field_path = "embedding"
+    vector_config {
+      dimension = var.embedding_dimensions
+      flat {}
+    }
+  }
+}
