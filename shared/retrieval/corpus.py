@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from shared.contracts import CORPUS_TAG
@@ -31,6 +31,7 @@ from shared.retrieval.names import CHUNKS, DOCUMENTS, VERSION_DOC
 __all__ = ["CHUNKS", "DOCUMENTS", "CorpusStore", "IngestReport", "SourceDocument"]
 
 T = TypeVar("T")
+TOMBSTONE_TTL = timedelta(days=35)  # past the noncurrent versions' 30-day lifecycle
 ATTEMPTS = 3  # a record written by a concurrent event is read again, this many times at most
 MAX_CHUNKS = 450  # one batch (500 writes) holds a document's chunks, its record and the version
 # public, a tenant, or one owner (a subject: ``user:…`` for an ID token, ``key:…`` for an API key).
@@ -147,30 +148,32 @@ class CorpusStore:
         in one round trip. Each stays atomic on its own; a document that fails is passed to
         ``failed`` (or raised) and the others go on."""
         slots = asyncio.Semaphore(concurrency)
-        running: set[asyncio.Task[None]] = set()
         errors: list[BaseException] = []
 
         async def one(document: SourceDocument, generation: int | None, seen: Any) -> None:
             try:
                 await self.ingest(document, report, generation, seen)
             except Exception as exc:
-                if failed is None:
-                    errors.append(exc)
-                else:
+                try:
+                    if failed is None:
+                        raise
                     failed(document.uri, exc)
+                except Exception as kept:  # not the caller's to skip: the run fails with it
+                    errors.append(kept)
             finally:
                 slots.release()
 
-        async for group in _groups(documents, concurrency * 4):
-            refs = [self._db.collection(DOCUMENTS).document(document_id(d.uri)) for d, _ in group]
-            seen = {s.reference.path: s async for s in self._db.get_all(refs)}
-            for (document, generation), ref in zip(group, refs, strict=True):
-                await slots.acquire()
-                task = asyncio.create_task(one(document, generation, seen.get(ref.path)))
-                running.add(task)
-                task.add_done_callback(running.discard)
-        if running:
-            await asyncio.gather(*running)
+        async with asyncio.TaskGroup() as group_of_tasks:
+            async for group in _groups(documents, concurrency * 4):
+                if errors:
+                    break
+                refs = [
+                    self._db.collection(DOCUMENTS).document(document_id(d.uri)) for d, _ in group
+                ]
+                seen = {s.reference.path: s async for s in self._db.get_all(refs)}
+                for (document, generation), ref in zip(group, refs, strict=True):
+                    await slots.acquire()
+                    group_of_tasks.create_task(one(document, generation, seen.get(ref.path)))
         if errors:
             raise errors[0]
 
@@ -191,7 +194,11 @@ class CorpusStore:
         if old is not None and _newer(old, generation):
             report.stale += 1
             return
+        if old is not None and old.get("removed"):
+            old = None  # a removed object's tombstone: this newer generation starts afresh
         if old is not None and old.get("content_hash") == document.content_hash:
+            if self._index is not None and old.get("indexed") is False:
+                await self._reindex(doc_id, record_ref, existing)  # its upsert failed before
             if generation is not None and old.get("generation") != generation:
                 # The same bytes uploaded again: its deletion events now name the new generation.
                 unchanged = self._db.batch()
@@ -216,12 +223,8 @@ class CorpusStore:
         }
         ids = [f"{doc_id}_{chunk.index:04d}" for chunk in document.chunks]
         stale = [f"{doc_id}_{n:04d}" for n in range(len(ids), int((old or {}).get("chunks", 0)))]
-        if self._index is not None:  # first: a datapoint without its chunk is never returned
-            rows = [
-                (i, v, document.visibility, document.tags)
-                for i, v in zip(ids, vectors, strict=True)
-            ]
-            await self._index.upsert(rows)
+        if self._index is not None:  # before their chunks go: a failed commit is retried whole
+            await self._index.remove(stale)
         batch = self._db.batch()
         chunks = self._db.collection(CHUNKS)
         for chunk, vector in zip(document.chunks, vectors, strict=True):
@@ -241,19 +244,28 @@ class CorpusStore:
             **shared,
             "content_hash": document.content_hash,
             "chunks": len(document.chunks),
+            "indexed": self._index is None,  # set once Vector Search holds its vectors
         }
         if generation is not None:
             record["generation"] = generation
-        if old is None:
+        if not existing.exists:
             batch.create(record_ref, record)
         else:
-            if "owner" not in record:
-                record["owner"] = DELETE_FIELD  # made public: no longer anyone's document
+            for gone in ("owner", "removed", "expire_at"):  # a tombstone's, or made public
+                record.setdefault(gone, DELETE_FIELD)
             batch.update(record_ref, record, option=self._since(existing))
         self._bump(batch)
-        await batch.commit()
-        if self._index is not None:
-            await self._index.remove(stale)
+        result = await batch.commit()
+        if self._index is not None:  # after: the vectors of what was committed, not of a loser
+            rows = [
+                (i, v, document.visibility, document.tags)
+                for i, v in zip(ids, vectors, strict=True)
+            ]
+            await self._index.upsert(rows)
+            committed = result[len(ids) + len(stale)].update_time  # the record's write
+            await record_ref.update(
+                {"indexed": True}, option=self._db.write_option(last_update_time=committed)
+            )
         report.chunks += len(document.chunks)
         if old is None:
             report.added += 1
@@ -278,17 +290,43 @@ class CorpusStore:
         if _newer(existing.to_dict() or {}, generation):
             report.stale += 1
             return
-        count = int((existing.to_dict() or {}).get("chunks", 0))
-        ids = [f"{doc_id}_{n:04d}" for n in range(count)]
+        stored = existing.to_dict() or {}
+        if stored.get("removed"):
+            return  # already a tombstone
+        ids = [f"{doc_id}_{n:04d}" for n in range(int(stored.get("chunks", 0)))]
+        if self._index is not None:  # before the chunks: a failed delete is retried whole
+            await self._index.remove(ids)
         batch = self._db.batch()
         for chunk_id in ids:
             batch.delete(self._db.collection(CHUNKS).document(chunk_id))
-        batch.delete(record_ref, option=self._since(existing))
+        if generation is None:
+            batch.delete(record_ref, option=self._since(existing))
+        else:
+            # A tombstone: an event about this generation or an older one, arriving late (a
+            # retried finalize of a versioned bucket's noncurrent generation), changes nothing.
+            tombstone = {"uri": uri, "generation": generation, "removed": True}
+            tombstone["expire_at"] = datetime.now(UTC) + TOMBSTONE_TTL
+            if stored.get("owner"):  # erased with its owner, as the document would have been
+                tombstone["owner"] = stored["owner"]
+            batch.set(record_ref, tombstone)
         self._bump(batch)
         await batch.commit()
-        if self._index is not None:
-            await self._index.remove(ids)
         report.removed += 1
+
+    async def _reindex(self, doc_id: str, record_ref: Any, existing: Any) -> None:
+        """Upsert a committed document's vectors whose earlier upsert failed."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        assert self._index is not None
+        rows = []
+        query = self._db.collection(CHUNKS).where(filter=FieldFilter("doc_id", "==", doc_id))
+        async for chunk in query.stream():
+            data = chunk.to_dict() or {}
+            rows.append(
+                (chunk.id, list(data["embedding"]), data["visibility"], data.get("tags") or ())
+            )
+        await self._index.upsert(rows)
+        await record_ref.update({"indexed": True}, option=self._since(existing))
 
     def _since(self, snapshot: Any) -> Any:
         """The precondition that the record is as it was read."""
@@ -337,9 +375,12 @@ def _raced() -> tuple[type[Exception], ...]:
 
 
 def _newer(record: dict[str, Any], generation: int | None) -> bool:
-    """Whether the stored document comes from a newer object generation than ``generation``."""
+    """Whether the stored document comes from a newer object generation than ``generation`` —
+    or a removal of that very generation or a newer one (a tombstone)."""
     stored = record.get("generation")
-    return generation is not None and stored is not None and int(stored) > generation
+    if generation is None or stored is None:
+        return False
+    return int(stored) >= generation if record.get("removed") else int(stored) > generation
 
 
 def _owner(visibility: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from array import array
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from shared import errors
 from shared.llm.accounting import estimate_tokens
 from shared.llm.cache import PREFIX
 from shared.llm.resilience import Resilience
@@ -79,6 +80,7 @@ class Embedder:
         self._waiting: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
         self._waiting_texts = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def embed(self, texts: Sequence[str], task: Task) -> list[list[float]]:
@@ -111,6 +113,9 @@ class Embedder:
         """Document texts embedded together with those other calls ask for within
         ``COALESCE_S``: documents ingested concurrently share requests (up to the API's limits)."""
         loop = asyncio.get_running_loop()
+        if self._timer is not None and self._loop is not loop:  # another loop's (tests): drop
+            self._timer, self._waiting, self._waiting_texts = None, [], 0
+        self._loop = loop
         future: asyncio.Future[list[list[float]]] = loop.create_future()
         self._waiting.append((texts, future))
         self._waiting_texts += len(texts)
@@ -135,22 +140,24 @@ class Embedder:
     ) -> None:
         s = self._settings
         texts = [t for group, _ in waiting for t in group]
+        failure: BaseException = errors.Unavailable("the embedding request was abandoned")
         try:
             groups = batches(texts, s.embedding_batch_texts, s.embedding_batch_tokens)
             answers = await asyncio.gather(
                 *(self._ask([texts[i] for i in g], "RETRIEVAL_DOCUMENT") for g in groups)
             )
+            vectors = [v for answer in answers for v in answer]
+            start = 0
+            for group, future in waiting:
+                if not future.done():
+                    future.set_result(vectors[start : start + len(group)])
+                start += len(group)
         except Exception as exc:
+            failure = exc
+        finally:  # every waiter hears something, even when this flush is cancelled
             for _, future in waiting:
                 if not future.done():
-                    future.set_exception(exc)
-            return
-        vectors = [v for answer in answers for v in answer]
-        start = 0
-        for group, future in waiting:
-            if not future.done():
-                future.set_result(vectors[start : start + len(group)])
-            start += len(group)
+                    future.set_exception(failure)
 
     async def _ask(self, texts: list[str], task: Task) -> list[list[float]]:
         timeout_s = self._settings.vertex_attempt_timeout_s

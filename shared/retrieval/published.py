@@ -173,18 +173,34 @@ class CorpusView:
         elif self._named != self._loaded and self._clock() >= self._retry_at:
             if self._index is None:  # nothing to serve yet: one load, the others wait for it
                 async with self._load_lock:
-                    if self._named is not None and self._named != self._loaded:
+                    if (
+                        self._named is not None
+                        and self._named != self._loaded
+                        and self._clock() >= self._retry_at  # not again after a failure
+                    ):
                         await self._load(self._named)
             elif self._loading is None or self._loading.done():
                 self._loading = asyncio.create_task(self._load(self._named))
         return self._version, self._index
 
-    async def present(self, chunk_ids: list[str]) -> set[str]:
-        """Which of these chunks Firestore still holds (one read for them all)."""
+    async def visible(
+        self, chunk_ids: list[str], visibility: list[str], tags: list[str] | None
+    ) -> set[str]:
+        """Which of these chunks Firestore still holds as visible to ``visibility`` (and
+        carrying one of ``tags``, if given) — one read for them all: a document removed, or made
+        private, since the lexical index was built is not served from it."""
         if not chunk_ids:
             return set()
         refs = [self._db.collection(CHUNKS).document(i) for i in chunk_ids]
-        return {s.id async for s in self._db.get_all(refs, field_paths=["uri"]) if s.exists}
+        found = set()
+        async for snapshot in self._db.get_all(refs, field_paths=["visibility", "tags"]):
+            data = (snapshot.to_dict() or {}) if snapshot.exists else None
+            if data is None or data.get("visibility") not in visibility:
+                continue
+            if tags and not set(tags) & set(data.get("tags") or ()):
+                continue
+            found.add(snapshot.id)
+        return found
 
     async def _read(self) -> None:
         snapshot = await self._db.collection(VERSION_DOC[0]).document(VERSION_DOC[1]).get()

@@ -143,18 +143,24 @@ class Retriever:
                 if position is not None:
                     coverage[chunk_id] = float(lexical.coverage[position])
         chosen = choose(query, candidates, rankings, ranking, now, coverage)
-        return await self._still_there(
-            chosen, {h.chunk_id for h, _ in candidates.values() if h.vector}
-        )
+        from_firestore = {h.chunk_id for h, _ in candidates.values() if h.vector}
+        return await self._still_visible(chosen, from_firestore, visibility, tags)
 
-    async def _still_there(self, hits: list[Hit], from_firestore: set[str]) -> list[Hit]:
-        """The hits minus lexical-only ones whose chunk left Firestore since the index was built
-        (a removed or erased document's text is never served from an older index)."""
+    async def _still_visible(
+        self,
+        hits: list[Hit],
+        from_firestore: set[str],
+        visibility: list[str],
+        tags: list[str] | None,
+    ) -> list[Hit]:
+        """The hits minus lexical-only ones whose chunk left Firestore, or is no longer visible
+        to the caller, since the index was built (a removed, erased or newly private document's
+        text is never served from an older index)."""
         unchecked = [h.chunk_id for h in hits if h.chunk_id not in from_firestore]
         if not unchecked:
             return hits
-        present = await self._corpus.present(unchecked)
-        return [h for h in hits if h.chunk_id in from_firestore or h.chunk_id in present]
+        still = await self._corpus.visible(unchecked, visibility, tags)
+        return [h for h in hits if h.chunk_id in from_firestore or h.chunk_id in still]
 
     async def _cached(self, key: str) -> list[Hit] | None:
         if self._store is None or self._settings.retrieval_cache_ttl_s == 0:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -160,3 +161,41 @@ def test_vector_search_finds_the_right_article_and_never_someone_elses(
     for who in ("user:bob", "user:mallory", None):
         hits = asyncio.run(search(where, who))  # type: ignore[arg-type]
         assert all(h.uri != PREFIX + "alice-notes.md" for h in hits), who
+
+
+async def test_ingest_many_reports_a_failure_after_the_others_finish(stack: LocalStack) -> None:
+    """A document whose embedding fails does not vanish silently: the run raises it, and the
+    documents beside it are still ingested (each on its own)."""
+    from google.cloud.firestore_v1.async_client import AsyncClient
+
+    from shared.llm.resilience import Resilience
+    from shared.llm.transport import VertexTransport
+    from shared.retrieval.embeddings import Embedder
+    from shared.retrieval.sources import document
+
+    settings = stack.client_settings()
+    transport = VertexTransport(settings)
+    embedder = Embedder(settings, transport, Resilience(settings), None)
+    real = embedder.embed
+
+    async def embed(texts: Any, task: Any) -> Any:
+        if any("poison" in t for t in texts):
+            raise RuntimeError("the model refused")
+        return await real(texts, task)
+
+    embedder.embed = embed  # type: ignore[method-assign]
+    db = AsyncClient(project=stack.settings.project_id)
+    corpus = CorpusStore(db, embedder)
+
+    async def documents() -> Any:
+        for name in ("a", "poison", "b", "c"):
+            yield document(f"{PREFIX}{name}.md", f"# {name}\n\nText about {name}.".encode()), None
+
+    report = IngestReport()
+    try:
+        with pytest.raises(RuntimeError, match="refused"):
+            await corpus.ingest_many(documents(), report, concurrency=2)
+    finally:
+        db.close()  # type: ignore[no-untyped-call]
+        await transport.close()
+    assert report.added == 3

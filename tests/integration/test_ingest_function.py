@@ -47,7 +47,8 @@ def record(firestore_db: Any, uri: str) -> dict[str, Any] | None:
 
     db = firestore.Client(project=firestore_db.project)
     snapshot = db.collection(DOCUMENTS).document(document_id(uri)).get()
-    return snapshot.to_dict() if snapshot.exists else None
+    found = snapshot.to_dict() if snapshot.exists else None
+    return None if found is None or found.get("removed") else found  # a tombstone: gone
 
 
 def wait_for(check: Any, timeout_s: float = 15.0) -> Any:
@@ -276,3 +277,20 @@ def test_eventarcs_own_url_is_accepted_from_its_identity_only(stack: LocalStack)
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_late_event_never_brings_a_removed_document_back(
+    stack: LocalStack, bucket: Any, firestore_db: Any
+) -> None:
+    """The bucket keeps versions, so a removed generation can still be read: a finalize of it
+    retried after its archiving finds a tombstone and changes nothing."""
+    uri = f"gs://{CORPUS_BUCKET}/late/gone.md"
+    bucket.blob("late/gone.md").upload_from_string(ARTICLE)
+    stored = wait_for(lambda: record(firestore_db, uri))
+    bucket.blob("late/gone.md").delete()
+    wait_for(lambda: record(firestore_db, uri) is None)
+    headers, body = event(name="late/gone.md", generation=str(stored["generation"]))
+    assert post(stack, headers, body).json()["outcome"] == "stale"
+    assert record(firestore_db, uri) is None
+    bucket.blob("late/gone.md").upload_from_string(ARTICLE)  # a new generation: welcome back
+    wait_for(lambda: record(firestore_db, uri))

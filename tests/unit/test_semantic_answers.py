@@ -61,3 +61,14 @@ def test_numbers_and_codes_must_match_beside_the_meaning() -> None:
     assert guard_of("What does error E-413 mean?") != guard_of("What does error E-500 mean?")
     assert guard_of("Status of order A-1234") != guard_of("Status of order A-1243")
     assert guard_of("How do I merge two tags?") == guard_of("Merging two tags, how?")
+
+
+def test_codes_differing_in_letters_differ_and_long_messages_stay_cheap() -> None:
+    import time
+
+    from shared.semantic_cache import guard_of
+
+    assert guard_of("What does error E-413 mean?") != guard_of("What does warning W-413 mean?")
+    started = time.perf_counter()
+    guard_of("a-" * 8000 + " 1")
+    assert time.perf_counter() - started < 0.5  # linear: no backtracking on hostile input
