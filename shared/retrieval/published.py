@@ -229,5 +229,5 @@ class CorpusView:
             self._index = self._loaded = None
             self._retry_at = self._clock() + self._refresh_s
             return
-        if self._index is None or index.version >= self._index.version:
-            self._index, self._loaded = index, name
+        # The one config/corpus names (it only moves forward) replaces whatever was served.
+        self._index, self._loaded = index, name

@@ -254,3 +254,27 @@ async def test_tags_narrow_retrieval_in_every_mode_and_on_the_chat(
     assert answer.json()["sources"] and {s["uri"] for s in answer.json()["sources"]} <= wanted
     assert bad.status_code == 422 and "retrieval_tags" in bad.text
     assert many.status_code == 422 and "retrieval_tags" in many.text
+
+
+async def test_the_index_config_names_is_served_even_when_its_version_is_lower(
+    stack: LocalStack, parts: dict[str, Any], firestore_db: Any
+) -> None:
+    """Whatever config/corpus names replaces what an instance serves — after a restore or a
+    reset the corpus version can start again from a lower number."""
+    import asyncio
+
+    ingest(stack, DATA / "corpus")
+    view: CorpusView = parts["view"]
+    _, first = await view.state()
+    assert first is not None and first.version > 1
+    await firestore_db.collection("config").document("corpus").delete()
+    published = await publish(firestore_db, open_sink(parts["settings"].corpus_index_sink))
+    assert published.version == 0
+    await asyncio.sleep(0.2)  # past the view's refresh
+    await view.state()
+    for _ in range(50):  # the newer one loads beside the old
+        _, index = await view.state()
+        if index is not None and index.version == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert index is not None and index.version == 0
