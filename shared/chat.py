@@ -39,6 +39,8 @@ from shared.contracts import (
     Deleted,
     DeltaEvent,
     DoneEvent,
+    Feedback,
+    FeedbackRequest,
     MessageItem,
     MetaEvent,
     ModelUsage,
@@ -514,6 +516,16 @@ class ChatService:
             next_page_token=token,
         )
 
+    async def rate(
+        self, caller: Caller, conversation_id: str, message_id: str, body: FeedbackRequest
+    ) -> Feedback:
+        """Keep the caller's rating of one of its answers (the last one given wins)."""
+        kept = body.model_dump(mode="json")
+        when = await self._store.rate(conversation_id, message_id, caller.subject, kept)
+        return Feedback(
+            **kept, conversation_id=conversation_id, message_id=message_id, updated_at=when
+        )
+
     async def delete_conversation(self, caller: Caller, conversation_id: str) -> Deleted:
         count = await self._store.delete(conversation_id, caller.subject)
         return Deleted(conversation_id=conversation_id, deleted_messages=count)
@@ -540,7 +552,14 @@ def _message(message_id: str, data: dict[str, Any]) -> MessageItem:
         output_tokens=data.get("output_tokens"),
         tool_calls=[_call_of(c) for c in data.get("tool_calls") or []],
         sources=[Source(**source) for source in data.get("sources") or []],
+        feedback=_feedback_of(data.get("feedback")),
     )
+
+
+def _feedback_of(stored: dict[str, Any] | None) -> FeedbackRequest | None:
+    if not stored:
+        return None
+    return FeedbackRequest(**{k: v for k, v in stored.items() if k != "updated_at"})
 
 
 async def _replay(answer: Answer) -> AsyncIterator[Event]:

@@ -296,6 +296,59 @@ class MessageItem(_Contract):
     output_tokens: int | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
+    feedback: FeedbackRequest | None = Field(None, description="the owner's rating of an answer")
+
+
+FeedbackReason = Literal[
+    "correct",
+    "helpful",
+    "well_cited",
+    "incorrect",
+    "incomplete",
+    "unhelpful",
+    "unsafe",
+    "too_long",
+    "not_cited",
+    "wrong_language",
+    "other",
+]
+COMMENT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # newlines and tabs allowed
+
+
+class FeedbackRequest(_Contract):
+    """Body of `POST /v1/conversations/{id}/messages/{id}/feedback`: a rating of one answer,
+    thumbs or stars (exactly one), optional reasons from a fixed list and a short comment."""
+
+    thumbs: Literal["up", "down"] | None = None
+    stars: int | None = Field(None, ge=1, le=5)
+    reasons: list[FeedbackReason] = Field(default_factory=list, max_length=5)
+    comment: str | None = Field(None, max_length=1000)
+
+    @field_validator("reasons")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each reason at most once")
+        return value
+
+    @field_validator("comment")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and COMMENT_CONTROL.search(value):
+            raise ValueError("must not hold control characters")
+        return value
+
+    def model_post_init(self, _: Any) -> None:
+        if (self.thumbs is None) == (self.stars is None):
+            raise ValueError("give exactly one of thumbs or stars")
+
+
+class Feedback(FeedbackRequest):
+    """A rating as stored on an answer (the last one given wins), and when it was given."""
+
+    conversation_id: str
+    message_id: str
+    updated_at: datetime
 
 
 class ConversationDetail(_Contract):

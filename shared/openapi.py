@@ -24,6 +24,8 @@ from shared.contracts import (
     Deleted,
     Erased,
     ErrorEnvelope,
+    Feedback,
+    FeedbackRequest,
 )
 from shared.idempotency import MAX_KEY_CHARS
 
@@ -115,6 +117,7 @@ CONVERSATION_ID = {
     "required": True,
     "schema": {"type": "string", "pattern": ID_PATTERN},
 }
+MESSAGE_ID = {**CONVERSATION_ID, "name": "message_id"}
 REQUEST_ID = {"$ref": "#/components/parameters/RequestId"}
 SSE_EVENT = {
     "type": "object",
@@ -297,6 +300,25 @@ def document() -> dict[str, Any]:
                     "parameters": [REQUEST_ID, CONVERSATION_ID],
                     "responses": {**_ok("Deleted", _json(Deleted)), **_errors(*COMMON)},
                 },
+            },
+            "/v1/conversations/{conversation_id}/messages/{message_id}/feedback": {
+                "post": {
+                    "operationId": "rateAnswer",
+                    "summary": "Rate one of the caller's answers: thumbs or 1–5 stars",
+                    "description": (
+                        "Exactly one of `thumbs` or `stars`, up to five distinct `reasons` from "
+                        "a fixed list, an optional comment (1,000 characters, no control "
+                        "characters). The last rating given wins. Owner only: another user's "
+                        "conversation or message is 404; a user's own message is 422. Erased "
+                        "with the user and deleted with the conversation."
+                    ),
+                    "parameters": [REQUEST_ID, CONVERSATION_ID, MESSAGE_ID],
+                    "requestBody": {"required": True, "content": _json(FeedbackRequest)},
+                    "responses": {
+                        **_ok("The rating as kept", _json(Feedback)),
+                        **_errors("400", "413", "415", *COMMON),
+                    },
+                }
             },
             "/v1/me": {
                 "delete": {

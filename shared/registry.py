@@ -76,14 +76,20 @@ CHAT = FunctionSpec(
         RouteSpec(
             "DELETE", "/v1/conversations/{conversation_id}", "delete_conversation", "conversations"
         ),
+        RouteSpec(
+            "POST",
+            "/v1/conversations/{conversation_id}/messages/{message_id}/feedback",
+            "post_feedback",
+            "conversations",
+        ),
         RouteSpec("POST", "/v1/confirmations/{confirmation_id}", "post_confirmation", "chat"),
         RouteSpec("DELETE", "/v1/me", "erase_me", "account"),
         HEALTH,
         READY,
     ),
     local_port=8081,
-    summary="POST /v1/chat, confirmations of proposed actions, the conversation reads and "
-    "deletes, and DELETE /v1/me, as JSON",
+    summary="POST /v1/chat, confirmations of proposed actions, the conversation reads, "
+    "deletes and feedback on answers, and DELETE /v1/me, as JSON",
 )
 STREAM = FunctionSpec(
     "stream",

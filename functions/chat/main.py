@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
 from shared import coldstart, registry, runtime, web
 from shared.chat import Caller
-from shared.contracts import ChatRequest, ConfirmationDecision, Erased, PageQuery
+from shared.contracts import ChatRequest, ConfirmationDecision, Erased, FeedbackRequest, PageQuery
 from shared.cors import Cors
 from shared.health import healthz, readyz
 from shared.idempotency import Seal, StoredResponse, body_hash
@@ -77,6 +77,14 @@ async def delete_conversation(request: Request, params: dict[str, str]) -> Respo
     return JSONResponse(result.model_dump(mode="json"))
 
 
+async def post_feedback(request: Request, params: dict[str, str]) -> Response:
+    body = await web.read_json(request, FeedbackRequest, settings.max_body_bytes)
+    result = await runtime.chat_service().rate(
+        caller(request), params["conversation_id"], params["message_id"], body
+    )
+    return JSONResponse(result.model_dump(mode="json"))
+
+
 async def erase_me(request: Request, _: dict[str, str]) -> Response:
     report = (await runtime.eraser().erase(caller(request).subject)).as_dict()
     del report["dry_run"]
@@ -91,6 +99,7 @@ router = web.Router.serve(
         "list_conversations": list_conversations,
         "get_conversation": get_conversation,
         "delete_conversation": delete_conversation,
+        "post_feedback": post_feedback,
         "erase_me": erase_me,
         "healthz": healthz,
         "readyz": readyz("redis", "firestore", "vertex", optional=["redis"]),

@@ -108,6 +108,29 @@ class ConversationStore:
         query = messages.order_by("created_at", direction="DESCENDING")
         return await _page(query, page_size, page_token, messages)
 
+    async def rate(
+        self, conversation_id: str, message_id: str, owner: str, feedback: dict[str, Any]
+    ) -> datetime:
+        """Keep ``feedback`` on one of the owner's answers (the last one wins); when it was kept.
+
+        Someone else's conversation, or a message not in it, is not found; a user's own message
+        cannot be rated."""
+        await self.require_owned(conversation_id, owner)
+        if not _TOKEN.match(message_id) or reserved(message_id):
+            raise errors.NotFound(f"message {message_id[:80]} not found")
+        reference = self._conversation(conversation_id).collection(MESSAGES).document(message_id)
+        snapshot = await reference.get()
+        if not snapshot.exists:
+            raise errors.NotFound(f"message {message_id} not found")
+        if snapshot.get("role") != "model":
+            raise errors.ValidationFailed(
+                "only an answer can be rated",
+                details=[{"field": "message_id", "issue": "is the user's own message"}],
+            )
+        now = datetime.now(UTC)
+        await reference.update({"feedback": {**feedback, "updated_at": now}})
+        return now
+
     async def delete(self, conversation_id: str, owner: str) -> int:
         """Delete a conversation and every message in it; returns how many messages went.
 

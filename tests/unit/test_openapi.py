@@ -22,6 +22,7 @@ def test_document_covers_every_public_route_and_the_error_envelope() -> None:
         "/v1/chat:stream",
         "/v1/conversations",
         "/v1/conversations/{conversation_id}",
+        "/v1/conversations/{conversation_id}/messages/{message_id}/feedback",
         "/v1/confirmations/{confirmation_id}",
         "/v1/me",
         "/healthz",
