@@ -72,3 +72,4 @@ infra-docs: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/python -m shared.openapi > docs/openapi.json
+	$(BIN)/python -m shared.asyncapi > docs/asyncapi.json

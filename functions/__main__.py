@@ -2,14 +2,15 @@
 command, the local stack's and the tests').
 
 The function comes from ``--target`` or ``FUNCTION_TARGET``; its source file, from the registry.
-functions-framework's own command line then runs in this process (ASGI, one uvicorn worker), so
-the launcher costs no second interpreter start.
+functions-framework builds the ASGI app in this process as its own ``--asgi`` command line would
+(plus the function's WebSocket routes), so the launcher costs no second interpreter start.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from shared import registry
@@ -29,23 +30,25 @@ def main() -> None:
         spec = registry.function(args.target)
     except KeyError as exc:
         parser.error(str(exc.args[0]))
-    from functions_framework._cli import _cli
+    serve(spec, args.host, args.port)
 
-    # functions-framework's documented command line (its `functions-framework` entry point).
-    _cli.main(
-        args=[
-            "--target",
-            spec.name,
-            "--source",
-            str(ROOT / spec.source),
-            "--asgi",
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-        ],
-        prog_name="functions-framework",
+
+def serve(spec: registry.FunctionSpec, host: str, port: int) -> None:
+    """functions-framework's ASGI app for the function (as its ``--asgi`` command line builds
+    it), with the function's WebSocket routes mounted, run by gunicorn with one uvicorn worker."""
+    from functions_framework._http.gunicorn import UvicornApplication
+    from functions_framework.aio import create_asgi_app
+    from starlette.routing import WebSocketRoute
+
+    app = create_asgi_app(spec.name, str(ROOT / spec.source), "http")  # type: ignore[no-untyped-call]
+    module = sys.modules["main"]  # functions-framework loads the source as module "main"
+    router = getattr(module, "router", None)
+    for path, endpoint in getattr(router, "sockets", {}).items():
+        app.router.routes.insert(0, WebSocketRoute(path, endpoint))
+    server = UvicornApplication(  # type: ignore[no-untyped-call]
+        app, host, port, False, worker_class="functions.server.Worker"
     )
+    server.run()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 ALLOW_HEADERS = (
@@ -15,9 +15,14 @@ class Cors:
     def __init__(self, origins: list[str]) -> None:
         self.origins = frozenset(origins)
 
-    def allowed(self, request: Request) -> str | None:
+    def allowed(self, request: HTTPConnection) -> str | None:
         origin = request.headers.get("origin")
         return origin if origin in self.origins else None
+
+    def refuses(self, connection: HTTPConnection) -> bool:
+        """A browser page of an origin not on the list (a WebSocket handshake's ``Origin``);
+        clients that send none, as mobile apps, are not refused."""
+        return "origin" in connection.headers and self.allowed(connection) is None
 
     def is_preflight(self, request: Request) -> bool:
         return request.method == "OPTIONS" and "access-control-request-method" in request.headers

@@ -86,6 +86,12 @@ class ValidationFailed(AppError):
     status, code = 422, "validation_failed"
 
 
+class UpgradeRequired(AppError):
+    """A WebSocket route reached without the WebSocket handshake."""
+
+    status, code = 426, "upgrade_required"
+
+
 class RateLimited(AppError):
     status, code = 429, "rate_limited"
 

@@ -50,6 +50,7 @@ ERRORS = {
     "413": "Body or message over the size limit",
     "415": "Content-Type is not application/json",
     "422": "Invalid fields, query parameters or Idempotency-Key reuse; details name each field",
+    "426": "A WebSocket endpoint reached without the WebSocket handshake",
     "429": "Rate limit or daily token budget reached; see Retry-After",
     "502": "The model failed, or its answer broke the response schema (invalid_model_output)",
     "503": "No model or dependency can serve right now; see Retry-After",
@@ -252,6 +253,39 @@ def document() -> dict[str, Any]:
                             {"text/event-stream": {"schema": SSE_EVENT}},
                         ),
                         **_errors("400", "409", "413", "415", "502", *COMMON),
+                    },
+                },
+            },
+            "/v1/sessions": {
+                "servers": [STREAM_SERVER],
+                "get": {
+                    "operationId": "openSession",
+                    "summary": "Open a WebSocket session (protocol: docs/asyncapi.json)",
+                    "description": (
+                        "A WebSocket handshake with subprotocol `ngx.v1`. Authenticate with a "
+                        "second offered subprotocol `ngx.bearer.<ID token>` or `ngx.key.<API "
+                        'key>` (never echoed back), or with a first message `{"type": '
+                        '"auth"}` within session_auth_timeout_s; never in the query string. '
+                        "Then send `chat` (the body of POST /v1/chat), `cancel`, `resume` "
+                        "(Last-Event-ID of any stream) and `ping`; events mirror the stream's "
+                        "Server-Sent Events. Close codes: 4000 reconnect (time limit), 4001 "
+                        "slow consumer, 4002 idle, 4401 unauthenticated, 4403 forbidden, 1009 "
+                        "frame over 1 MiB."
+                    ),
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "Sec-WebSocket-Protocol",
+                            "in": "header",
+                            "required": False,
+                            "description": "`ngx.v1`, optionally with the credential.",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "101": {"description": "Switching Protocols: the session runs"},
+                        "403": {"description": "A browser page of an origin not allowed"},
+                        **_errors("426"),
                     },
                 },
             },

@@ -26,6 +26,9 @@ class RouteSpec:
     # Rate limits checked with the request's first Redis round trip (`shared.admission`): for a
     # route whose first one is a cache lookup.
     deferred_limits: bool = False
+    # A WebSocket endpoint (the handler takes a `starlette.websockets.WebSocket`); a plain HTTP
+    # request to its path gets 426.
+    websocket: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,15 @@ CHAT = FunctionSpec(
 STREAM = FunctionSpec(
     "stream",
     "public",
-    (RouteSpec("POST", "/v1/chat:stream", "post_stream", "chat"), HEALTH, READY),
+    (
+        RouteSpec("POST", "/v1/chat:stream", "post_stream", "chat"),
+        RouteSpec("GET", "/v1/sessions", "open_session", "chat", websocket=True),
+        HEALTH,
+        READY,
+    ),
     local_port=8082,
-    summary="POST /v1/chat:stream, answers as Server-Sent Events",
+    summary="POST /v1/chat:stream, answers as Server-Sent Events, and WebSocket sessions at "
+    "/v1/sessions",
 )
 
 

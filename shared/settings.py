@@ -264,6 +264,27 @@ class Settings(BaseSettings):
     stream_resume_grace_s: float = Field(0.5, gt=0, le=30)
     stream_buffer_ttl_s: int = Field(600, ge=10)
 
+    # WebSocket sessions (`shared.sessions`): time limits and the per-connection bounds.
+    session_auth_timeout_s: float = Field(
+        10.0, gt=0, le=60, description="a connection must authenticate within this long"
+    )
+    session_idle_s: float = Field(
+        300.0, gt=0, description="a session with no message and no answer running is closed"
+    )
+    session_max_s: float = Field(
+        3480.0,
+        gt=0,
+        description="a session is asked to reconnect after this long: below the service's "
+        "request timeout (3,600 s), with session_drain_s to spare",
+    )
+    session_drain_s: float = Field(
+        60.0, ge=0, description="after the reconnect hint, answers running may finish this long"
+    )
+    session_send_queue: int = Field(
+        512, ge=8, le=100_000, description="events waiting for a slow client before it is closed"
+    )
+    session_max_streams: int = Field(4, ge=1, le=64, description="answers running at once")
+
     # Idempotency records: how long they are kept, how long a replay waits for the first request.
     idempotency_ttl_h: int = Field(24, ge=1, le=24 * 30)
     idempotency_wait_s: float = Field(30.0, gt=0)

@@ -75,6 +75,7 @@ class StreamHub:
         self.process_id = secrets.token_hex(8)
         self._heartbeat: asyncio.Task[None] | None = None
         self._producing = 0  # streams this process is producing now
+        self._producers: dict[str, asyncio.Task[None]] = {}  # by stream id
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
@@ -112,7 +113,8 @@ class StreamHub:
         )
         self._keep(producer)
         self._producing += 1
-        producer.add_done_callback(self._produced)
+        self._producers[sid] = producer
+        producer.add_done_callback(partial(self._produced, sid))
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._beat())
         return self._deliver(queue, producer, sid)
@@ -219,8 +221,20 @@ class StreamHub:
         if then is not None:
             await then()
 
-    def _produced(self, _: asyncio.Task[None]) -> None:
+    def _produced(self, sid: str, _: asyncio.Task[None]) -> None:
         self._producing -= 1
+        self._producers.pop(sid, None)
+
+    def cancel(self, sid: str) -> bool:
+        """Stop producing stream ``sid`` now, the model call with it, if this process produces
+        it (its caller checked the owner); False otherwise. A stream another instance produces
+        stops once nobody follows it (`_watch_detached`)."""
+        producer = self._producers.get(sid)
+        if producer is None or producer.done():
+            return False
+        log.info("stream cancelled by its client", extra={"stream_id": sid})
+        producer.cancel()
+        return True
 
     async def _beat(self) -> None:
         """Renew this process's heartbeat while it produces streams (one write a second in all,

@@ -13,12 +13,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket
 
 from shared import errors, telemetry
 from shared.admission import current as admission_current
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ngx.http")
 
 Handler = Callable[[Request, dict[str, str]], Awaitable[Response]]
+SocketHandler = Callable[[WebSocket], Awaitable[None]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
@@ -119,8 +121,10 @@ class Router:
         guard: Callable[[], Guard] | None = None,
         cors: Cors | None = None,
         after_first: Callable[[], None] | None = None,
+        sockets: Mapping[str, SocketHandler] | None = None,
     ) -> None:
         self._routes = [(route, route.pattern) for route in routes]
+        self.sockets: dict[str, SocketHandler] = dict(sockets or {})  # path → endpoint
         self._guard = guard
         self._cors = cors
         self._after_first = after_first  # run once, when the first response is ready
@@ -129,7 +133,7 @@ class Router:
     def serve(
         cls,
         spec: FunctionSpec,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler | SocketHandler],
         guard: Callable[[], Guard] | None = None,
         cors: Cors | None = None,
         after_first: Callable[[], None] | None = None,
@@ -137,17 +141,26 @@ class Router:
         """A router for a registered function: its routes bound to ``handlers`` by operation name.
 
         A route without a handler, or a handler for no route, fails at import, so a function serves
-        exactly the routes the registry (and so the OpenAPI document and the stack) lists.
+        exactly the routes the registry (and so the OpenAPI document and the stack) lists. A
+        WebSocket route's handler lands in `sockets` (the launcher mounts them); a plain HTTP
+        request to its path gets 426.
         """
         wanted = {route.operation for route in spec.routes}
         if wanted != set(handlers):
             missing, extra = sorted(wanted - set(handlers)), sorted(set(handlers) - wanted)
             raise RuntimeError(f"{spec.name}: handlers missing {missing}, not registered {extra}")
         routes = [
-            Route(r.method, r.path, handlers[r.operation], r.scope, r.deferred_limits)
+            Route(
+                r.method, r.path, cast(Handler, handlers[r.operation]), r.scope, r.deferred_limits
+            )
+            if not r.websocket
+            else Route(r.method, r.path, _upgrade_required)
             for r in spec.routes
         ]
-        return cls(routes, guard=guard, cors=cors, after_first=after_first)
+        sockets = {
+            r.path: cast(SocketHandler, handlers[r.operation]) for r in spec.routes if r.websocket
+        }
+        return cls(routes, guard=guard, cors=cors, after_first=after_first, sockets=sockets)
 
     def _methods(self, path: str) -> list[str]:
         return [route.method for route, pattern in self._routes if pattern.match(path)]
@@ -247,6 +260,13 @@ class Router:
             admission_current.reset(token)
         response.headers.update(admission.headers())
         return response
+
+
+async def _upgrade_required(request: Request, _: dict[str, str]) -> Response:
+    raise errors.UpgradeRequired(
+        f"{request.url.path} is a WebSocket endpoint: open it with the WebSocket handshake",
+        headers={"Upgrade": "websocket"},
+    )
 
 
 def caller(request: Request) -> Caller:

@@ -310,7 +310,11 @@ class VertexEmulator:
         )
 
     async def stream_generate_content(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        name = await self._check_model(request, context, "StreamGenerateContent")
+        try:
+            name = await self._check_model(request, context, "StreamGenerateContent")
+        except asyncio.CancelledError:  # cancelled while an injected latency held the call
+            self.state.cancelled[(model_id(request.model), "StreamGenerateContent")] += 1
+            raise
         plan = self._plan(request)
         words, finish, prompt = plan.words, plan.finish, plan.prompt_tokens
         latency = self.state.latency

@@ -17,7 +17,9 @@ from shared.contracts import ID_PATTERN
 from tests.conftest import LocalStack
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
-schema = schemathesis.openapi.from_path(SPEC)
+# The WebSocket handshake is not HTTP request/response: sessions are fuzzed over the socket
+# (tests/integration/test_sessions.py), their plain HTTP 426 here by the hostile-input runs.
+schema = schemathesis.openapi.from_path(SPEC).exclude(operation_id="openSession")
 CASES: list[str] = []
 MIN_CASES = 1000
 # The methods functions-framework routes to a function; it answers any other one itself.

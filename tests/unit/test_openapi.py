@@ -25,6 +25,7 @@ def test_document_covers_every_public_route_and_the_error_envelope() -> None:
         "/v1/conversations/{conversation_id}/messages/{message_id}/feedback",
         "/v1/confirmations/{confirmation_id}",
         "/v1/me",
+        "/v1/sessions",
         "/healthz",
     }
     envelope = doc["components"]["schemas"]["ErrorEnvelope"]

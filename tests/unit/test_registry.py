@@ -46,8 +46,14 @@ def test_names_and_ports_are_unique_and_spelt_one_way() -> None:
 def test_a_router_refuses_handlers_that_do_not_match_the_routes() -> None:
     handlers = {route.operation: _handler for route in registry.STREAM.routes}
     assert web.Router.serve(registry.STREAM, handlers)
-    with pytest.raises(RuntimeError, match=r"missing \['healthz', 'readyz'\]"):
+    with pytest.raises(RuntimeError, match=r"missing \['healthz', 'open_session', 'readyz'\]"):
         web.Router.serve(registry.STREAM, {"post_stream": _handler})
+
+
+def test_websocket_routes_are_mounted_apart_and_answer_426_over_plain_http() -> None:
+    handlers = {route.operation: _handler for route in registry.STREAM.routes}
+    router = web.Router.serve(registry.STREAM, handlers)
+    assert router.sockets == {"/v1/sessions": _handler}
     with pytest.raises(RuntimeError, match=r"not registered \['extra'\]"):
         web.Router.serve(registry.STREAM, {**handlers, "extra": _handler})
 

@@ -27,6 +27,7 @@ resource "google_cloud_run_v2_service" "this" {
     service_account                  = google_service_account.this.email
     max_instance_request_concurrency = var.concurrency
     timeout                          = "${var.timeout_s}s"
+    session_affinity                 = var.session_affinity
 
     scaling {
       min_instance_count = var.min_instances

@@ -105,6 +105,12 @@ variable "concurrency" {
   }
 }
 
+variable "session_affinity" {
+  description = "Send a client's requests to the same instance while it lives (WebSocket reconnects)."
+  type        = bool
+  default     = false
+}
+
 variable "timeout_s" {
   description = "Request timeout in seconds (a stream or WebSocket lasts at most this)."
   type        = number

@@ -85,7 +85,10 @@ locals {
     stream = {
       public = true
       roles  = local.api_roles
-      env    = local.api_env
+      # WebSocket sessions are asked to reconnect two minutes before the request timeout ends them.
+      env = merge(local.api_env, {
+        NGX_SESSION_MAX_S = tostring(max(60, var.services["stream"].timeout_s - 120))
+      })
     }
     cache_maintenance = {
       public = false
@@ -601,6 +604,7 @@ module "service" {
   min_instances       = var.services[each.key].min_instances
   max_instances       = var.services[each.key].max_instances
   timeout_s           = var.services[each.key].timeout_s
+  session_affinity    = each.key == "stream" # a reconnecting WebSocket session returns to its instance
   deletion_protection = var.deletion_protection
   secret_env = merge(
     local.redis_secret_env,
