@@ -50,10 +50,11 @@ def test_a_router_refuses_handlers_that_do_not_match_the_routes() -> None:
         web.Router.serve(registry.STREAM, {"post_stream": _handler})
 
 
-def test_websocket_routes_are_mounted_apart_and_answer_426_over_plain_http() -> None:
+def test_websocket_routes_are_handed_to_the_launcher_apart() -> None:
     handlers = {route.operation: _handler for route in registry.STREAM.routes}
     router = web.Router.serve(registry.STREAM, handlers)
-    assert router.sockets == {"/v1/sessions": _handler}
+    assert list(router.sockets) == ["/v1/sessions"]
+    assert router.sockets["/v1/sessions"] is handlers["open_session"]  # type: ignore[comparison-overlap]
     with pytest.raises(RuntimeError, match=r"not registered \['extra'\]"):
         web.Router.serve(registry.STREAM, {**handlers, "extra": _handler})
 
