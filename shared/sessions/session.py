@@ -83,7 +83,8 @@ class Session:
         self.id = secrets.token_hex(8)
         self._principal: Principal | None = None
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(settings.session_send_queue)
-        self._answers: dict[int, _Answer] = {}
+        self._answers: dict[int, _Answer] = {}  # by a number of their own, in order
+        self._opened = 0
         self._ended: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
         self._last_seen = time.monotonic()
         self._draining = False
@@ -300,7 +301,8 @@ class Session:
         self._start(self._resume(message), message.ref)
 
     def _start(self, work: Coroutine[Any, Any, AsyncIterator[bytes]], ref: str | None) -> None:
-        key = id(work)
+        self._opened += 1
+        key = self._opened
         task = asyncio.create_task(self._forward(key, work, ref))
         self._answers[key] = _Answer(task, ref)
         task.add_done_callback(lambda _: self._answers.pop(key, None))

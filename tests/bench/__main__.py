@@ -18,6 +18,7 @@ BENCHMARKS = [
     "tests.bench.redaction",
     "tests.bench.agent_overhead",
     "tests.bench.retrieval",
+    "tests.bench.sessions",
 ]
 
 

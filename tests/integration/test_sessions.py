@@ -398,3 +398,14 @@ async def test_a_session_is_asked_to_reconnect_and_its_answer_resumes_elsewhere(
     sid = received[0]["stream_id"]
     assert [e["id"] for e in received] == [f"{sid}:{n}" for n in range(1, len(received) + 1)]
     assert stack.model_calls()["calls"] == {"gemini-2.5-flash": {"StreamGenerateContent": 1}}
+
+
+async def test_many_answers_one_after_another_on_one_session(stack: LocalStack) -> None:
+    """Each answer keeps its own place on the session however quickly the next one starts."""
+    async with open_session(stack.url("stream"), stack.token()) as ws:
+        await receive(ws)
+        for n in range(40):
+            await send(ws, {"type": "chat", "ref": f"n{n}", "request": {"message": f"q {n}"}})
+            events = await until(ws, "done", "error")
+            assert events[-1]["type"] == "done", events[-1]
+            assert {e["ref"] for e in events} == {f"n{n}"}
