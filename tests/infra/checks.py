@@ -274,6 +274,31 @@ def check_monitoring(root: Path) -> list[str]:
     problems += _check_availability(root, module, local)
     if one(module, "resource", "google_monitoring_dashboard", "kpis") is None:
         problems.append("monitoring: the dashboard is missing")
+    return problems + _check_agent(module, local)
+
+
+# The agent's log-based metrics: the logger and message of the line each one counts.
+AGENT_METRICS = {
+    "agent.tool_calls": ('"agent.tools"', '"tool call"'),
+    "agent.escalations": ('"agent.routing"', '"agent escalation"'),
+}
+
+
+def _check_agent(module: Path, local: dict[str, Any]) -> list[str]:
+    """The agent's metrics count the lines the runtime writes, and the dashboard charts them."""
+    problems = []
+    metrics = {unquote(k): v for k, v in local.get("agent_metrics", {}).items()}
+    dashboard = (module / "main.tf").read_text()
+    for metric, (logger, message) in AGENT_METRICS.items():
+        spec = metrics.get(metric)
+        wanted = (f"jsonPayload.logger={logger}", f"jsonPayload.message={message}")
+        if spec is None or not all(
+            w in unquote(spec.get("filter", "")).replace("\\", "") for w in wanted
+        ):
+            problems.append(f"monitoring: no log-based metric {metric} counting {message} lines")
+        series = "logging_googleapis_com:user_" + metric.replace(".", "_")
+        if series not in dashboard:
+            problems.append(f"monitoring: no dashboard panel charts {metric}")
     return problems
 
 

@@ -214,3 +214,20 @@ def test_availability_slo_rules_are_enforced(broken: Path) -> None:
     assert "envs/prod: notification_channels must be required (validated, no default)" in (
         checks.check_monitoring(broken)
     )
+
+
+def test_agent_metrics_and_their_panels_are_checked(broken: Path) -> None:
+    edit(
+        broken / "modules/monitoring/main.tf",
+        'jsonPayload.message=\\"tool call\\"',
+        'jsonPayload.message=\\"tool used\\"',
+    )
+    edit(
+        broken / "modules/monitoring/main.tf",
+        "rate(logging_googleapis_com:user_agent_escalations[5m])",
+        "rate(logging_googleapis_com:user_other[5m])",
+    )
+    assert checks.check_monitoring(broken) == [
+        'monitoring: no log-based metric agent.tool_calls counting "tool call" lines',
+        "monitoring: no dashboard panel charts agent.escalations",
+    ]
