@@ -451,6 +451,8 @@ def banner(stack: Stack) -> str:
         "Try it (as user alice; the token is valid for 24 h, mint more with "
         "`agentctl token --user NAME`):",
         f"  {curl_example(stack.settings, devtokens.local_token(stack.settings, 'alice', DAY_S))}",
+        "A WebSocket session (the same answer, streamed; no message: one per line of stdin):",
+        f"  .venv/bin/python -m emulator.session '{EXAMPLE_MESSAGE}'",
         "",
         f"Logs: {stack.state_dir / 'logs'}/    Stop: Ctrl-C",
     ]

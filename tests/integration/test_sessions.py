@@ -409,3 +409,26 @@ async def test_many_answers_one_after_another_on_one_session(stack: LocalStack) 
             events = await until(ws, "done", "error")
             assert events[-1]["type"] == "done", events[-1]
             assert {e["ref"] for e in events} == {f"n{n}"}
+
+
+def test_the_readme_session_command_streams_an_answer_with_its_tool_call(
+    stack: LocalStack,
+) -> None:
+    import subprocess
+    import sys
+
+    from emulator.stack import EXAMPLE_MESSAGE, ROOT
+
+    command = ["--url", sessions_url(stack.url("stream")), "--token", stack.token()]
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator.session", *command, EXAMPLE_MESSAGE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("[tool_call order_status")
+    assert lines[1].startswith("[tool_result order_status: ok")
+    assert "A-1234" in done.stdout and lines[-1].startswith("[usage ")
