@@ -103,6 +103,11 @@ def scheduler_account(settings: StackSettings) -> str:
     return f"scheduler@{settings.project_id}.iam.gserviceaccount.com"
 
 
+def push_account(settings: StackSettings) -> str:
+    """The local stand-in for the Pub/Sub push subscription's identity (calls the worker)."""
+    return f"pubsub-push@{settings.project_id}.iam.gserviceaccount.com"
+
+
 def event_account(settings: StackSettings) -> str:
     """The local stand-in for the Eventarc trigger's service account (calls ingest)."""
     return f"eventarc@{settings.project_id}.iam.gserviceaccount.com"

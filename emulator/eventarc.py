@@ -132,7 +132,7 @@ def main() -> None:
     with httpx.Client(timeout=60) as client:
         relay = Relay(args, client)
         relay.known = relay.listing()  # what exists at start is not news
-        _serve_health(args.ready_port)
+        serve_health(args.ready_port)
         while True:
             try:
                 relay.step()
@@ -141,7 +141,7 @@ def main() -> None:
             time.sleep(args.interval)
 
 
-def _serve_health(port: int | None) -> None:
+def serve_health(port: int | None) -> None:
     """A readiness endpoint on ``port`` (in a thread) so the stack knows the relay watches."""
     if port is None:
         return

@@ -34,11 +34,14 @@ class StackSettings(OpsSettings):
     stack_demo_port: int = _port(8793)
     stack_storage_port: int = _port(8794)
     stack_eventarc_port: int = _port(8795)
+    stack_pubsub_port: int = _port(8796)
+    stack_push_port: int = _port(8797)  # the push stand-in's readiness
     stack_chat_port: int = _port(registry.CHAT.local_port)
     stack_stream_port: int = _port(registry.STREAM.local_port)
     stack_cache_maintenance_port: int = _port(registry.CACHE_MAINTENANCE.local_port)
     stack_backup_port: int = _port(registry.BACKUP.local_port)
     stack_ingest_port: int = _port(registry.INGEST.local_port)
+    stack_worker_port: int = _port(registry.WORKER.local_port)
     stack_dir: Path = Field(
         ROOT / ".stack", description="state of the local stack: logs, the development signing key"
     )

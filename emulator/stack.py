@@ -75,6 +75,11 @@ def check_prerequisites() -> None:
             "google-cloud-cli-firestore-emulator` or `gcloud components install "
             "cloud-firestore-emulator`"
         )
+    elif not (Path(gcloud).resolve().parent.parent / "platform" / "pubsub-emulator").is_dir():
+        missing.append(
+            "Pub/Sub emulator not installed: `sudo apt-get install -y "
+            "google-cloud-cli-pubsub-emulator` or `gcloud components install pubsub-emulator`"
+        )
     if missing:
         raise StackError("missing prerequisite: " + "\n".join(missing))
 
@@ -125,6 +130,10 @@ def function_env(settings: StackSettings) -> dict[str, str]:
         "STORAGE_EMULATOR_HOST": f"http://{LOCAL_HOST}:{settings.stack_storage_port}",
         "NGX_BACKUP_SINK": f"file://{settings.stack_dir / 'backups'}",
         "NGX_CORPUS_INDEX_SINK": f"file://{settings.stack_dir / 'corpus-index'}",
+        # The job queue: the Pub/Sub emulator; the worker is pushed to by the stand-in.
+        "PUBSUB_EMULATOR_HOST": f"{LOCAL_HOST}:{settings.stack_pubsub_port}",
+        "NGX_PUSH_SERVICE_ACCOUNT": devtokens.push_account(settings),
+        "NGX_EXPORT_SINK": f"file://{settings.stack_dir / 'exports'}",
         "NGX_CORPUS_REFRESH_S": "0.5",  # an ingestion shows within half a second locally
         # Calibrated on the emulator's lexical embeddings (docs/retrieval.md#semantic-cache);
         # the cache itself is off unless NGX_SEMANTIC_CACHE_ENABLED=true.
@@ -146,6 +155,17 @@ def components(settings: StackSettings) -> list[Component]:
             ready_path="/",
             env={"CLOUDSDK_CONFIG": str(gcloud_config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
             url=f"http://{LOCAL_HOST}:{fs_port}",
+        ),
+        Component(
+            "pubsub",
+            [
+                *("gcloud", "beta", "emulators", "pubsub", "start"),
+                f"--host-port={LOCAL_HOST}:{settings.stack_pubsub_port}",
+                f"--project={settings.project_id}",
+            ],
+            settings.stack_pubsub_port,
+            env={"CLOUDSDK_CONFIG": str(gcloud_config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
+            url=f"http://{LOCAL_HOST}:{settings.stack_pubsub_port} (Pub/Sub: the job queue)",
         ),
         Component(
             "redis",
@@ -250,7 +270,29 @@ def components(settings: StackSettings) -> list[Component]:
             )
         )
     items.append(eventarc(settings, python))
+    items.append(pubsub_push(settings, python))
     return items
+
+
+def pubsub_push(settings: StackSettings, python: str) -> Component:
+    """The stand-in for the jobs topic's push subscription: messages reach the worker."""
+    worker = f"http://{LOCAL_HOST}:{settings.function_port(registry.WORKER)}"
+    return Component(
+        "pubsub-push",
+        [
+            *(python, "-m", "emulator.pubsub_push"),
+            *("--emulator", f"http://{LOCAL_HOST}:{settings.stack_pubsub_port}"),
+            *("--project", settings.project_id, "--topic", "ngx-jobs"),
+            *("--target", worker, "--audience", worker),
+            *("--issuer", devtokens.issuer(settings), "--email", devtokens.push_account(settings)),
+            *("--key-dir", str(devtokens.key_dir(settings))),
+            *("--ready-port", str(settings.stack_push_port)),
+        ],
+        settings.stack_push_port,
+        ready_path="/healthz",
+        env={"PYTHONPATH": str(ROOT)},
+        url="pushing the jobs topic to the worker (dead letters: ngx-jobs-dead)",
+    )
 
 
 def eventarc(settings: StackSettings, python: str) -> Component:

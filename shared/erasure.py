@@ -5,7 +5,8 @@ What a subject leaves behind, and how it is found:
 - Firestore: ``conversations`` (``owner``) with their ``messages`` (``owner``; summaries live in
   the conversation), ``idempotency`` records (``owner``), proposed actions awaiting approval
   (``confirmations``, ``owner``), private retrieval documents and their chunks
-  (``corpus_documents``, ``corpus_chunks``, ``owner``) and ``api_keys`` (``subject``).
+  (``corpus_documents``, ``corpus_chunks``, ``owner``), ``jobs`` (``owner``) and ``api_keys``
+  (``subject``) — the list is `shared.subject_data`'s, which export reads too.
 - Memorystore: the keys its requests wrote (cache entries it filled, its stream buffers, shared
   model streams it led), listed in its ``ngx:owned:…`` set; its token budget counters; its rate
   limit counters and those of its API keys; cached copies of its API keys.
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from shared import pseudonyms
+from shared import pseudonyms, subject_data
 from shared.llm.accounting import BUDGET_TTL_S, TokenBudget
 from shared.llm.cache import owned_keys
 from shared.memorystore import Memorystore
@@ -33,14 +34,6 @@ from shared.settings import Settings
 LEDGER = "erasures"
 BATCH = 400
 BUDGET_DAYS = BUDGET_TTL_S // 86400 + 1
-# Firestore collections holding a subject's documents, and the field naming it.
-OWNED_COLLECTIONS = (
-    ("idempotency", "owner"),
-    ("api_keys", "subject"),
-    ("confirmations", "owner"),
-    ("corpus_documents", "owner"),
-    ("corpus_chunks", "owner"),
-)
 
 
 @dataclass
@@ -54,18 +47,13 @@ class ErasureReport:
     idempotency_records: int = 0
     confirmations: int = 0
     corpus_documents: int = 0  # the subject's private documents (with their chunks)
+    jobs: int = 0
     api_keys: int = 0
     memorystore_keys: int = 0
     erased_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _filter(field: str, value: str) -> Any:
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    return FieldFilter(field, "==", value)
 
 
 class Eraser:
@@ -81,17 +69,14 @@ class Eraser:
         report = ErasureReport(pseudonyms.of_subject(self._settings, subject), dry_run)
         if not dry_run:
             report.erased_at = (await self._record(report.subject)).isoformat()
-        conversations = await self._refs(self._db.collection("conversations"), "owner", subject)
-        messages = await self._messages(subject, conversations)
+        owned = await subject_data.owned(self._db, subject)
+        conversations, messages = owned["conversations"], owned["messages"]
         report.conversations, report.messages = len(conversations), len(messages)
-        owned = {
-            name: await self._refs(self._db.collection(name), field, subject)
-            for name, field in OWNED_COLLECTIONS
-        }
         report.idempotency_records = len(owned["idempotency"])
         report.api_keys = len(owned["api_keys"])
         report.confirmations = len(owned["confirmations"])
         report.corpus_documents = len(owned["corpus_documents"])
+        report.jobs = len(owned["jobs"])
         keys = [snapshot.to_dict() for snapshot in await _documents(owned["api_keys"])]
         key_ids = [str(key["key_id"]) for key in keys if key and "key_id" in key]
         redis_keys = await self._redis_keys(subject, key_ids, [r.id for r in owned["api_keys"]])
@@ -101,7 +86,9 @@ class Eraser:
         # Messages before their conversations: an interrupted run leaves nothing unreachable.
         await self._delete(messages)
         await self._delete(conversations)
-        await self._delete(owned["idempotency"] + owned["api_keys"] + owned["confirmations"])
+        await self._delete(
+            owned["idempotency"] + owned["api_keys"] + owned["confirmations"] + owned["jobs"]
+        )
         # A private document's vectors first (Vector Search holds no owner to find them by
         # later), then its chunks and record (a re-run finds what is left), a new corpus version
         # (cached retrieval results name the old one), and a lexical index without their text.
@@ -148,19 +135,6 @@ class Eraser:
         now = datetime.now(UTC)
         await self._db.collection(LEDGER).document(pseudonym).set({"erased_at": now})
         return now
-
-    async def _messages(self, subject: str, conversations: list[Any]) -> list[Any]:
-        """The subject's messages: by owner anywhere, and every message of its conversations."""
-        found = await self._refs(self._db.collection_group("messages"), "owner", subject)
-        for conversation in conversations:
-            query = conversation.collection("messages").select([])
-            found += [snapshot.reference async for snapshot in query.stream()]
-        return list({ref.path: ref for ref in found}.values())
-
-    @staticmethod
-    async def _refs(source: Any, field: str, subject: str) -> list[Any]:
-        query = source.where(filter=_filter(field, subject)).select([])
-        return [snapshot.reference async for snapshot in query.stream()]
 
     async def _delete(self, refs: list[Any]) -> None:
         for start in range(0, len(refs), BATCH):

@@ -75,6 +75,10 @@ class Memorystore:
             self._patient = _client(self._url, None, self.timeout * 10, self._security)
         return self._patient
 
+    def pubsub(self) -> Any:
+        """A Redis Pub/Sub connection of its own (on the patient client: it blocks reading)."""
+        return self._client_for(self.timeout * 10).pubsub(ignore_subscribe_messages=True)
+
     @property
     def available(self) -> bool:
         return self._clock() >= self._down_until

@@ -26,6 +26,7 @@ from shared.contracts import (
     ErrorEnvelope,
     Feedback,
     FeedbackRequest,
+    JobView,
 )
 from shared.idempotency import MAX_KEY_CHARS
 
@@ -143,6 +144,7 @@ def document() -> dict[str, Any]:
         ConversationDetail,
         Deleted,
         Erased,
+        JobView,
         *STREAM_EVENTS.values(),
     ]
     _, definitions = models_json_schema(
@@ -369,6 +371,55 @@ def document() -> dict[str, Any]:
                     ),
                     "parameters": [REQUEST_ID],
                     "responses": {**_ok("Erased", _json(Erased)), **_errors(*COMMON)},
+                },
+            },
+            "/v1/me/export": {
+                "post": {
+                    "operationId": "exportMe",
+                    "summary": "Export everything stored about the caller (a job)",
+                    "description": (
+                        "Queues an export job (202, `Location: /v1/jobs/{job_id}`): the worker "
+                        "writes a JSON archive of exactly what `DELETE /v1/me` would delete "
+                        "(API key hashes and retrieval vectors left out). While one is queued "
+                        "or running, the same job is returned (200). Poll the job, or watch a "
+                        "WebSocket session for its `job` event; once succeeded it carries a "
+                        "short-lived `download_url`. Needs the `account` scope."
+                    ),
+                    "parameters": [REQUEST_ID],
+                    "responses": {
+                        "202": {
+                            "description": "The export job, queued",
+                            "headers": {
+                                "X-Request-Id": {"$ref": "#/components/headers/RequestId"},
+                                "Location": {"schema": {"type": "string"}},
+                            },
+                            "content": _json(JobView),
+                        },
+                        **_ok("The export job already queued or running", _json(JobView)),
+                        **_errors(*COMMON),
+                    },
+                },
+            },
+            "/v1/jobs/{job_id}": {
+                "get": {
+                    "operationId": "getJob",
+                    "summary": "One of the caller's jobs",
+                    "description": (
+                        "Status (queued, running, succeeded, failed), attempts, the last error, "
+                        "the result; a succeeded export carries `download_url`, valid until "
+                        "`download_expires_at` (read the job again for a new one). Another "
+                        "user's job is 404."
+                    ),
+                    "parameters": [
+                        REQUEST_ID,
+                        {
+                            "name": "job_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": r"^job_[a-z0-9]{20}$"},
+                        },
+                    ],
+                    "responses": {**_ok("The job", _json(JobView)), **_errors(*COMMON)},
                 },
             },
             "/healthz": {

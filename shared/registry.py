@@ -11,7 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
-Access = Literal["public", "scheduler", "events"]  # who calls it: anyone, Scheduler, Eventarc
+# Who calls it: anyone, Cloud Scheduler, Eventarc, a Pub/Sub push subscription.
+Access = Literal["public", "scheduler", "events", "push"]
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,14 @@ CHAT = FunctionSpec(
         ),
         RouteSpec("POST", "/v1/confirmations/{confirmation_id}", "post_confirmation", "chat"),
         RouteSpec("DELETE", "/v1/me", "erase_me", "account"),
+        RouteSpec("POST", "/v1/me/export", "export_me", "account"),
+        RouteSpec("GET", "/v1/jobs/{job_id}", "get_job", "account"),
         HEALTH,
         READY,
     ),
     local_port=8081,
     summary="POST /v1/chat, confirmations of proposed actions, the conversation reads, "
-    "deletes and feedback on answers, and DELETE /v1/me, as JSON",
+    "deletes and feedback on answers, DELETE /v1/me, exports and jobs, as JSON",
 )
 STREAM = FunctionSpec(
     "stream",
@@ -128,7 +131,15 @@ INGEST = FunctionSpec(
     summary="Cloud Storage object events (Eventarc CloudEvents) into the retrieval corpus",
 )
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT, STREAM, CACHE_MAINTENANCE, BACKUP, INGEST)
+WORKER = FunctionSpec(
+    "worker",
+    "push",
+    (RouteSpec("POST", "/", "post_message"), HEALTH, READY),
+    local_port=8086,
+    summary="jobs from the Pub/Sub queue (push deliveries): exports of a user's data",
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT, STREAM, CACHE_MAINTENANCE, BACKUP, INGEST, WORKER)
 
 
 def function(name: str) -> FunctionSpec:

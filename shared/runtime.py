@@ -20,9 +20,15 @@ from shared.chat import ChatService
 from shared.erasure import Eraser
 from shared.guard import Guard
 from shared.idempotency import Idempotency
+from shared.jobs.export import Exporter
+from shared.jobs.queue import JobQueue
+from shared.jobs.service import JobService
+from shared.jobs.store import Job, JobStore
+from shared.jobs.worker import JobWorker, view
 from shared.llm.client import LlmClient
 from shared.logs import configure_logging
 from shared.memorystore import Memorystore
+from shared.notices import NoticeHub, publish
 from shared.ratelimit import RateLimiter
 from shared.redact import Redactor
 from shared.retrieval.corpus import CorpusStore
@@ -188,3 +194,40 @@ def stream_requests() -> StreamRequests:
 @lru_cache(maxsize=1)
 def eraser() -> Eraser:
     return Eraser(firestore(), memorystore(), get_settings())
+
+
+@lru_cache(maxsize=1)
+def jobs() -> JobStore:
+    return JobStore(firestore(), get_settings().job_lease_s)
+
+
+@lru_cache(maxsize=1)
+def job_queue() -> JobQueue:
+    settings = get_settings()
+    return JobQueue(settings.project_id, settings.jobs_topic)
+
+
+@lru_cache(maxsize=1)
+def exporter() -> Exporter:
+    return Exporter(firestore(), get_settings())
+
+
+async def notify_job(job: Job) -> None:
+    """Tell the owner's open sessions that a job ended."""
+    await publish(memorystore(), get_settings(), job.owner, "job", view(job))
+
+
+@lru_cache(maxsize=1)
+def job_worker() -> JobWorker:
+    runners = {"export": exporter().run}
+    return JobWorker(jobs(), runners, notify_job, get_settings().job_max_attempts)
+
+
+@lru_cache(maxsize=1)
+def notice_hub() -> NoticeHub:
+    return NoticeHub(memorystore(), get_settings())
+
+
+@lru_cache(maxsize=1)
+def job_service() -> JobService:
+    return JobService(jobs(), job_queue(), exporter())

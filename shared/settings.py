@@ -350,7 +350,23 @@ class Settings(BaseSettings):
     ingest_buckets: list[str] = Field(
         default_factory=list, description="Cloud Storage buckets whose objects ingest takes"
     )
+    push_service_account: str | None = Field(
+        None, description="the identity Pub/Sub pushes the job queue with (the worker's caller)"
+    )
     invoker_auth_bypass: bool = Field(False, description="local stack and tests only")
+
+    # Jobs: heavy work queued on Pub/Sub and run by the worker function.
+    jobs_topic: str = Field("ngx-jobs", pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+    job_lease_s: float = Field(300.0, ge=5, le=3600, description="a run's hold on its job")
+    job_max_attempts: int = Field(
+        5, ge=1, le=100, description="deliveries before a job fails (the dead-letter policy's)"
+    )
+    export_sink: str | None = Field(
+        None, description="where data exports are written: gs://bucket/prefix or file:///dir"
+    )
+    export_url_ttl_s: int = Field(
+        900, ge=60, le=604_800, description="how long an export's download link works"
+    )
 
     # Logical Firestore backups.
     backup_sink: str | None = Field(None, description="gs://bucket/prefix or file:///dir")

@@ -91,6 +91,17 @@ async def erase_me(request: Request, _: dict[str, str]) -> Response:
     return JSONResponse(Erased(**report).model_dump(mode="json"))
 
 
+async def export_me(request: Request, _: dict[str, str]) -> Response:
+    job, created = await runtime.job_service().export(caller(request).subject)
+    headers = {"Location": f"/v1/jobs/{job.job_id}"}
+    return JSONResponse(job.model_dump(mode="json"), 202 if created else 200, headers)
+
+
+async def get_job(request: Request, params: dict[str, str]) -> Response:
+    job = await runtime.job_service().get(params["job_id"], caller(request).subject)
+    return JSONResponse(job.model_dump(mode="json"))
+
+
 router = web.Router.serve(
     registry.CHAT,
     {
@@ -101,6 +112,8 @@ router = web.Router.serve(
         "delete_conversation": delete_conversation,
         "post_feedback": post_feedback,
         "erase_me": erase_me,
+        "export_me": export_me,
+        "get_job": get_job,
         "healthz": healthz,
         "readyz": readyz("redis", "firestore", "vertex", optional=["redis"]),
     },

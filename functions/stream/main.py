@@ -42,7 +42,8 @@ async def open_session(websocket: WebSocket) -> None:
         await websocket.close(code=4403)  # before the handshake: the page's origin gets a 403
         return
     hub, requests = runtime.streams(), runtime.stream_requests()
-    await Session(websocket, runtime.guard(), requests, hub, settings).run()
+    notices = runtime.notice_hub()
+    await Session(websocket, runtime.guard(), requests, hub, settings, notices).run()
 
 
 router = web.Router.serve(

@@ -23,7 +23,7 @@ from shared.settings import Settings
 
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ngx-scheduled"'}
-Role = Literal["scheduler", "events", "operator"]
+Role = Literal["scheduler", "events", "push", "operator"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ class InvokerAuth:
             return "scheduler"
         if self.settings.event_service_account and email == self.settings.event_service_account:
             return "events"
+        if self.settings.push_service_account and email == self.settings.push_service_account:
+            return "push"
         if email in self.settings.operator_service_accounts:
             return "operator"
         return None

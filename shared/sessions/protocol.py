@@ -4,7 +4,8 @@ send, what the server sends back, and the close codes. `docs/asyncapi.json` is b
 Every frame is a JSON text frame. A client's message names its ``type`` and may carry a ``ref``
 the server repeats on what answers it. Server events mirror the Server-Sent Events of
 ``POST /v1/chat:stream`` — same names, ids (``{stream_id}:{seq}``) and data — plus the session's
-own: ``ready``, ``pong``, ``cancelled`` and ``reconnect``.
+own: ``ready``, ``pong``, ``cancelled`` and ``reconnect``, and notices to the user wherever they
+come from: ``job`` (one of the user's jobs ended).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from shared.contracts import ID_PATTERN, ChatRequest, _not_reserved
+from shared.contracts import ID_PATTERN, ChatRequest, JobView, _not_reserved
 
 PROTOCOL = "ngx.v1"
 BEARER_PREFIX = "ngx.bearer."  # Sec-WebSocket-Protocol: ngx.v1, ngx.bearer.<ID token>
@@ -142,6 +143,7 @@ SESSION_EVENTS: dict[str, type[BaseModel]] = {
     "pong": Pong,
     "cancelled": Cancelled,
     "reconnect": Reconnect,
+    "job": JobView,  # a job of the user's ended (an export: GET /v1/jobs/{id} for its link)
 }
 
 

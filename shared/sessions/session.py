@@ -27,6 +27,7 @@ from shared.auth.principal import Principal
 from shared.chat import Caller
 from shared.guard import Guard
 from shared.logs import request_id_var, subject_var
+from shared.notices import NoticeHub
 from shared.sessions import protocol
 from shared.sessions.protocol import Close
 from shared.settings import Settings
@@ -74,8 +75,10 @@ class Session:
         requests: StreamRequests,
         hub: StreamHub,
         settings: Settings,
+        notices: NoticeHub | None = None,
     ) -> None:
         self._ws = websocket
+        self._notices = notices
         self._guard = guard
         self._requests = requests
         self._hub = hub
@@ -109,6 +112,8 @@ class Session:
         finally:
             for task in tasks:
                 task.cancel()
+            if self._notices is not None and self._principal is not None:
+                await self._notices.unlisten(self._principal.subject, self._on_notice)
             await self._stop_answers()
             await self._close(sender, code)
             self._log_end(code)
@@ -227,6 +232,9 @@ class Session:
         else:
             self._on_resume(item)
 
+    def _on_notice(self, name: str, data: str) -> None:
+        self._send(protocol.event(name, data))
+
     # --- authentication -----------------------------------------------------------------------
 
     async def _on_auth(self, message: protocol.AuthMessage) -> None:
@@ -263,6 +271,8 @@ class Session:
             return
         self._principal = principal
         subject_var.set(self._guard.pseudonym(principal))
+        if self._notices is not None:  # jobs ending, operators replying: wherever they happen
+            await self._notices.listen(principal.subject, self._on_notice)
         settings = self._settings
         ready = protocol.Ready(
             session_id=self.id,

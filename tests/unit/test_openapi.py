@@ -25,6 +25,8 @@ def test_document_covers_every_public_route_and_the_error_envelope() -> None:
         "/v1/conversations/{conversation_id}/messages/{message_id}/feedback",
         "/v1/confirmations/{confirmation_id}",
         "/v1/me",
+        "/v1/me/export",
+        "/v1/jobs/{job_id}",
         "/v1/sessions",
         "/healthz",
     }

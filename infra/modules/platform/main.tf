@@ -35,6 +35,7 @@ locals {
     cache_maintenance = [local.scheduler_member]
     backup            = concat([local.scheduler_member], var.operator_members)
     ingest            = concat(["serviceAccount:${google_service_account.eventarc.email}"], var.operator_members)
+    worker            = ["serviceAccount:${google_service_account.pubsub_push.email}"]
   }
   operator_emails = [for m in var.operator_members : split(":", m)[1]]
 
@@ -49,6 +50,9 @@ locals {
   # The instance's CA (PEM) for every function that reaches Memorystore, when TLS is on.
   redis_secret_env = var.memorystore_tls ? { NGX_REDIS_TLS_CA = google_secret_manager_secret.redis_ca[0].secret_id } : {}
 
+  # Where data exports are written (by the worker) and signed for download (by chat).
+  export_sink = "gs://${google_storage_bucket.exports.name}/exports"
+
   # Where the lexical (BM25) indexes of the corpus are published and read.
   index_sink = "gs://${google_storage_bucket.corpus_index.name}/lexical"
 
@@ -60,6 +64,8 @@ locals {
       NGX_CONVERSATION_RETENTION_DAYS = tostring(var.conversation_retention_days)
       NGX_CORS_ORIGINS                = jsonencode(var.cors_origins)
       NGX_CORPUS_INDEX_SINK           = local.index_sink
+      NGX_EXPORT_SINK                 = local.export_sink
+      NGX_JOBS_TOPIC                  = google_pubsub_topic.jobs.name
     },
     local.vector_env,
     var.retrieval_rerank ? { NGX_RETRIEVAL_RERANK = "true" } : {},
@@ -106,6 +112,15 @@ locals {
         NGX_OPERATOR_SERVICE_ACCOUNTS = jsonencode(local.operator_emails)
         NGX_CORPUS_INDEX_SINK         = local.index_sink # an erasure republishes the index
       }, local.vector_env)
+    }
+    worker = {
+      public = false
+      roles  = ["roles/datastore.user", "roles/cloudtrace.agent"]
+      env = {
+        NGX_PUSH_SERVICE_ACCOUNT = google_service_account.pubsub_push.email
+        NGX_EXPORT_SINK          = local.export_sink
+        NGX_JOB_MAX_ATTEMPTS     = tostring(local.job_max_attempts)
+      }
     }
     ingest = {
       public = false

@@ -1,0 +1,1 @@
+"""The worker function (`main.py` is what functions-framework loads)."""
