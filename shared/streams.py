@@ -313,8 +313,19 @@ class StreamHub:
                 await self.store.run(
                     lambda r: r.set(listener_key, 1, px=LISTENER_TTL_MS), timeout=1.0
                 )
+                ended = False
+                if not entries:
+                    idle += 0.5
+                    if idle >= self.heartbeat_s:
+                        idle = 0.0
+                        yield HEARTBEAT
+                    if not await self._live(live_key):
+                        # Its producer may have written its last entries and ended since the read.
+                        entries = await self._last_look(buffer, cursor)
+                        ended = not entries
                 down_since = None
             except StoreUnavailable:  # ride out a brief outage or back-off; the buffer waits
+                # (a Memorystore that does not answer says nothing about the stream's producer)
                 now = time.monotonic()
                 down_since = down_since or now
                 if now - down_since > OUTAGE_S:
@@ -322,18 +333,11 @@ class StreamHub:
                     return
                 await asyncio.sleep(0.1)
                 continue
+            if ended:
+                yield self._interrupted(sid)
+                return
             if not entries:
-                idle += 0.5
-                if idle >= self.heartbeat_s:
-                    idle = 0.0
-                    yield HEARTBEAT
-                if await self._live(live_key):
-                    continue
-                # Its producer may have written its last entries and ended since the read.
-                entries = await self._last_look(buffer, cursor)
-                if not entries:
-                    yield self._interrupted(sid)
-                    return
+                continue
             idle = 0.0
             for entry_id, fields in entries[0][1]:
                 cursor = entry_id
@@ -349,11 +353,9 @@ class StreamHub:
                     return
 
     async def _last_look(self, buffer: str, cursor: str) -> list[Any]:
-        """The buffer's entries after ``cursor`` without waiting (none if unreadable)."""
-        try:
-            return await self.store.run(partial(_read, buffer, cursor, block=None), timeout=2.0)
-        except StoreUnavailable:
-            return []
+        """The buffer's entries after ``cursor`` without waiting (`StoreUnavailable` if
+        unreadable)."""
+        return await self.store.run(partial(_read, buffer, cursor, block=None), timeout=2.0)
 
     @staticmethod
     def _interrupted(sid: str) -> bytes:
@@ -361,12 +363,10 @@ class StreamHub:
         return frame("error", error_event(failure, sid), f"{sid}:0")
 
     async def _live(self, live_key: str) -> bool:
-        """Whether the stream is still being produced by a process that is still alive."""
-        try:
-            producer = await self.store.run(lambda r: r.get(live_key))
-            if producer is None:
-                return False
-            heartbeat = _process_key(producer.decode())
-            return bool(await self.store.run(lambda r: r.exists(heartbeat)))
-        except StoreUnavailable:
+        """Whether the stream is still being produced by a process that is still alive
+        (`StoreUnavailable` when Memorystore cannot say)."""
+        producer = await self.store.run(lambda r: r.get(live_key), timeout=1.0)
+        if producer is None:
             return False
+        heartbeat = _process_key(producer.decode())
+        return bool(await self.store.run(lambda r: r.exists(heartbeat), timeout=1.0))

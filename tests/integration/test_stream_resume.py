@@ -277,3 +277,58 @@ async def test_a_follower_reads_the_last_events_written_as_the_stream_ended(
     await store.close()
     await client.aclose()
     assert [f.split(b"\n")[1] for f in frames] == [b"event: delta", b"event: done"]
+
+
+class _LiveCheckTimesOut:
+    """A Redis client whose GET of a stream's live key times out ``times`` times (Memorystore
+    slow for a moment), everything else passing through."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        self._client = client
+        self.left = times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def get(self, key: str) -> Any:
+        if key.endswith(":live") and self.left > 0:
+            self.left -= 1
+            raise TimeoutError("slow memorystore")
+        return await self._client.get(key)
+
+
+async def test_a_follower_rides_out_a_live_check_that_times_out(private_redis: Any) -> None:
+    """A follower that cannot tell whether the producer lives (Memorystore did not answer in
+    time) waits, as for any brief outage, instead of calling a running stream interrupted."""
+    from shared.contracts import DeltaEvent, DoneEvent
+    from shared.memorystore import Memorystore
+    from shared.settings import load_settings
+    from shared.sse import frame
+    from shared.streams import StreamHub
+
+    settings = load_settings(redis_url=private_redis.url, redis_backoff_s=0.5)
+    store = Memorystore(settings)
+    hub = StreamHub(store, settings)
+    real = store._client_for
+    flaky = _LiveCheckTimesOut(real(1.0), times=1)  # the client of the follower's checks
+    store._client_for = lambda timeout: flaky if timeout == 1.0 else real(timeout)  # type: ignore[method-assign]
+    sid, buffer = "flaky0001", "ngx:sse:flaky0001"
+    raw = store.redis
+    await raw.set(f"{buffer}:owner", "user:alice", ex=60)
+    await raw.set(f"{buffer}:live", "proc1", ex=60)
+    await raw.set("ngx:sse:process:proc1", 1, ex=60)
+    first = frame("delta", DeltaEvent(text="one"), f"{sid}:1")
+    await raw.xadd(buffer, {"seq": 1, "event": "delta", "frame": first})
+
+    async def finish_later() -> None:
+        await asyncio.sleep(1.5)  # after the follower's empty read and failed live check
+        last = frame("done", DoneEvent(finish_reason="STOP"), f"{sid}:2")
+        await raw.xadd(buffer, {"seq": 2, "event": "done", "frame": last})
+
+    producer = asyncio.create_task(finish_later())
+    body = await hub.resume(f"{sid}:0", "user:alice")
+    frames = [chunk async for chunk in body if not chunk.startswith(b":")]
+    await producer
+    await store.close()
+    assert flaky.left == 0  # the live check did time out
+    assert [f.split(b"\n")[1] for f in frames] == [b"event: delta", b"event: done"]
