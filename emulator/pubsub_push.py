@@ -54,6 +54,14 @@ def create(client: httpx.Client, emulator: str, project: str, topic: str, attemp
     client.put(f"{emulator}/v1/{n['dead_subscription']}", json={"topic": n["dead_topic"]})
 
 
+def create_announcements(client: httpx.Client, emulator: str, project: str, topic: str) -> None:
+    """A topic the support team's tools read, with their pull subscription (``{topic}-support``)."""
+    base = f"projects/{project}"
+    client.put(f"{emulator}/v1/{base}/topics/{topic}", json={})
+    subscription = {"topic": f"{base}/topics/{topic}"}
+    client.put(f"{emulator}/v1/{base}/subscriptions/{topic}-support", json=subscription)
+
+
 class Pusher:
     def __init__(self, args: argparse.Namespace, client: httpx.Client) -> None:
         self.args = args
@@ -116,6 +124,9 @@ def main() -> None:
     ):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--max-attempts", type=int, default=5)
+    parser.add_argument(
+        "--announce", action="append", default=[], help="also create this topic (pull only)"
+    )
     parser.add_argument("--backoff-s", type=int, default=1, help="before a refused redelivery")
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--ready-port", type=int, help="answer GET /healthz here once pushing")
@@ -126,6 +137,8 @@ def main() -> None:
         while True:
             try:
                 create(client, args.emulator, args.project, args.topic, args.max_attempts)
+                for topic in args.announce:
+                    create_announcements(client, args.emulator, args.project, topic)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:

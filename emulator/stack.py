@@ -283,6 +283,7 @@ def pubsub_push(settings: StackSettings, python: str) -> Component:
             *(python, "-m", "emulator.pubsub_push"),
             *("--emulator", f"http://{LOCAL_HOST}:{settings.stack_pubsub_port}"),
             *("--project", settings.project_id, "--topic", "ngx-jobs"),
+            *("--announce", "ngx-handoffs"),  # hand-off events, pulled by support tools
             *("--target", worker, "--audience", worker),
             *("--issuer", devtokens.issuer(settings), "--email", devtokens.push_account(settings)),
             *("--key-dir", str(devtokens.key_dir(settings))),

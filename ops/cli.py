@@ -21,6 +21,7 @@ COMMANDS = (
     "ops.functions",
     "ops.keys",
     "ops.users",
+    "ops.handoffs",
     "ops.tools",
     "ops.corpus",
     "ops.backup.cli",

@@ -26,7 +26,8 @@ def add_commands(commands: Any) -> None:
         "--scope",
         action="append",
         type=_scope,
-        help=f"repeatable: {', '.join(ALL_SCOPES)} or a tool scope (tools:NAME)",
+        help=f"repeatable: {', '.join(ALL_SCOPES)}, handoffs (support staff) or a tool scope "
+        "(tools:NAME)",
     )
     listing = key_actions.add_parser("list")
     listing.add_argument("--json", action="store_true", help="as JSON")

@@ -52,6 +52,7 @@ from shared.contracts import (
     ToolResultEvent,
     Usage,
 )
+from shared.handoffs import HandoffService, Held, called
 from shared.idempotency import Seal
 from shared.llm import prompt
 from shared.llm.client import LlmClient
@@ -113,8 +114,10 @@ class ChatService:
         confirmations: ConfirmationStore | None = None,
         retriever: Retriever | None = None,
         semantic: SemanticCache | None = None,
+        handoffs: HandoffService | None = None,
     ) -> None:
         self._settings = settings
+        self._handoffs = handoffs
         self._llm = llm
         self._store = store
         self._redactor = redactor  # set: personal data leaves no trace in the model's prompt
@@ -292,7 +295,16 @@ class ChatService:
             summary=prepared.summary,
             retention_days=self._settings.conversation_retention_days or None,
             also=also,
+            conversation_fields=self._handed_off(done),
         )
+        if self._handoffs is not None and called(done.calls):
+            await self._handoffs.announce(ids[0], caller.subject, "agent")
+
+    def _handed_off(self, done: Answer) -> dict[str, Any] | None:
+        """A hand-off the model asked for with the ``handoff`` tool, set with its answer."""
+        if self._handoffs is None or not called(done.calls):
+            return None
+        return self._handoffs.start_fields("agent")
 
     async def chat(
         self, request: ChatRequest, caller: Caller, request_id: str, seal: Seal | None = None
@@ -302,6 +314,13 @@ class ChatService:
         ``seal`` turns the answer's JSON body into writes stored in the same commit as the
         exchange (an idempotent request's recorded answer), so both are stored or neither is.
         """
+        held = await self._intercept(request, caller)
+        if held is not None:  # a person, not the model, takes this message
+            cid, mid = request.conversation_id or new_id(), new_id()
+            reply = self._held_reply(held, cid, mid, request_id)
+            sealed = seal(reply.model_dump_json().encode()) if seal is not None else ()
+            await self._store_held(held, request, caller, (cid, mid), request_id, sealed)
+            return reply
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), new_id()
         done = await _answer_of(self._run(prepared, caller, request_id, stream=False))
@@ -310,7 +329,68 @@ class ChatService:
         also = [*writes, *(seal(reply.model_dump_json().encode()) if seal is not None else ())]
         await self._store_answer(request, caller, (cid, mid), prepared, done, request_id, also)
         self._keep(request, prepared, done, caller)
+        await self._count_unsure(request, caller, cid, done)
         return reply
+
+    async def _intercept(self, request: ChatRequest, caller: Caller) -> Held | None:
+        """The hand-off that takes this message from the model, if any."""
+        if self._handoffs is None:
+            return None
+        if request.conversation_id:
+            await admission.settle_pending()
+            await self._store.require_owned(request.conversation_id, caller.subject)
+        return await self._handoffs.intercept(request.conversation_id, request.message)
+
+    @staticmethod
+    def _held_reply(held: Held, cid: str, mid: str, request_id: str) -> ChatResponse:
+        return ChatResponse(
+            conversation_id=cid,
+            message_id=mid,
+            text=held.text,
+            finish_reason=held.result.finish_reason,
+            handoff=held.state,
+            usage=held.usage(),
+            request_id=request_id,
+        )
+
+    async def _store_held(
+        self,
+        held: Held,
+        request: ChatRequest,
+        caller: Caller,
+        ids: tuple[str, str],
+        request_id: str,
+        also: Sequence[Any],
+    ) -> None:
+        """Keep the user's message with its acknowledgement; announce a hand-off that starts."""
+        assert self._handoffs is not None
+        self.check_size(request)
+        await self._store.append_exchange(
+            owner=caller.subject,
+            conversation_id=ids[0],
+            new_conversation=request.conversation_id is None,
+            message_id=ids[1],
+            user_text=request.message,
+            answer=held.result,
+            request_id=request_id,
+            retention_days=self._settings.conversation_retention_days or None,
+            also=also,
+            conversation_fields=self._handoffs.fields_of(held),
+        )
+        if held.new:
+            await self._handoffs.announce(ids[0], caller.subject, held.state.reason)
+
+    async def _count_unsure(
+        self, request: ChatRequest, caller: Caller, cid: str, done: Answer
+    ) -> None:
+        """Answers the agent was unsure of (tier auto escalated them), in a row, ask a person
+        to join once there are ``handoff_after_unsure`` of them."""
+        limit = self._settings.handoff_after_unsure
+        if self._handoffs is None or request.tier != "auto" or limit == 0:
+            return
+        streak = await self._handoffs.count_unsure(cid, unsure=len(done.models) > 1)
+        if streak >= limit:
+            await self._handoffs.start(cid, caller.subject, "unsure_answers")
 
     async def confirm(
         self,
@@ -436,6 +516,24 @@ class ChatService:
         plain HTTP error with the same status and ``Retry-After`` as on chat. ``also``: writes
         committed with the exchange (an idempotent stream's record of it).
         """
+        held = await self._intercept(request, caller)
+        if held is not None:  # a person, not the model, takes this message
+            cid, mid = request.conversation_id or new_id(), message_id or new_id()
+            yield (
+                "meta",
+                MetaEvent(
+                    conversation_id=cid,
+                    message_id=mid,
+                    model=held.result.model,
+                    request_id=request_id,
+                ),
+            )
+            await self._store_held(held, request, caller, (cid, mid), request_id, also)
+            yield "handoff", held.state
+            yield "delta", DeltaEvent(text=held.text)
+            yield "usage", held.usage()
+            yield "done", DoneEvent(finish_reason=held.result.finish_reason)
+            return
         prepared = await self.prepare(request, caller)
         cid, mid = request.conversation_id or new_id(), message_id or new_id()
         events = self._run(prepared, caller, request_id, stream=True)
@@ -483,6 +581,7 @@ class ChatService:
             request, caller, (cid, mid), prepared, done, request_id, [*writes, *also]
         )
         self._keep(request, prepared, done, caller)
+        await self._count_unsure(request, caller, cid, done)
         if proposal is not None:
             yield "confirmation_required", proposal
         if request.response_schema is not None:

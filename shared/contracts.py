@@ -241,6 +241,20 @@ class ConfirmationDecision(_Contract):
     decision: Literal["approve", "deny"]
 
 
+HandoffStatus = Literal["pending", "active", "closed"]
+HandoffReason = Literal["user_asked", "agent", "unsure_answers"]
+
+
+class HandoffState(_Contract):
+    """Where a conversation's hand-off to a person stands: while ``pending`` or ``active`` the
+    agent does not answer it; operators' replies arrive as ``operator`` messages."""
+
+    status: HandoffStatus
+    reason: HandoffReason
+    requested_at: datetime
+    updated_at: datetime
+
+
 class ChatResponse(_Contract):
     """Body of a successful `POST /v1/chat` (and of a confirmation's decision)."""
 
@@ -257,6 +271,11 @@ class ChatResponse(_Contract):
         None,
         description="set when the agent proposes an action the user must approve "
         "(finish_reason `confirmation_required`)",
+    )
+    handoff: HandoffState | None = Field(
+        None,
+        description="set when the conversation is with a person (finish_reason `handoff`): "
+        "no model answered; a person will reply in the conversation",
     )
     usage: Usage
     request_id: str
@@ -288,7 +307,9 @@ class ConversationPage(_Contract):
 
 class MessageItem(_Contract):
     message_id: str
-    role: Literal["user", "model"]
+    role: Literal["user", "model", "operator"] = Field(
+        description="`operator`: a person's reply during a hand-off"
+    )
     text: str
     created_at: datetime
     model: str | None = None
@@ -379,6 +400,54 @@ class Erased(_Contract):
     jobs: int = 0
     api_keys: int
     memorystore_keys: int
+
+
+class HandoffItem(_Contract):
+    """One hand-off as operators list it (`GET /v1/handoffs`)."""
+
+    conversation_id: str
+    owner: str = Field(description="the user's pseudonym, as logs and the ledger name it")
+    title: str
+    handoff: HandoffState
+
+
+class HandoffQuery(_Contract):
+    """Query of `GET /v1/handoffs`: one status, or the open ones (pending and active)."""
+
+    status: HandoffStatus | None = None
+
+
+class HandoffList(_Contract):
+    handoffs: list[HandoffItem]
+
+
+class OperatorReply(_Contract):
+    """Body of `POST /v1/handoffs/{conversation_id}/messages`: a person's reply."""
+
+    text: str = Field(min_length=1, max_length=4000, json_schema_extra={"pattern": NOT_BLANK})
+
+    @field_validator("text")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if COMMENT_CONTROL.search(value) or not re.search(NOT_BLANK, value):
+            raise ValueError("must be printable text, not blank")
+        return value
+
+
+class OperatorMessage(_Contract):
+    """A person's reply in a conversation (also the sessions' ``operator_message`` event)."""
+
+    conversation_id: str
+    message_id: str
+    text: str
+    created_at: datetime
+
+
+class HandoffClosed(_Contract):
+    """A hand-off ended: the agent answers the conversation again (sessions' ``handoff``)."""
+
+    conversation_id: str
+    status: HandoffStatus
 
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -475,6 +544,7 @@ STREAM_EVENTS: dict[str, type[BaseModel]] = {
     "tool_result": ToolResultEvent,
     "data": DataEvent,
     "confirmation_required": ConfirmationRequired,
+    "handoff": HandoffState,
     "usage": Usage,
     "done": DoneEvent,
     "error": ErrorEnvelope,

@@ -26,7 +26,11 @@ from shared.contracts import (
     ErrorEnvelope,
     Feedback,
     FeedbackRequest,
+    HandoffClosed,
+    HandoffList,
     JobView,
+    OperatorMessage,
+    OperatorReply,
 )
 from shared.idempotency import MAX_KEY_CHARS
 
@@ -145,6 +149,10 @@ def document() -> dict[str, Any]:
         Deleted,
         Erased,
         JobView,
+        HandoffList,
+        HandoffClosed,
+        OperatorMessage,
+        OperatorReply,
         *STREAM_EVENTS.values(),
     ]
     _, definitions = models_json_schema(
@@ -211,7 +219,9 @@ def document() -> dict[str, Any]:
                         "Events: `meta` (MetaEvent), then `delta` (DeltaEvent) and, when the "
                         "agent calls tools, `tool_call` (ToolCallEvent) and `tool_result` "
                         "(ToolResultEvent) in the order they happen; `confirmation_required` "
-                        "(ConfirmationRequired) when it proposes an action; `data` (DataEvent) "
+                        "(ConfirmationRequired) when it proposes an action; `handoff` "
+                        "(HandoffState) when a person, not the model, takes the message; "
+                        "`data` (DataEvent) "
                         "with `response_schema`; then `usage` (Usage) and `done` (DoneEvent) — "
                         "or `error` (ErrorEnvelope). Every event has an `id`; after a dropped "
                         "connection, send the request again with `Last-Event-ID` to receive the "
@@ -396,6 +406,62 @@ def document() -> dict[str, Any]:
                             "content": _json(JobView),
                         },
                         **_ok("The export job already queued or running", _json(JobView)),
+                        **_errors(*COMMON),
+                    },
+                },
+            },
+            "/v1/handoffs": {
+                "get": {
+                    "operationId": "listHandoffs",
+                    "summary": "Hand-offs to a person (support staff: the `handoffs` scope)",
+                    "description": (
+                        "Open hand-offs (pending and active), or those of one `status`, "
+                        "oldest request first. A hand-off starts when a user asks for a "
+                        "person, when the agent calls its `handoff` tool, or after "
+                        "handoff_after_unsure unsure answers in a row; meanwhile the model "
+                        "does not answer that conversation."
+                    ),
+                    "parameters": [
+                        REQUEST_ID,
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": ["pending", "active", "closed"]},
+                        },
+                    ],
+                    "responses": {**_ok("Hand-offs", _json(HandoffList)), **_errors(*COMMON)},
+                },
+            },
+            "/v1/handoffs/{conversation_id}/messages": {
+                "post": {
+                    "operationId": "replyHandoff",
+                    "summary": "Reply to the user as a person",
+                    "description": (
+                        "Stored in the conversation as an `operator` message and shown at "
+                        "once on the user's open WebSocket sessions (`operator_message`). "
+                        "The hand-off becomes `active`. 404 when the conversation has no open "
+                        "hand-off."
+                    ),
+                    "parameters": [REQUEST_ID, CONVERSATION_ID],
+                    "requestBody": {"required": True, "content": _json(OperatorReply)},
+                    "responses": {
+                        "201": {
+                            "description": "The reply, stored",
+                            "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+                            "content": _json(OperatorMessage),
+                        },
+                        **_errors("400", "413", "415", *COMMON),
+                    },
+                },
+            },
+            "/v1/handoffs/{conversation_id}/close": {
+                "post": {
+                    "operationId": "closeHandoff",
+                    "summary": "Give the conversation back to the agent",
+                    "parameters": [REQUEST_ID, CONVERSATION_ID],
+                    "responses": {
+                        **_ok("The hand-off, closed", _json(HandoffClosed)),
                         **_errors(*COMMON),
                     },
                 },

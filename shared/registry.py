@@ -90,12 +90,16 @@ CHAT = FunctionSpec(
         RouteSpec("DELETE", "/v1/me", "erase_me", "account"),
         RouteSpec("POST", "/v1/me/export", "export_me", "account"),
         RouteSpec("GET", "/v1/jobs/{job_id}", "get_job", "account"),
+        RouteSpec("GET", "/v1/handoffs", "list_handoffs", "handoffs"),
+        RouteSpec("POST", "/v1/handoffs/{conversation_id}/messages", "reply_handoff", "handoffs"),
+        RouteSpec("POST", "/v1/handoffs/{conversation_id}/close", "close_handoff", "handoffs"),
         HEALTH,
         READY,
     ),
     local_port=8081,
     summary="POST /v1/chat, confirmations of proposed actions, the conversation reads, "
-    "deletes and feedback on answers, DELETE /v1/me, exports and jobs, as JSON",
+    "deletes and feedback on answers, DELETE /v1/me, exports and jobs, and hand-offs for "
+    "support staff, as JSON",
 )
 STREAM = FunctionSpec(
     "stream",

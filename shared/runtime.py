@@ -19,6 +19,7 @@ from shared.backup.sinks import open_sink
 from shared.chat import ChatService
 from shared.erasure import Eraser
 from shared.guard import Guard
+from shared.handoffs import HandoffService, handoff_tool
 from shared.idempotency import Idempotency
 from shared.jobs.export import Exporter
 from shared.jobs.queue import JobQueue
@@ -45,6 +46,7 @@ from shared.stores.conversations import ConversationStore
 from shared.stores.firestore import make_client
 from shared.stream_requests import StreamRequests
 from shared.streams import StreamHub
+from shared.topics import Topic
 
 
 def init_process() -> Settings:
@@ -97,7 +99,10 @@ def tools() -> ToolRegistry:
     """This deployment's tools, wired to the process's egress and Firestore."""
     settings = get_settings()
     egress = Egress(exempt=settings.tool_private_hosts)
-    return agent_config.build(tools_file(), egress, firestore(), settings.agent_tool_timeout_s)
+    configured = agent_config.build(
+        tools_file(), egress, firestore(), settings.agent_tool_timeout_s
+    )
+    return ToolRegistry([*configured.tools.values(), handoff_tool()])
 
 
 @lru_cache(maxsize=1)
@@ -126,7 +131,15 @@ def chat_service() -> ChatService:
         confirmations,
         retriever(),
         semantic,
+        handoffs(),
     )
+
+
+@lru_cache(maxsize=1)
+def handoffs() -> HandoffService:
+    settings = get_settings()
+    topic = Topic(settings.project_id, settings.handoffs_topic) if settings.handoffs_topic else None
+    return HandoffService(firestore(), memorystore(), settings, topic)
 
 
 @lru_cache(maxsize=1)

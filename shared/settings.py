@@ -357,6 +357,18 @@ class Settings(BaseSettings):
 
     # Jobs: heavy work queued on Pub/Sub and run by the worker function.
     jobs_topic: str = Field("ngx-jobs", pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+    handoffs_topic: str | None = Field(
+        "ngx-handoffs",
+        pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$",
+        description="where hand-off requests are announced to the support team's tools",
+    )
+    handoff_after_unsure: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="answers in a row the agent was unsure of (tier auto "
+        "escalated them) before a person is asked to join; 0: never",
+    )
     job_lease_s: float = Field(300.0, ge=5, le=3600, description="a run's hold on its job")
     job_max_attempts: int = Field(
         5, ge=1, le=100, description="deliveries before a job fails (the dead-letter policy's)"

@@ -10,7 +10,16 @@ from starlette.responses import JSONResponse, Response
 # coldstart comes first: it pauses the garbage collector while the SDKs load (see its docstring).
 from shared import coldstart, registry, runtime, web
 from shared.chat import Caller
-from shared.contracts import ChatRequest, ConfirmationDecision, Erased, FeedbackRequest, PageQuery
+from shared.contracts import (
+    ChatRequest,
+    ConfirmationDecision,
+    Erased,
+    FeedbackRequest,
+    HandoffList,
+    HandoffQuery,
+    OperatorReply,
+    PageQuery,
+)
 from shared.cors import Cors
 from shared.health import healthz, readyz
 from shared.idempotency import Seal, StoredResponse, body_hash
@@ -102,6 +111,24 @@ async def get_job(request: Request, params: dict[str, str]) -> Response:
     return JSONResponse(job.model_dump(mode="json"))
 
 
+async def list_handoffs(request: Request, _: dict[str, str]) -> Response:
+    query = web.read_query(request, HandoffQuery)
+    items = await runtime.handoffs().list(query.status)
+    return JSONResponse(HandoffList(handoffs=items).model_dump(mode="json"))
+
+
+async def reply_handoff(request: Request, params: dict[str, str]) -> Response:
+    body = await web.read_json(request, OperatorReply, settings.max_body_bytes)
+    operator = web.principal(request).subject
+    sent = await runtime.handoffs().reply(params["conversation_id"], operator, body.text)
+    return JSONResponse(sent.model_dump(mode="json"), 201)
+
+
+async def close_handoff(request: Request, params: dict[str, str]) -> Response:
+    closed = await runtime.handoffs().close(params["conversation_id"])
+    return JSONResponse(closed.model_dump(mode="json"))
+
+
 router = web.Router.serve(
     registry.CHAT,
     {
@@ -114,6 +141,9 @@ router = web.Router.serve(
         "erase_me": erase_me,
         "export_me": export_me,
         "get_job": get_job,
+        "list_handoffs": list_handoffs,
+        "reply_handoff": reply_handoff,
+        "close_handoff": close_handoff,
         "healthz": healthz,
         "readyz": readyz("redis", "firestore", "vertex", optional=["redis"]),
     },

@@ -5,7 +5,8 @@ Every frame is a JSON text frame. A client's message names its ``type`` and may 
 the server repeats on what answers it. Server events mirror the Server-Sent Events of
 ``POST /v1/chat:stream`` — same names, ids (``{stream_id}:{seq}``) and data — plus the session's
 own: ``ready``, ``pong``, ``cancelled`` and ``reconnect``, and notices to the user wherever they
-come from: ``job`` (one of the user's jobs ended).
+come from: ``job`` (one of the user's jobs ended), ``operator_message`` (a person replied in a
+handed-off conversation) and ``handoff_closed``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from shared.contracts import ID_PATTERN, ChatRequest, JobView, _not_reserved
+from shared.contracts import (
+    ID_PATTERN,
+    ChatRequest,
+    HandoffClosed,
+    JobView,
+    OperatorMessage,
+    _not_reserved,
+)
 
 PROTOCOL = "ngx.v1"
 BEARER_PREFIX = "ngx.bearer."  # Sec-WebSocket-Protocol: ngx.v1, ngx.bearer.<ID token>
@@ -144,6 +152,8 @@ SESSION_EVENTS: dict[str, type[BaseModel]] = {
     "cancelled": Cancelled,
     "reconnect": Reconnect,
     "job": JobView,  # a job of the user's ended (an export: GET /v1/jobs/{id} for its link)
+    "operator_message": OperatorMessage,  # a person replied in a handed-off conversation
+    "handoff_closed": HandoffClosed,  # the agent answers that conversation again
 }
 
 

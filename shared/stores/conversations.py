@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,8 +77,11 @@ class ConversationStore:
         messages = [
             Message(
                 id=doc.id,
-                role=doc.get("role"),
-                text=doc.get("text"),
+                # A person's reply during a hand-off is, to the model, a reply of this side.
+                role="model" if doc.get("role") == "operator" else doc.get("role"),
+                text=doc.get("text")
+                if doc.get("role") != "operator"
+                else f"(a person from support replied) {doc.get('text')}",
                 tokens=(doc.to_dict() or {}).get("output_tokens"),
                 created_at=doc.get("created_at"),
             )
@@ -167,9 +170,10 @@ class ConversationStore:
         also: Sequence[Any] = (),
         tool_calls: Sequence[dict[str, Any]] = (),
         sources: Sequence[dict[str, Any]] = (),
+        conversation_fields: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the user's message and the answer (with the tools it called) atomically,
-        creating the conversation if new.
+        creating the conversation if new (``conversation_fields``: more to set on it).
 
         The answer is stored as ``message_id`` and the question beside it as ``{message_id}-q``,
         so ids can be handed to the client before the model has answered. Without ``user_text``
@@ -185,6 +189,7 @@ class ConversationStore:
             header |= {"created_at": now, "title": title, "summary": ""}
         if summary is not None:
             header |= {"summary": summary.text, "summary_through": summary.through}
+        header |= dict(conversation_fields or {})
         messages = conversation.collection(MESSAGES)
         # Each message names its owner (migration 0001 backfilled older ones): a user's messages
         # are found with one collection-group query, for erasure and export.

@@ -116,4 +116,4 @@ async def test_an_api_keys_tool_scope_offers_that_tool(
             )
             assert response.status_code == 200, response.text
             offered.append(stack.model_requests()[-1]["tools"])
-    assert offered == [["order_status", "cancel_order"], ["order_status"]]
+    assert offered == [["order_status", "cancel_order", "handoff"], ["order_status", "handoff"]]

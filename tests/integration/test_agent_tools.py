@@ -117,7 +117,8 @@ def test_tools_outside_the_callers_scopes_are_not_offered(stack: LocalStack) -> 
         timeout=30,
     ).raise_for_status()
     [seen] = stack.model_requests()
-    assert seen["tools"] == ["order_status"]  # cancel_order needs tools:orders
+    # cancel_order needs tools:orders; handoff is the runtime's own, offered to everyone
+    assert seen["tools"] == ["order_status", "handoff"]
 
     token = stack.token("bob", scopes=["tools:orders"])
     httpx.post(
@@ -126,7 +127,7 @@ def test_tools_outside_the_callers_scopes_are_not_offered(stack: LocalStack) -> 
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     ).raise_for_status()
-    assert stack.model_requests()[-1]["tools"] == ["order_status", "cancel_order"]
+    assert stack.model_requests()[-1]["tools"] == ["order_status", "cancel_order", "handoff"]
 
 
 def test_naming_a_tool_the_caller_may_not_use_is_403_naming_it(stack: LocalStack) -> None:

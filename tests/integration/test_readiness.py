@@ -16,6 +16,7 @@ NEEDS = {
     "cache_maintenance": {"redis", "firestore"},
     "backup": {"firestore"},
     "ingest": {"firestore", "vertex", "redis"},  # redis: the embedding cache, optional
+    "worker": {"firestore", "redis"},  # redis: notices to open sessions, optional
 }
 
 

@@ -25,12 +25,15 @@ DESTRUCTIVE = {
     "keys revoke",
     "users erase",
     "migrate up",
+    "handoff reply",
+    "handoff close",
 }
 # Commands that list or report state: --json for scripts.
 LISTINGS = {
     "backup list",
     "canary status",
     "keys list",
+    "handoff list",
     "migrate status",
     "functions",
     "preflight",

@@ -27,6 +27,9 @@ def test_document_covers_every_public_route_and_the_error_envelope() -> None:
         "/v1/me",
         "/v1/me/export",
         "/v1/jobs/{job_id}",
+        "/v1/handoffs",
+        "/v1/handoffs/{conversation_id}/messages",
+        "/v1/handoffs/{conversation_id}/close",
         "/v1/sessions",
         "/healthz",
     }

@@ -66,6 +66,7 @@ locals {
       NGX_CORPUS_INDEX_SINK           = local.index_sink
       NGX_EXPORT_SINK                 = local.export_sink
       NGX_JOBS_TOPIC                  = google_pubsub_topic.jobs.name
+      NGX_HANDOFFS_TOPIC              = google_pubsub_topic.handoffs.name
     },
     local.vector_env,
     var.retrieval_rerank ? { NGX_RETRIEVAL_RERANK = "true" } : {},

@@ -59,6 +59,12 @@ variable "operator_members" {
   default     = []
 }
 
+variable "support_members" {
+  description = "Identities (user:…, group:…, serviceAccount:…) of the support team's tools that read hand-off announcements."
+  type        = list(string)
+  default     = []
+}
+
 variable "secret_env" {
   description = "Per function: environment variable → Secret Manager secret id."
   type        = map(map(string))
