@@ -138,6 +138,7 @@ class MonitoringFake:
         self.rates: dict[str, float] = {}  # service id → requests per second
         self.behaviour: dict[str, Behaviour] = {}  # revision → behaviour
         self.queries: list[dict[str, Any]] = []  # every accepted query, for tests
+        self.written: list[dict[str, Any]] = []  # points of CreateTimeSeries, as tests read them
         # Real requests (the rehearsal router's): a service with any is answered from them.
         self.observed = Observations()
 
@@ -332,6 +333,35 @@ class MonitoringFake:
             abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
         return metric_service.ListTimeSeriesResponse.pb(answer)
 
+    def create_time_series(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Custom metrics written (checked as Cloud Monitoring checks them: the project, custom
+        metric types, one point per series with an end time)."""
+        from google.cloud.monitoring_v3.types import metric_service
+        from google.protobuf import empty_pb2
+
+        wrapped = metric_service.CreateTimeSeriesRequest.wrap(request)
+        if wrapped.name != f"projects/{self.project}":
+            abort(context, grpc.StatusCode.NOT_FOUND, f"unknown project {wrapped.name!r}")
+        points = []
+        for series in wrapped.time_series:
+            if not series.metric.type.startswith("custom.googleapis.com/"):
+                abort(context, grpc.StatusCode.INVALID_ARGUMENT, "only custom metrics here")
+            if len(series.points) != 1 or not series.points[0].interval.end_time:
+                abort(context, grpc.StatusCode.INVALID_ARGUMENT, "one point with an end time")
+            point = series.points[0]
+            points.append(
+                {
+                    "metric": series.metric.type,
+                    "resource": series.resource.type,
+                    "labels": dict(series.resource.labels),
+                    "end": point.interval.end_time.isoformat(),
+                    "value": point.value.double_value,
+                }
+            )
+        with self.lock:
+            self.written.extend(points)
+        return empty_pb2.Empty()
+
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         from google.cloud.monitoring_v3.types import metric_service
 
@@ -339,11 +369,16 @@ class MonitoringFake:
             grpc.method_handlers_generic_handler(
                 SERVICE,
                 {
+                    "CreateTimeSeries": grpc.unary_unary_rpc_method_handler(
+                        self.create_time_series,
+                        request_deserializer=metric_service.CreateTimeSeriesRequest.pb().FromString,
+                        response_serializer=lambda m: m.SerializeToString(),
+                    ),
                     "ListTimeSeries": grpc.unary_unary_rpc_method_handler(
                         self.list_time_series,
                         request_deserializer=metric_service.ListTimeSeriesRequest.pb().FromString,
                         response_serializer=lambda m: m.SerializeToString(),
-                    )
+                    ),
                 },
             )
         ]

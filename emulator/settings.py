@@ -42,6 +42,7 @@ class StackSettings(OpsSettings):
     stack_backup_port: int = _port(registry.BACKUP.local_port)
     stack_ingest_port: int = _port(registry.INGEST.local_port)
     stack_worker_port: int = _port(registry.WORKER.local_port)
+    stack_reports_port: int = _port(registry.REPORTS.local_port)
     stack_dir: Path = Field(
         ROOT / ".stack", description="state of the local stack: logs, the development signing key"
     )

@@ -22,6 +22,7 @@ COMMANDS = (
     "ops.keys",
     "ops.users",
     "ops.handoffs",
+    "ops.report",
     "ops.tools",
     "ops.corpus",
     "ops.backup.cli",

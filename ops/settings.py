@@ -21,9 +21,6 @@ class OpsSettings(Settings):
     run_endpoint: str | None = Field(
         None, description="a local Cloud Run Admin API endpoint (tests); default: Google's"
     )
-    monitoring_endpoint: str | None = Field(
-        None, description="a local Cloud Monitoring API endpoint (tests); default: Google's"
-    )
 
     # Canary gates relative to the stable revision (defaults of `agentctl canary start`; the
     # absolute gates are its flags). See docs/operations.md, "Canary gates".
@@ -50,7 +47,7 @@ class OpsSettings(Settings):
         60.0, ge=1, le=3600, description="a run that stalls this long loses the lease"
     )
 
-    @field_validator("run_endpoint", "monitoring_endpoint")
+    @field_validator("run_endpoint")
     @classmethod
     def _empty_endpoint_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -126,6 +126,9 @@ CACHE_MAINTENANCE = scheduled(
     "cache_maintenance", 8083, "tunes cache TTLs, invalidates, reports; called by Cloud Scheduler"
 )
 BACKUP = scheduled("backup", 8084, "logical Firestore backups: run, verify, prune, list, restore")
+REPORTS = scheduled(
+    "reports", 8087, "business metrics per day (resolution rate, CSAT, deflection) to Monitoring"
+)
 
 INGEST = FunctionSpec(
     "ingest",
@@ -143,7 +146,15 @@ WORKER = FunctionSpec(
     summary="jobs from the Pub/Sub queue (push deliveries): exports of a user's data",
 )
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (CHAT, STREAM, CACHE_MAINTENANCE, BACKUP, INGEST, WORKER)
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    CHAT,
+    STREAM,
+    CACHE_MAINTENANCE,
+    BACKUP,
+    INGEST,
+    WORKER,
+    REPORTS,
+)
 
 
 def function(name: str) -> FunctionSpec:

@@ -355,6 +355,11 @@ class Settings(BaseSettings):
     )
     invoker_auth_bypass: bool = Field(False, description="local stack and tests only")
 
+    # Cloud Monitoring (business metrics written by reports; canary reads by agentctl).
+    monitoring_endpoint: str | None = Field(
+        None, description="a local Cloud Monitoring API endpoint (tests); default: Google's"
+    )
+
     # Jobs: heavy work queued on Pub/Sub and run by the worker function.
     jobs_topic: str = Field("ngx-jobs", pattern=r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
     handoffs_topic: str | None = Field(
@@ -403,7 +408,9 @@ class Settings(BaseSettings):
                 data.setdefault(name, None)
         return data
 
-    @field_validator("vertex_endpoint", "firestore_emulator_host", "memorystore_endpoint")
+    @field_validator(
+        "vertex_endpoint", "firestore_emulator_host", "memorystore_endpoint", "monitoring_endpoint"
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

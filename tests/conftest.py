@@ -214,9 +214,10 @@ def start_function(
     """Another process of a registered function on the stack's backing services, answering;
     ``capture`` keeps its output (text) for the test to read."""
     port = free_ports(1)[0]
+    audience = {"NGX_INVOKER_AUDIENCE": f"http://{LOCAL_HOST}:{port}"}  # as the stack sets it
     process = subprocess.Popen(
         registry.launch_command(registry.function(name), LOCAL_HOST, port),
-        env={**os.environ, **function_env(settings), **env},
+        env={**os.environ, **function_env(settings), **audience, **env},
         cwd=repo_root(),
         stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
         stderr=subprocess.STDOUT,

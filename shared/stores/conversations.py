@@ -131,7 +131,18 @@ class ConversationStore:
                 details=[{"field": "message_id", "issue": "is the user's own message"}],
             )
         now = datetime.now(UTC)
-        await reference.update({"feedback": {**feedback, "updated_at": now}})
+        # The conversation keeps each answer's rating too: a day's business metrics read
+        # conversations only (`shared.business`).
+        from shared.business import score
+
+        batch = self._db.batch()
+        batch.update(reference, {"feedback": {**feedback, "updated_at": now}})
+        batch.set(
+            self._conversation(conversation_id),
+            {"ratings": {message_id: score(feedback)}},
+            merge=True,
+        )
+        await batch.commit()
         return now
 
     async def delete(self, conversation_id: str, owner: str) -> int:

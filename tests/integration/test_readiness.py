@@ -17,6 +17,7 @@ NEEDS = {
     "backup": {"firestore"},
     "ingest": {"firestore", "vertex", "redis"},  # redis: the embedding cache, optional
     "worker": {"firestore", "redis"},  # redis: notices to open sessions, optional
+    "reports": {"firestore"},
 }
 
 

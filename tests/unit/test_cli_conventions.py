@@ -34,6 +34,7 @@ LISTINGS = {
     "canary status",
     "keys list",
     "handoff list",
+    "report",
     "migrate status",
     "functions",
     "preflight",

@@ -45,6 +45,7 @@ module "platform" {
     backup            = { cpu = "1", memory = "1Gi", concurrency = 1, min_instances = 0, max_instances = 1, timeout_s = 3600 }
     ingest            = { cpu = "1", memory = "1Gi", concurrency = 4, min_instances = 0, max_instances = 3, timeout_s = 600 }
     worker            = { cpu = "1", memory = "1Gi", concurrency = 4, min_instances = 0, max_instances = 5, timeout_s = 600 }
+    reports           = { cpu = "1", memory = "512Mi", concurrency = 1, min_instances = 0, max_instances = 1, timeout_s = 900 }
   }
 }
 

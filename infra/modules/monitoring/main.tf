@@ -350,5 +350,9 @@ locals {
     { title = "Tokens per minute", queries = ["${local.tokens_per_s} * 60"] },
     { title = "Tool calls per second by tool and status", queries = ["sum by (tool, status) (rate(logging_googleapis_com:user_agent_tool_calls[5m]))"] },
     { title = "Escalations to the quality tier per minute by reason", queries = ["sum by (reason) (rate(logging_googleapis_com:user_agent_escalations[5m])) * 60"] },
+    # Business metrics: one gauge point per day, written by the reports function.
+    { title = "Resolution and deflection rate (daily)", queries = ["custom_googleapis_com:ngx_business_resolution_rate", "custom_googleapis_com:ngx_business_deflection_rate"] },
+    { title = "CSAT, mean rating 1-5 (daily)", queries = ["custom_googleapis_com:ngx_business_csat"] },
+    { title = "Conversations started (daily)", queries = ["custom_googleapis_com:ngx_business_conversations"] },
   ]
 }

@@ -36,6 +36,7 @@ locals {
     backup            = concat([local.scheduler_member], var.operator_members)
     ingest            = concat(["serviceAccount:${google_service_account.eventarc.email}"], var.operator_members)
     worker            = ["serviceAccount:${google_service_account.pubsub_push.email}"]
+    reports           = concat([local.scheduler_member], var.operator_members)
   }
   operator_emails = [for m in var.operator_members : split(":", m)[1]]
 
@@ -114,6 +115,11 @@ locals {
         NGX_CORPUS_INDEX_SINK         = local.index_sink # an erasure republishes the index
       }, local.vector_env)
     }
+    reports = {
+      public = false
+      roles  = ["roles/datastore.user", "roles/monitoring.metricWriter"]
+      env    = {}
+    }
     worker = {
       public = false
       roles  = ["roles/datastore.user", "roles/cloudtrace.agent"]
@@ -151,6 +157,7 @@ locals {
     "backup-run"    = { function = "backup", schedule = "backup_run", body = { action = "run" } }
     "backup-prune"  = { function = "backup", schedule = "backup_prune", body = { action = "prune" } }
     "backup-verify" = { function = "backup", schedule = "backup_verify", body = { action = "verify" } }
+    "business-day"  = { function = "reports", schedule = "business_metrics", body = { action = "business_metrics" } }
   }
 }
 

@@ -161,6 +161,8 @@ variable "schedules" {
     backup_run    = "0 2 * * *"
     backup_prune  = "30 3 * * *"
     backup_verify = "0 5 * * 1"
+    # yesterday's business metrics, after the day's late feedback has had an hour
+    business_metrics = "0 1 * * *"
   }
 }
 

@@ -1,0 +1,1 @@
+"""The reports function (`main.py` is what functions-framework loads)."""
