@@ -134,6 +134,7 @@ def function_env(settings: StackSettings) -> dict[str, str]:
         "PUBSUB_EMULATOR_HOST": f"{LOCAL_HOST}:{settings.stack_pubsub_port}",
         "NGX_PUSH_SERVICE_ACCOUNT": devtokens.push_account(settings),
         "NGX_EXPORT_SINK": f"file://{settings.stack_dir / 'exports'}",
+        "NGX_INGEST_INLINE_MAX_BYTES": str(settings.ingest_inline_max_bytes),
         "NGX_CORPUS_REFRESH_S": "0.5",  # an ingestion shows within half a second locally
         # Calibrated on the emulator's lexical embeddings (docs/retrieval.md#semantic-cache);
         # the cache itself is off unless NGX_SEMANTIC_CACHE_ENABLED=true.

@@ -52,7 +52,7 @@ from shared.contracts import (
     ToolResultEvent,
     Usage,
 )
-from shared.handoffs import HandoffService, Held, called
+from shared.handoffs import HandoffService, Held, asks_for_person, called
 from shared.idempotency import Seal
 from shared.llm import prompt
 from shared.llm.client import LlmClient
@@ -333,13 +333,20 @@ class ChatService:
         return reply
 
     async def _intercept(self, request: ChatRequest, caller: Caller) -> Held | None:
-        """The hand-off that takes this message from the model, if any."""
+        """The hand-off that takes this message from the model, if any. Limits are settled
+        before any read or write (a cache-hit chat still makes one Redis round trip)."""
         if self._handoffs is None:
             return None
         if request.conversation_id:
             await admission.settle_pending()
             await self._store.require_owned(request.conversation_id, caller.subject)
-        return await self._handoffs.intercept(request.conversation_id, request.message)
+            state = await self._handoffs.state(request.conversation_id)
+            if state is not None:
+                return Held(state, new=False)
+        if not asks_for_person(request.message):
+            return None
+        await admission.settle_pending()  # a refused request writes nothing
+        return Held(self._handoffs.new_state("user_asked"), new=True)
 
     @staticmethod
     def _held_reply(held: Held, cid: str, mid: str, request_id: str) -> ChatResponse:
@@ -388,9 +395,12 @@ class ChatService:
         limit = self._settings.handoff_after_unsure
         if self._handoffs is None or request.tier != "auto" or limit == 0:
             return
-        streak = await self._handoffs.count_unsure(cid, unsure=len(done.models) > 1)
-        if streak >= limit:
-            await self._handoffs.start(cid, caller.subject, "unsure_answers")
+        try:  # best effort: the answer is stored and must reach the user whatever happens here
+            streak = await self._handoffs.count_unsure(cid, unsure=len(done.models) > 1)
+            if streak >= limit:
+                await self._handoffs.start(cid, caller.subject, "unsure_answers")
+        except Exception:
+            log.exception("unsure answers not counted", extra={"conversation_id": cid})
 
     async def confirm(
         self,

@@ -398,6 +398,7 @@ class Erased(_Contract):
     confirmations: int = 0
     corpus_documents: int = 0
     jobs: int = 0
+    exports: int = Field(0, description="data export archives")
     api_keys: int
     memorystore_keys: int
 
@@ -457,14 +458,16 @@ class JobView(_Contract):
     """A job run by the worker (`GET /v1/jobs/{job_id}`; `POST /v1/me/export` answers one)."""
 
     job_id: str
-    kind: Literal["export"]
+    kind: Literal["export", "ingest"]
     status: JobStatus
     created_at: datetime
     updated_at: datetime
     attempts: int = Field(0, description="runs started so far (a failed run is retried)")
     error: str | None = Field(None, description="why the last run failed")
     result: dict[str, Any] | None = Field(
-        None, description="export: the archive's size and its documents per collection"
+        None,
+        description="export: the archive's size and its documents per collection; ingest: the "
+        "ingestion's outcome",
     )
     download_url: str | None = Field(
         None, description="export, once succeeded: a short-lived link to the JSON archive"

@@ -48,6 +48,7 @@ class ErasureReport:
     confirmations: int = 0
     corpus_documents: int = 0  # the subject's private documents (with their chunks)
     jobs: int = 0
+    exports: int = 0  # data export archives
     api_keys: int = 0
     memorystore_keys: int = 0
     erased_at: str | None = None
@@ -77,6 +78,8 @@ class Eraser:
         report.confirmations = len(owned["confirmations"])
         report.corpus_documents = len(owned["corpus_documents"])
         report.jobs = len(owned["jobs"])
+        archives = await self._archives(report.subject)
+        report.exports = len(archives)
         keys = [snapshot.to_dict() for snapshot in await _documents(owned["api_keys"])]
         key_ids = [str(key["key_id"]) for key in keys if key and "key_id" in key]
         redis_keys = await self._redis_keys(subject, key_ids, [r.id for r in owned["api_keys"]])
@@ -89,6 +92,12 @@ class Eraser:
         await self._delete(
             owned["idempotency"] + owned["api_keys"] + owned["confirmations"] + owned["jobs"]
         )
+        if archives:
+            from shared.backup.sinks import open_sink
+
+            sink = open_sink(self._settings.export_sink or "")
+            for name in archives:
+                await sink.delete(name)
         # A private document's vectors first (Vector Search holds no owner to find them by
         # later), then its chunks and record (a re-run finds what is left), a new corpus version
         # (cached retrieval results name the old one), and a lexical index without their text.
@@ -107,6 +116,14 @@ class Eraser:
         # Once more, now: a backup read while the deletes ran still holds the subject.
         report.erased_at = (await self._record(report.subject)).isoformat()
         return report
+
+    async def _archives(self, pseudonym: str) -> list[str]:
+        """The subject's data export archives (`shared.jobs.export`), if exports are kept."""
+        if not self._settings.export_sink:
+            return []
+        from shared.backup.sinks import open_sink
+
+        return await open_sink(self._settings.export_sink).list(f"exports/{pseudonym}/")
 
     async def _forget_vectors(self, chunk_ids: list[str]) -> None:
         """Remove erased chunks' datapoints from Vector Search, when it is the backend."""

@@ -52,11 +52,27 @@ ACKNOWLEDGED = (
     "They will reply here; you can keep writing in the meantime."
 )
 HELD = "Your message is with our support team; a person will reply here."
-# "talk to a human", "speak with a real person", "connect me to an agent", "human agent please"
+# First-person requests for a person ("can I talk to a human?", "I want to speak with a real
+# person", "connect me to an agent", "human please") — not questions that merely mention agents,
+# people or transfers ("how do I connect my agent to Slack?").
+_WHO = (
+    r"(?:a\s+|an\s+|some\s*)?(?:real\s+|live\s+|actual\s+)?"
+    r"(?:human|person|people|representative|operator|someone|somebody|support\s+agent|agent)\b"
+)
+_TALK = r"(?:talk|speak|chat)\s+(?:to|with)\s+"
 ASKS_FOR_PERSON = re.compile(
-    r"\b(?:talk|speak|chat|connect|transfer|put)\b[^.?!]{0,30}?"
-    r"\b(?:human|person|agent|representative|operator|somebody|someone|staff)\b"
-    r"|\b(?:real|live|human)\s+(?:person|human|agent|support)\b",
+    "|".join(
+        (
+            r"\b(?:i|we)\s*(?:'d|would|want|need|wanna|must)\s+(?:like\s+)?(?:to\s+)?"
+            + _TALK
+            + _WHO,
+            r"\b(?:can|could|may)\s+i\s+(?:please\s+)?" + _TALK + _WHO,
+            r"\b(?:connect|transfer|put)\s+me\s+(?:through\s+)?(?:to|with)\s+" + _WHO,
+            r"\blet\s+me\s+" + _TALK + _WHO,
+            r"^\W*(?:a\s+)?(?:human|real\s+person|live\s+agent|representative|operator)"
+            r"(?:\s+please)?\W*$",
+        )
+    ),
     re.IGNORECASE,
 )
 
@@ -148,15 +164,9 @@ class HandoffService:
             return None
         return HandoffState(**found)
 
-    async def intercept(self, conversation_id: str | None, message: str) -> Held | None:
-        """Whether a person takes this message: its conversation is with one already, or the
-        user asks for one (the caller has checked the conversation is the user's)."""
-        state = await self.state(conversation_id)
-        if state is not None:
-            return Held(state, new=False)
-        if asks_for_person(message):
-            return Held(HandoffState(**self.start_fields("user_asked")["handoff"]), new=True)
-        return None
+    def new_state(self, reason: HandoffReason) -> HandoffState:
+        """A hand-off starting now."""
+        return HandoffState(**self.start_fields(reason)["handoff"])
 
     @staticmethod
     def fields_of(held: Held) -> dict[str, Any] | None:

@@ -37,7 +37,7 @@ from shared.retrieval.embeddings import Embedder
 from shared.retrieval.published import CorpusView, publish_if_behind
 from shared.retrieval.rerank import Reranker
 from shared.retrieval.retriever import Retriever
-from shared.retrieval.storage_events import CloudStorageReader, EventIngestion
+from shared.retrieval.storage_events import CloudStorageReader, EventIngestion, StorageEvent
 from shared.retrieval.vector import VectorSearch
 from shared.retrieval.vertex_vector import VertexVectorSearch
 from shared.semantic_cache import SemanticCache
@@ -173,7 +173,28 @@ def event_ingestion() -> EventIngestion:
     if settings.corpus_index_sink:
         sink = open_sink(settings.corpus_index_sink)
         publisher = partial(publish_if_behind, firestore(), sink, False)  # when it lags
-    return EventIngestion(corpus, settings.ingest_buckets, CloudStorageReader(), publisher)
+    return EventIngestion(
+        corpus,
+        settings.ingest_buckets,
+        CloudStorageReader(),
+        publisher,
+        defer=queue_ingestion,
+        inline_max_bytes=settings.ingest_inline_max_bytes,
+    )
+
+
+INGEST_OWNER = "system:ingest"  # ingestion jobs belong to no user
+
+
+async def queue_ingestion(event: StorageEvent) -> str:
+    """A large upload's ingestion, queued for the worker."""
+    return await job_service().queue("ingest", INGEST_OWNER, {"event": event.model_dump()})
+
+
+async def run_ingestion(job: Job) -> dict[str, Any]:
+    """The worker's ``ingest`` job: the queued event, ingested here."""
+    assert job.params is not None
+    return await event_ingestion().handle(StorageEvent.model_validate(job.params["event"]), True)
 
 
 @lru_cache(maxsize=1)
@@ -232,7 +253,7 @@ async def notify_job(job: Job) -> None:
 
 @lru_cache(maxsize=1)
 def job_worker() -> JobWorker:
-    runners = {"export": exporter().run}
+    runners = {"export": exporter().run, "ingest": run_ingestion}
     return JobWorker(jobs(), runners, notify_job, get_settings().job_max_attempts)
 
 

@@ -374,9 +374,19 @@ class Settings(BaseSettings):
         description="answers in a row the agent was unsure of (tier auto "
         "escalated them) before a person is asked to join; 0: never",
     )
-    job_lease_s: float = Field(300.0, ge=5, le=3600, description="a run's hold on its job")
+    job_lease_s: float = Field(
+        900.0,
+        ge=5,
+        le=3600,
+        description="a run's hold on its job: longer than the worker's request timeout (600 s)",
+    )
     job_max_attempts: int = Field(
         5, ge=1, le=100, description="deliveries before a job fails (the dead-letter policy's)"
+    )
+    ingest_inline_max_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="a larger upload is ingested by the worker as a job, not in the event",
     )
     export_sink: str | None = Field(
         None, description="where data exports are written: gs://bucket/prefix or file:///dir"

@@ -43,6 +43,8 @@ TEST_LIMITS = {
     # Two cores run the emulators, Redis, several functions and hundreds of test clients: Redis
     # answers within 0.1 s in production, not always here, and the cache would be skipped.
     "redis_timeout_s": 0.5,
+    # Uploads above 20 kB go through the worker as jobs (production: above 2 MiB).
+    "ingest_inline_max_bytes": 20_000,
 }
 
 

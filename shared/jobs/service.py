@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.contracts import JobView
 from shared.jobs.export import KIND as EXPORT
@@ -10,6 +12,8 @@ from shared.jobs.export import Exporter
 from shared.jobs.queue import JobQueue
 from shared.jobs.store import JobStore
 from shared.jobs.worker import view
+
+ARCHIVE_KEPT = timedelta(hours=23)  # the exports bucket deletes archives after a day
 
 
 class JobService:
@@ -33,11 +37,24 @@ class JobService:
             raise
         return view(job), True
 
+    async def queue(self, kind: str, owner: str, params: dict[str, Any]) -> str:
+        """A new job of ``kind`` on ``params``, queued; its id (nothing left behind on failure)."""
+        job = await self._store.create(kind, owner, params)
+        try:
+            await self._queue.publish(job.job_id, kind)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._store.delete(job.job_id)
+            raise
+        return job.job_id
+
     async def get(self, job_id: str, owner: str) -> JobView:
         """The caller's job; a finished export carries a fresh download link."""
         job = await self._store.get(job_id, owner)
         found = view(job)
         if job.kind == EXPORT and job.status == "succeeded" and job.result:
+            if datetime.now(UTC) - job.updated_at > ARCHIVE_KEPT:
+                return found.model_copy(update={"error": "the archive has expired: export again"})
             url, expires = await self._exporter.link(job)
             found = found.model_copy(update={"download_url": url, "download_expires_at": expires})
         return found

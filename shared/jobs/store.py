@@ -1,10 +1,11 @@
 """Jobs in Firestore: ``jobs/{job_id}`` holds a job's kind, owner, status and result.
 
 A job is created ``queued`` by the route that asks for it, then claimed by the worker for a lease
-(``running``) — in a transaction, so a redelivered message finds it running (and is told to come
-back later) or done (and is acknowledged without doing the work twice). A worker that dies holding
-the lease leaves the job to the next delivery once the lease lapses. Jobs expire by TTL
-(``expires_at``) and go with their owner's erasure.
+(``running``, with a run token) — in a transaction, so a redelivered message finds it running (and
+is told to come back later) or done (and is acknowledged without doing the work twice). A worker
+that dies holding the lease leaves the job to the next delivery once the lease lapses; a run whose
+lease was taken over can no longer finish or release the job (its token no longer matches). Jobs
+expire by TTL (``expire_at``) and go with their owner's erasure.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ class Job:
     created_at: datetime
     updated_at: datetime
     attempts: int = 0
+    run: str | None = None  # the token of the run holding the lease
+    lease_until: datetime | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    params: dict[str, Any] | None = None  # what the job works on (an ingestion: its event)
 
     @classmethod
     def of(cls, job_id: str, data: dict[str, Any]) -> Job:
@@ -55,8 +59,11 @@ class Job:
             created_at=data["created_at"],
             updated_at=data["updated_at"],
             attempts=int(data.get("attempts", 0)),
+            run=data.get("run"),
+            lease_until=data.get("lease_until"),
             result=data.get("result"),
             error=data.get("error"),
+            params=data.get("params"),
         )
 
 
@@ -74,7 +81,7 @@ class JobStore:
     def _ref(self, job_id: str) -> Any:
         return self._db.collection(COLLECTION).document(job_id)
 
-    async def create(self, kind: str, owner: str) -> Job:
+    async def create(self, kind: str, owner: str, params: dict[str, Any] | None = None) -> Job:
         """A new queued job of ``owner``."""
         now = datetime.now(UTC)
         job_id = new_job_id()
@@ -85,8 +92,10 @@ class JobStore:
             "created_at": now,
             "updated_at": now,
             "attempts": 0,
-            "expires_at": now + timedelta(days=KEEP_DAYS),
+            "expire_at": now + timedelta(days=KEEP_DAYS),
         }
+        if params is not None:
+            data["params"] = params
         await self._ref(job_id).create(data)
         return Job.of(job_id, data)
 
@@ -113,7 +122,12 @@ class JobStore:
             .where(filter=FieldFilter("kind", "==", kind))
             .where(filter=FieldFilter("status", "in", ["queued", "running"]))
         )
-        found = [Job.of(s.id, s.to_dict()) async for s in query.stream()]
+        now = datetime.now(UTC)
+        found = [
+            job
+            for job in [Job.of(s.id, s.to_dict()) async for s in query.stream()]
+            if _live(job, now)
+        ]
         return max(found, key=lambda job: job.created_at) if found else None
 
     async def claim(self, job_id: str) -> Job | None:
@@ -139,6 +153,7 @@ class JobStore:
                 raise Claimed(job_id)
             update = {
                 "status": "running",
+                "run": secrets.token_hex(8),
                 "lease_until": now + self._lease,
                 "attempts": int(data.get("attempts", 0)) + 1,
                 "updated_at": now,
@@ -149,24 +164,52 @@ class JobStore:
         result: Job | None = await take(self._db.transaction())
         return result
 
-    async def release(self, job: Job, error: str) -> None:
-        """A run failed and will be retried: the job is queued again, the error kept."""
+    async def release(self, job: Job, error: str) -> bool:
+        """A run failed and will be retried: the job is queued again, the error kept. False when
+        the run no longer holds the job."""
         now = datetime.now(UTC)
         update = {"status": "queued", "lease_until": None, "updated_at": now, "error": error[:500]}
-        await self._ref(job.job_id).update(update)
+        return await self._held_update(job, update)
 
     async def finish(
         self, job: Job, status: Status, result: dict[str, Any] | None, error: str | None
-    ) -> Job:
-        """Record how a claimed run ended."""
+    ) -> Job | None:
+        """Record how a claimed run ended; None when the run no longer holds the job (its lease
+        was taken over, or the job was erased)."""
         now = datetime.now(UTC)
         update: dict[str, Any] = {"status": status, "updated_at": now, "lease_until": None}
         if result is not None:
             update["result"] = result
         if error is not None:
             update["error"] = error[:500]
-        await self._ref(job.job_id).update(update)
+        if not await self._held_update(job, update):
+            return None
         return Job.of(job.job_id, {**_as_data(job), **update})
+
+    async def _held_update(self, job: Job, update: dict[str, Any]) -> bool:
+        """Apply ``update`` if ``job``'s run still holds it (in a transaction)."""
+        from google.cloud.firestore_v1 import async_transactional
+
+        ref = self._ref(job.job_id)
+
+        @async_transactional  # type: ignore[untyped-decorator]
+        async def apply(transaction: Any) -> bool:
+            snapshot = await ref.get(transaction=transaction)
+            if not snapshot.exists or snapshot.get("run") != job.run:
+                return False
+            transaction.update(ref, update)
+            return True
+
+        held: bool = await apply(self._db.transaction())
+        return held
+
+
+def _live(job: Job, now: datetime) -> bool:
+    """Whether a job still stands for its work: queued lately, or running under its lease (one
+    dead-lettered or abandoned does not block a new request)."""
+    if job.status == "queued":
+        return now - job.updated_at < timedelta(days=1)
+    return job.status == "running" and job.lease_until is not None and job.lease_until > now
 
 
 def _as_data(job: Job) -> dict[str, Any]:
@@ -177,6 +220,8 @@ def _as_data(job: Job) -> dict[str, Any]:
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "attempts": job.attempts,
+        "run": job.run,
         "result": job.result,
         "error": job.error,
+        "params": job.params,
     }

@@ -121,27 +121,36 @@ class JobWorker:
         if job is None:
             return {"job_id": delivery.job_id, "status": "already_finished"}
         if job.kind != delivery.kind:
-            job = await self._store.finish(job, "failed", None, "the message named another kind")
-            await self._notify(job)
-            return {"job_id": job.job_id, "status": job.status}
+            ended = await self._store.finish(job, "failed", None, "the message named another kind")
+            await self._ended(ended)
+            return {"job_id": job.job_id, "status": "failed"}
         try:
             result = await self._runners[job.kind](job)
         except Exception as exc:
             return await self._failed(job, delivery, exc)
-        job = await self._store.finish(job, "succeeded", result, None)
-        log.info("job done", extra={"job_id": job.job_id, "kind": job.kind})
-        await self._notify(job)
-        return {"job_id": job.job_id, "status": job.status}
+        ended = await self._store.finish(job, "succeeded", result, None)
+        log.info("job done", extra={"job_id": job.job_id, "kind": job.kind, "kept": bool(ended)})
+        await self._ended(ended)
+        return {"job_id": job.job_id, "status": "succeeded" if ended else "superseded"}
+
+    async def _ended(self, job: Job | None) -> None:
+        """Tell the owner's sessions (a run that no longer held its job tells nobody)."""
+        if job is not None:
+            await self._notify(job)
 
     async def _failed(self, job: Job, delivery: Delivery, exc: Exception) -> dict[str, Any]:
-        why = f"{type(exc).__name__}: {exc}"[:300]
+        # What went wrong is logged; the user sees that it failed, not the internals.
         log.warning(
             "job run failed",
-            extra={"job_id": job.job_id, "attempt": delivery.attempt, "error": why},
+            extra={
+                "job_id": job.job_id,
+                "attempt": delivery.attempt,
+                "error": f"{type(exc).__name__}: {exc}"[:300],
+            },
         )
         if delivery.attempt >= self._max_attempts:
-            job = await self._store.finish(job, "failed", None, why)
-            await self._notify(job)
+            why = f"the job failed {delivery.attempt} times and was given up"
+            await self._ended(await self._store.finish(job, "failed", None, why))
             raise errors.AppError(f"job {job.job_id} failed after {delivery.attempt} attempts")
-        await self._store.release(job, why)
+        await self._store.release(job, f"attempt {delivery.attempt} failed; it will be retried")
         raise errors.Unavailable(f"job {job.job_id} failed; it will be retried", retry_after=10)

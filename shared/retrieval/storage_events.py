@@ -119,21 +119,31 @@ class EventIngestion:
         buckets: list[str],
         read_object: ReadObject,
         publish: Callable[[], Awaitable[Any]] | None = None,
+        defer: Callable[[StorageEvent], Awaitable[str]] | None = None,
+        inline_max_bytes: int | None = None,
     ) -> None:
         self._corpus = corpus
+        self._defer = defer  # queues a large upload's ingestion as a job; its job id
+        self._inline_max_bytes = inline_max_bytes
         self._buckets = set(buckets)
         self._read = read_object
         self._publish = publish
         self._publishing = asyncio.Lock()
 
-    async def handle(self, event: StorageEvent) -> dict[str, Any]:
-        """Ingest or remove the event's object; the outcome as a report."""
+    async def handle(self, event: StorageEvent, inline: bool = False) -> dict[str, Any]:
+        """Ingest or remove the event's object; the outcome as a report. An upload larger than
+        ``inline_max_bytes`` is queued for the worker instead (``inline``: this is that job)."""
         found = event.object
         if found.bucket not in self._buckets:
             raise errors.PermissionDenied(f"bucket {found.bucket[:64]!r} is not ingested here")
         uri = f"gs://{found.bucket}/{found.name}"
         report = IngestReport()
         outcome: dict[str, Any] = {"uri": uri, "generation": found.generation}
+        if self._deferred(event, inline):
+            assert self._defer is not None
+            job_id = await self._defer(event)
+            log.info("large upload queued", extra={"uri": uri, "job_id": job_id})
+            return {**outcome, "outcome": "queued", "job_id": job_id}
         if event.type in GONE:
             await self._corpus.remove(uri, report, found.generation)
         else:
@@ -164,6 +174,17 @@ class EventIngestion:
         outcome["outcome"] = _outcome(report)
         outcome["chunks"] = report.chunks
         return outcome
+
+    def _deferred(self, event: StorageEvent, inline: bool) -> bool:
+        size, limit = event.object.size, self._inline_max_bytes
+        return (
+            not inline
+            and self._defer is not None
+            and event.type not in GONE
+            and size is not None
+            and limit is not None
+            and size > limit
+        )
 
 
 def _outcome(report: IngestReport) -> str:

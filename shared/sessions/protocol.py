@@ -40,6 +40,8 @@ class Close(IntEnum):
     GOING_AWAY = 1001  # the instance is shutting down: reconnect (and resume)
     TOO_BIG = 1009  # a frame over FRAME_LIMIT_BYTES (closed by the server's WebSocket layer)
     INTERNAL = 1011
+    SERVICE_RESTART = 1012  # sent by the server's WebSocket layer when the instance stops
+    TRY_AGAIN = 1013  # credentials could not be checked right now (a dependency is down)
     RECONNECT = 4000  # the session reached its time limit: reconnect and resume
     SLOW_CONSUMER = 4001  # the client read too slowly: session_send_queue events were waiting
     IDLE = 4002  # nothing sent and nothing running for session_idle_s
@@ -52,6 +54,8 @@ CLOSE_REASONS = {
     Close.GOING_AWAY: "the server is shutting down: reconnect and resume",
     Close.TOO_BIG: "frame too big",
     Close.INTERNAL: "internal error",
+    Close.SERVICE_RESTART: "the instance is restarting: reconnect and resume",
+    Close.TRY_AGAIN: "credentials cannot be checked right now: reconnect shortly",
     Close.RECONNECT: "session time limit: reconnect and resume with the last event ids",
     Close.SLOW_CONSUMER: "the client did not read its events in time",
     Close.IDLE: "idle session",

@@ -37,6 +37,7 @@ from shared.streams import StreamHub
 
 log = logging.getLogger("ngx.sessions")
 SCOPE = "chat"
+SEND_WAIT_S = 5.0  # how long an answer waits for room in the send queue
 
 
 class _Closing(Exception):
@@ -85,6 +86,7 @@ class Session:
         self._settings = settings
         self.id = secrets.token_hex(8)
         self._principal: Principal | None = None
+        self._credential: tuple[str, str] | None = None  # checked again before each answer
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(settings.session_send_queue)
         self._answers: dict[int, _Answer] = {}  # by a number of their own, in order
         self._opened = 0
@@ -160,6 +162,16 @@ class Session:
             self._stats.events += 1
         except asyncio.QueueFull:
             self._end(Close.SLOW_CONSUMER)
+
+    async def _send_answer(self, text: str) -> None:
+        """Queue an answer's event, waiting while the queue is full (a replay hands over a whole
+        answer at once); a client that reads nothing for SEND_WAIT_S is closed."""
+        try:
+            await asyncio.wait_for(self._outbox.put(text), SEND_WAIT_S)
+            self._stats.events += 1
+        except TimeoutError:
+            self._end(Close.SLOW_CONSUMER)
+            raise asyncio.CancelledError from None
 
     async def _send_all(self) -> None:
         try:
@@ -263,6 +275,10 @@ class Session:
         except errors.PermissionDenied as exc:
             self._error(exc, ref)
             raise _Closing(Close.FORBIDDEN) from None
+        except errors.AppError as exc:  # the key set or the key store is unreachable
+            self._error(exc, ref)
+            raise _Closing(Close.TRY_AGAIN) from None
+        self._credential = (kind, value)
         if self._principal is not None:
             if principal.subject != self._principal.subject:
                 self._error(errors.PermissionDenied("a session keeps its subject"), ref)
@@ -315,19 +331,39 @@ class Session:
         key = self._opened
         task = asyncio.create_task(self._forward(key, work, ref))
         self._answers[key] = _Answer(task, ref)
-        task.add_done_callback(lambda _: self._answers.pop(key, None))
 
-    async def _chat(self, message: protocol.ChatMessage) -> AsyncIterator[bytes]:
-        assert self._principal is not None
+        def ended(done: asyncio.Task[None]) -> None:
+            self._answers.pop(key, None)
+            work.close()  # cancelled before it started: its opening never ran
+
+        task.add_done_callback(ended)
+
+    async def _admit(self) -> None:
+        """Before an answer: the credential is still good (an ID token not expired, an API key
+        not revoked) and the caller within its rate limits."""
+        assert self._principal is not None and self._credential is not None
+        kind, value = self._credential
+        try:
+            if kind == "bearer":
+                await self._guard.bearer(value)
+            else:
+                await self._guard.keys.authenticate(value)
+        except errors.Unauthenticated as exc:
+            exc.message = f"{exc.message}: authenticate again (an auth message) to go on"
+            raise
         admission = self._guard.limits(self._principal, self._ws)
         if admission is not None:
             await self._guard.settle(self._principal, admission)
+
+    async def _chat(self, message: protocol.ChatMessage) -> AsyncIterator[bytes]:
+        await self._admit()
         request = message.request
         return await self._requests.open(
             request, self._caller(), request_id_var.get() or "", request.request_id
         )
 
     async def _resume(self, message: protocol.ResumeMessage) -> AsyncIterator[bytes]:
+        await self._admit()
         return await self._hub.resume(message.last_event_id, self._caller().subject)
 
     async def _forward(
@@ -348,7 +384,7 @@ class Session:
                         text, _, event_id = protocol.from_sse(frame, ref)
                         answer.last_event_id = event_id
                         answer.stream_id = event_id.rpartition(":")[0]
-                        self._send(text)
+                        await self._send_answer(text)
         except errors.AppError as exc:
             self._error(exc, ref)
         except asyncio.CancelledError:

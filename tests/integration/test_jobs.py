@@ -278,3 +278,61 @@ async def test_a_message_for_a_job_that_is_gone_is_acknowledged(stack: LocalStac
             headers={"Authorization": f"Bearer {token}"},
         )
     assert response.status_code == 200 and response.json()["status"] == "skipped"
+
+
+async def test_erasing_the_user_deletes_their_export_archives(
+    stack: LocalStack, firestore_db: Any
+) -> None:
+    await seed(stack, firestore_db, "alice")
+    async with httpx.AsyncClient(timeout=30) as client:
+        asked = await client.post(f"{stack.url('chat')}/v1/me/export", headers=stack.auth())
+        job = await wait_for_job(stack, asked.json()["job_id"])
+        archive = Path(urlparse(job["download_url"]).path)
+        assert archive.exists()
+        erased = await client.delete(f"{stack.url('chat')}/v1/me", headers=stack.auth())
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["exports"] >= 1 and erased.json()["jobs"] >= 1
+    assert not archive.exists()
+
+
+async def test_a_large_upload_is_ingested_by_the_worker_as_a_job(
+    stack: LocalStack, firestore_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import storage  # type: ignore[attr-defined]
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from emulator.stack import CORPUS_BUCKET
+    from shared.retrieval.corpus import DOCUMENTS, document_id
+
+    monkeypatch.setenv(
+        "STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{stack.settings.stack_storage_port}"
+    )
+    bucket = storage.Client(project=stack.settings.project_id).bucket(CORPUS_BUCKET)
+    paragraphs = [
+        f"## Part {n}\n\nThe quiet hours feature mutes reminder number {n} at night." * 3
+        for n in range(200)
+    ]
+    text = "# A long handbook\n\n" + "\n\n".join(paragraphs)
+    assert len(text.encode()) > stack.settings.ingest_inline_max_bytes  # above the inline limit
+    blob = bucket.blob("handbook/long.md")
+    blob.upload_from_string(text, content_type="text/markdown")
+    try:
+        uri = f"gs://{CORPUS_BUCKET}/handbook/long.md"
+        deadline = time.monotonic() + 60
+        found: dict[str, Any] | None = None
+        while time.monotonic() < deadline and not found:
+            snapshot = await firestore_db.collection(DOCUMENTS).document(document_id(uri)).get()
+            found = snapshot.to_dict() if snapshot.exists else None
+            await asyncio.sleep(0.3)
+        assert found is not None and not found.get("removed"), "the worker did not ingest it"
+        jobs = [
+            s.to_dict()
+            async for s in firestore_db.collection("jobs")
+            .where(filter=FieldFilter("kind", "==", "ingest"))
+            .stream()
+        ]
+        assert [j["status"] for j in jobs] == ["succeeded"]
+        assert jobs[0]["result"]["outcome"] == "added" and jobs[0]["result"]["chunks"] > 10
+        assert jobs[0]["owner"] == "system:ingest"
+    finally:
+        blob.delete()

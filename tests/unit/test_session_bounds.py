@@ -71,6 +71,33 @@ class Guard:
         return "p"
 
 
+class Down(Guard):
+    """A guard whose key set cannot be fetched."""
+
+    async def bearer(self, token: str) -> Principal:
+        from shared import errors
+
+        raise errors.Unavailable("the identity provider's keys are unreachable", retry_after=5)
+
+
+class Replay:
+    """A finished answer replayed: every recorded frame in one chunk."""
+
+    def __init__(self, events: int) -> None:
+        self.events = events
+
+    async def open(self, *_: Any) -> AsyncIterator[bytes]:
+        frames = [
+            frame("delta", DeltaEvent(text=f"w{n}"), f"s1:{n}") for n in range(1, self.events + 1)
+        ]
+        frames.append(frame("done", DoneEvent(), f"s1:{self.events + 1}"))
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"".join(frames)
+
+        return body()
+
+
 class Requests:
     """An answer of ``events`` deltas, produced as fast as it is read; records whether the
     forwarding stopped before the end."""
@@ -99,7 +126,7 @@ async def run_session(sends: int, events: int, queue: int) -> tuple[StalledSocke
     socket = StalledSocket([{"type": "chat", "request": {"message": "hi"}}], sends)
     requests = Requests(events)
     session = Session(socket, Guard(), requests, None, settings)  # type: ignore[arg-type]
-    await asyncio.wait_for(session.run(), 5)
+    await asyncio.wait_for(session.run(), 15)
     return socket, requests
 
 
@@ -116,3 +143,21 @@ async def test_a_reading_client_gets_every_event_through_a_small_queue() -> None
     deltas = [json.loads(text) for text in socket.sent if '"delta"' in text]
     assert [d["id"] for d in deltas] == [f"s1:{n}" for n in range(1, 501)]
     assert socket.closed is None  # the client left first
+
+
+async def test_a_replayed_answer_larger_than_the_queue_reaches_a_reading_client() -> None:
+    settings = load_settings(session_send_queue=16)
+    socket = StalledSocket([{"type": "chat", "request": {"message": "hi"}}], sends=10_000)
+    session = Session(socket, Guard(), Replay(600), None, settings)  # type: ignore[arg-type]
+    await asyncio.wait_for(session.run(), 15)
+    deltas = [json.loads(text) for text in socket.sent if '"delta"' in text]
+    assert len(deltas) == 600 and socket.closed is None
+
+
+async def test_credentials_that_cannot_be_checked_close_1013_with_an_error_event() -> None:
+    socket = StalledSocket([], sends=10)
+    session = Session(socket, Down(), Requests(1), None, load_settings())  # type: ignore[arg-type]
+    await asyncio.wait_for(session.run(), 15)
+    error = json.loads(socket.sent[0])
+    assert error["type"] == "error" and error["data"]["error"]["code"] == "unavailable"
+    assert socket.closed is not None and socket.closed[0] == 1013

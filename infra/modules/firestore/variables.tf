@@ -11,7 +11,7 @@ variable "location" {
 variable "ttl_collections" {
   description = "Collection ids whose documents carry an `expire_at` TTL field."
   type        = list(string)
-  default     = ["conversations", "messages", "idempotency", "confirmations", "corpus_documents"]
+  default     = ["conversations", "messages", "idempotency", "confirmations", "corpus_documents", "jobs"]
 }
 
 variable "backup_retention_days" {

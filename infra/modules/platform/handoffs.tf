@@ -11,6 +11,9 @@ resource "google_pubsub_topic" "handoffs" {
 }
 
 resource "google_pubsub_subscription" "handoffs_support" {
+  expiration_policy {
+    ttl = "" # never expires, however quiet
+  }
   project                    = var.project_id
   name                       = "ngx-handoffs-support"
   topic                      = google_pubsub_topic.handoffs.id

@@ -33,6 +33,9 @@ resource "google_service_account" "pubsub_push" {
 }
 
 resource "google_pubsub_subscription" "jobs_push" {
+  expiration_policy {
+    ttl = "" # never expires, however quiet
+  }
   project                    = var.project_id
   name                       = "ngx-jobs-push"
   topic                      = google_pubsub_topic.jobs.id
@@ -61,6 +64,9 @@ resource "google_pubsub_subscription" "jobs_push" {
 
 # Dead letters stay here for operators to read (and replay) for a week.
 resource "google_pubsub_subscription" "jobs_dead" {
+  expiration_policy {
+    ttl = "" # never expires, however quiet
+  }
   project                    = var.project_id
   name                       = "ngx-jobs-dead"
   topic                      = google_pubsub_topic.jobs_dead.id
@@ -68,9 +74,9 @@ resource "google_pubsub_subscription" "jobs_dead" {
   labels                     = { app = "ngx", env = var.environment }
 }
 
-# The API functions publish jobs; nothing else does.
+# Chat (exports) and ingest (large uploads) publish jobs; nothing else does.
 resource "google_pubsub_topic_iam_member" "jobs_publisher" {
-  for_each = toset(["chat"])
+  for_each = toset(["chat", "ingest"])
   project  = var.project_id
   topic    = google_pubsub_topic.jobs.name
   role     = "roles/pubsub.publisher"
@@ -125,17 +131,20 @@ resource "google_storage_bucket" "exports" {
   }
 }
 
-# The worker writes archives (and rewrites one on a redelivery); chat reads them to sign links.
+# The worker writes archives (and rewrites one on a redelivery); chat signs links to them and,
+# erasing a user (DELETE /v1/me), deletes theirs (operators running agentctl users erase need the
+# same on this bucket).
 resource "google_storage_bucket_iam_member" "exports_writer" {
   bucket = google_storage_bucket.exports.name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${module.service["worker"].service_account_email}"
 }
 
-resource "google_storage_bucket_iam_member" "exports_reader" {
-  bucket = google_storage_bucket.exports.name
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${module.service["chat"].service_account_email}"
+resource "google_storage_bucket_iam_member" "exports_eraser" {
+  for_each = toset(["chat"])
+  bucket   = google_storage_bucket.exports.name
+  role     = "roles/storage.objectUser"
+  member   = "serviceAccount:${module.service[each.key].service_account_email}"
 }
 
 # Chat signs download links with its own identity through the IAM API (it holds no key).

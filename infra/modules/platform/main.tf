@@ -122,12 +122,15 @@ locals {
     }
     worker = {
       public = false
-      roles  = ["roles/datastore.user", "roles/cloudtrace.agent"]
-      env = {
+      # aiplatform.user: a large upload's ingestion embeds its chunks
+      roles = ["roles/datastore.user", "roles/cloudtrace.agent", "roles/aiplatform.user"]
+      env = merge({
         NGX_PUSH_SERVICE_ACCOUNT = google_service_account.pubsub_push.email
         NGX_EXPORT_SINK          = local.export_sink
         NGX_JOB_MAX_ATTEMPTS     = tostring(local.job_max_attempts)
-      }
+        NGX_INGEST_BUCKETS       = jsonencode([google_storage_bucket.corpus.name])
+        NGX_CORPUS_INDEX_SINK    = local.index_sink
+      }, local.vector_env)
     }
     ingest = {
       public = false
@@ -137,6 +140,7 @@ locals {
         NGX_EVENT_SERVICE_ACCOUNT     = google_service_account.eventarc.email
         NGX_CORPUS_INDEX_SINK         = local.index_sink
         NGX_OPERATOR_SERVICE_ACCOUNTS = jsonencode(local.operator_emails)
+        NGX_JOBS_TOPIC                = google_pubsub_topic.jobs.name # large uploads go to the worker
       }, local.vector_env)
     }
   }
@@ -409,14 +413,15 @@ resource "google_storage_bucket" "corpus_index" {
 }
 
 resource "google_storage_bucket_iam_member" "corpus_reader" {
-  bucket = google_storage_bucket.corpus.name
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${module.service["ingest"].service_account_email}"
+  for_each = toset(["ingest", "worker"]) # the worker ingests large uploads as jobs
+  bucket   = google_storage_bucket.corpus.name
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${module.service[each.key].service_account_email}"
 }
 
-# Ingest and backup (an erasure) publish indexes; chat and stream read them.
+# Ingest, the worker (large uploads) and backup (an erasure) publish indexes; chat and stream read them.
 resource "google_storage_bucket_iam_member" "index_writer" {
-  for_each = toset(["ingest", "backup"])
+  for_each = toset(["ingest", "backup", "worker"])
   bucket   = google_storage_bucket.corpus_index.name
   role     = "roles/storage.objectAdmin"
   member   = "serviceAccount:${module.service[each.key].service_account_email}"
