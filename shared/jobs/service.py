@@ -10,7 +10,7 @@ from shared.contracts import JobView
 from shared.jobs.export import KIND as EXPORT
 from shared.jobs.export import Exporter
 from shared.jobs.queue import JobQueue
-from shared.jobs.store import JobStore
+from shared.jobs.store import Job, JobStore
 from shared.jobs.worker import view
 
 ARCHIVE_KEPT = timedelta(hours=23)  # the exports bucket deletes archives after a day
@@ -28,17 +28,14 @@ class JobService:
         running = await self._store.in_flight(EXPORT, owner)
         if running is not None:
             return view(running), False
-        job = await self._store.create(EXPORT, owner)
-        try:
-            await self._queue.publish(job.job_id, EXPORT)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self._store.delete(job.job_id)
-            raise
-        return view(job), True
+        return view(await self._queued(EXPORT, owner, None)), True
 
     async def queue(self, kind: str, owner: str, params: dict[str, Any]) -> str:
-        """A new job of ``kind`` on ``params``, queued; its id (nothing left behind on failure)."""
+        """A new job of ``kind`` on ``params``, queued; its id."""
+        return (await self._queued(kind, owner, params)).job_id
+
+    async def _queued(self, kind: str, owner: str, params: dict[str, Any] | None) -> Job:
+        """A new job, published; one that cannot be published is not left behind."""
         job = await self._store.create(kind, owner, params)
         try:
             await self._queue.publish(job.job_id, kind)
@@ -46,7 +43,7 @@ class JobService:
             with contextlib.suppress(Exception):
                 await self._store.delete(job.job_id)
             raise
-        return job.job_id
+        return job
 
     async def get(self, job_id: str, owner: str) -> JobView:
         """The caller's job; a finished export carries a fresh download link."""

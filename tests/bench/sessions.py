@@ -21,7 +21,6 @@ import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
@@ -29,23 +28,12 @@ from websockets.typing import Subprotocol
 from emulator import devtokens
 from tests.bench.harness import backing, median, percentile, running
 from tests.bench.stream_capacity import EMULATOR as PACED
-from tests.bench.stream_capacity import RssSampler
+from tests.bench.stream_capacity import RssSampler, Tally
 from tests.bench.stream_first_delta import EMULATOR as QUICK
 from tests.bench.stream_first_delta import first_chunks, gaps_ms, through_function
 
 TARGET_MIB = 512
 TARGET_MS = 10.0
-
-
-@dataclass
-class Tally:
-    open: int = 0
-    peak_open: int = 0
-    done: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-
-    def fail(self, why: str) -> None:
-        self.failures[why] = self.failures.get(why, 0) + 1
 
 
 def _protocols(token: str) -> list[Subprotocol]:
