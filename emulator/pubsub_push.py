@@ -82,7 +82,10 @@ class Pusher:
     def step(self) -> int:
         """Pull what is waiting (up to 10) and push each; how many were pulled."""
         url = f"{self.args.emulator}/v1/{self.subscription}"
-        found = self.client.post(f"{url}:pull", json={"maxMessages": 10}).json()
+        # No long poll: a pull the emulator holds open can time out here after it has handed
+        # messages to it, which then wait out their ack deadline before coming back.
+        pulled = {"maxMessages": 10, "returnImmediately": True}
+        found = self.client.post(f"{url}:pull", json=pulled, timeout=10).json()
         received: list[dict[str, Any]] = found.get("receivedMessages", [])
         for item in received:
             envelope = {

@@ -40,6 +40,7 @@ _EVENT_ID = re.compile(r"^([A-Za-z0-9_-]{1,64}):(\d{1,9})\Z")
 LISTENER_TTL_MS = 1500
 LIVE_TTL_MS = 3000
 OUTAGE_S = 3.0  # a follower waits this long for Memorystore (longer than its back-off)
+BUFFER_WRITE_S = 2.0  # how long a buffer write may take before it counts as lost
 Event = tuple[int, str, bytes]  # seq, event name, SSE frame
 OnEnd = Callable[[list[bytes], str], Awaitable[None]]  # a stream's frames and its last event
 
@@ -255,8 +256,19 @@ class StreamHub:
                 own(pipe, owner, [buffer], self.buffer_ttl_s)
             await pipe.execute()
 
-        with contextlib.suppress(StoreUnavailable):
-            await self.store.run(write)
+        # Off the answer's path, so patient: it rides out a slow Memorystore or its back-off for
+        # up to OUTAGE_S (followers wait as long). A write lost after that leaves a gap, and a
+        # resumer is told the stream was cut rather than handed a gapped answer.
+        deadline = time.monotonic() + OUTAGE_S
+        while True:
+            try:
+                await self.store.run(write, timeout=max(self.store.timeout, BUFFER_WRITE_S))
+                return
+            except StoreUnavailable:
+                if time.monotonic() >= deadline:
+                    log.warning("stream buffer write lost", extra={"buffer": buffer})
+                    return
+                await asyncio.sleep(0.1)
 
     # --- a resumed stream -------------------------------------------------------------------
 
