@@ -52,7 +52,7 @@ from shared.contracts import (
     ToolResultEvent,
     Usage,
 )
-from shared.handoffs import HandoffService, Held, asks_for_person, called
+from shared.handoffs import HandoffService, Held, asks_for_person, called, open_state
 from shared.idempotency import Seal
 from shared.llm import prompt
 from shared.llm.client import LlmClient
@@ -143,16 +143,22 @@ class ChatService:
                 details=[{"field": "message", "limit": limit}],
             )
 
-    async def prepare(self, request: ChatRequest, caller: Caller) -> Prepared:
-        """Load what the model must see, folding history that no longer fits into the summary."""
+    async def prepare(
+        self, request: ChatRequest, caller: Caller, conversation: dict[str, Any] | None = None
+    ) -> Prepared:
+        """Load what the model must see, folding history that no longer fits into the summary
+        (``conversation``: the continued conversation, when the caller has read it already)."""
         s = self._settings
         self.check_size(request)
         tools = self._tools.offered(request.tools, caller.scopes)
         history: list[prompt.Message] = []
         summary = ""
         if request.conversation_id:
-            await admission.settle_pending()  # a Firestore read comes before any cache lookup
-            conversation = await self._store.require_owned(request.conversation_id, caller.subject)
+            if conversation is None:
+                await admission.settle_pending()  # a Firestore read comes before any lookup
+                conversation = await self._store.require_owned(
+                    request.conversation_id, caller.subject
+                )
             summary = conversation.get("summary") or ""
             history = await self._store.history(
                 request.conversation_id, s.history_messages, conversation.get("summary_through")
@@ -314,14 +320,14 @@ class ChatService:
         ``seal`` turns the answer's JSON body into writes stored in the same commit as the
         exchange (an idempotent request's recorded answer), so both are stored or neither is.
         """
-        held = await self._intercept(request, caller)
+        held, conversation = await self._intercept(request, caller)
         if held is not None:  # a person, not the model, takes this message
             cid, mid = request.conversation_id or new_id(), new_id()
             reply = self._held_reply(held, cid, mid, request_id)
             sealed = seal(reply.model_dump_json().encode()) if seal is not None else ()
             await self._store_held(held, request, caller, (cid, mid), request_id, sealed)
             return reply
-        prepared = await self.prepare(request, caller)
+        prepared = await self.prepare(request, caller, conversation)
         cid, mid = request.conversation_id or new_id(), new_id()
         done = await _answer_of(self._run(prepared, caller, request_id, stream=False))
         proposal, writes = self._propose(done, caller, cid)
@@ -332,21 +338,25 @@ class ChatService:
         await self._count_unsure(request, caller, cid, done)
         return reply
 
-    async def _intercept(self, request: ChatRequest, caller: Caller) -> Held | None:
-        """The hand-off that takes this message from the model, if any. Limits are settled
-        before any read or write (a cache-hit chat still makes one Redis round trip)."""
-        if self._handoffs is None:
-            return None
+    async def _intercept(
+        self, request: ChatRequest, caller: Caller
+    ) -> tuple[Held | None, dict[str, Any] | None]:
+        """The hand-off that takes this message from the model, if any, and the conversation
+        it continues (read once here, for `prepare` too). Limits are settled before any read or
+        write (a cache-hit chat still makes one Redis round trip)."""
+        conversation = None
         if request.conversation_id:
             await admission.settle_pending()
-            await self._store.require_owned(request.conversation_id, caller.subject)
-            state = await self._handoffs.state(request.conversation_id)
-            if state is not None:
-                return Held(state, new=False)
+            conversation = await self._store.require_owned(request.conversation_id, caller.subject)
+        if self._handoffs is None:
+            return None, conversation
+        state = open_state(conversation)
+        if state is not None:
+            return Held(state, new=False), conversation
         if not asks_for_person(request.message):
-            return None
+            return None, conversation
         await admission.settle_pending()  # a refused request writes nothing
-        return Held(self._handoffs.new_state("user_asked"), new=True)
+        return Held(self._handoffs.new_state("user_asked"), new=True), conversation
 
     @staticmethod
     def _held_reply(held: Held, cid: str, mid: str, request_id: str) -> ChatResponse:
@@ -526,7 +536,7 @@ class ChatService:
         plain HTTP error with the same status and ``Retry-After`` as on chat. ``also``: writes
         committed with the exchange (an idempotent stream's record of it).
         """
-        held = await self._intercept(request, caller)
+        held, conversation = await self._intercept(request, caller)
         if held is not None:  # a person, not the model, takes this message
             cid, mid = request.conversation_id or new_id(), message_id or new_id()
             yield (
@@ -544,7 +554,7 @@ class ChatService:
             yield "usage", held.usage()
             yield "done", DoneEvent(finish_reason=held.result.finish_reason)
             return
-        prepared = await self.prepare(request, caller)
+        prepared = await self.prepare(request, caller, conversation)
         cid, mid = request.conversation_id or new_id(), message_id or new_id()
         events = self._run(prepared, caller, request_id, stream=True)
         first = await anext(events)

@@ -117,6 +117,14 @@ def called(calls: Sequence[CallRecord]) -> bool:
     return any(call.name == TOOL and call.status == "ok" for call in calls)
 
 
+def open_state(conversation: dict[str, Any] | None) -> HandoffState | None:
+    """A conversation's hand-off while it is open, from its document (None when there is none)."""
+    found = (conversation or {}).get("handoff")
+    if not found or found.get("status") not in OPEN:
+        return None
+    return HandoffState(**found)
+
+
 @dataclass(frozen=True)
 class Held:
     """A message a person, not the model, takes: the hand-off and whether it starts now."""
@@ -153,16 +161,6 @@ class HandoffService:
         if not re.match(ID_PATTERN, conversation_id) or conversation_id.startswith("__"):
             raise errors.NotFound(f"conversation {conversation_id[:80]!r} not found")
         return self._db.collection(CONVERSATIONS).document(conversation_id)
-
-    async def state(self, conversation_id: str | None) -> HandoffState | None:
-        """The conversation's hand-off while it is open (None when there is none)."""
-        if conversation_id is None:
-            return None
-        snapshot = await self._ref(conversation_id).get()
-        found = (snapshot.to_dict() or {}).get("handoff") if snapshot.exists else None
-        if not found or found.get("status") not in OPEN:
-            return None
-        return HandoffState(**found)
 
     def new_state(self, reason: HandoffReason) -> HandoffState:
         """A hand-off starting now."""

@@ -28,7 +28,7 @@ from websockets.typing import Subprotocol
 from emulator import devtokens
 from tests.bench.harness import backing, median, percentile, running
 from tests.bench.stream_capacity import EMULATOR as PACED
-from tests.bench.stream_capacity import RssSampler, Tally
+from tests.bench.stream_capacity import RssSampler, Tally, ramp
 from tests.bench.stream_first_delta import EMULATOR as QUICK
 from tests.bench.stream_first_delta import first_chunks, gaps_ms, through_function
 
@@ -70,13 +70,7 @@ async def one_session(url: str, token: str, text: str, tally: Tally) -> None:
 
 
 async def load(url: str, token: str, sessions: int, run: str) -> Tally:
-    tally = Tally()
-    tasks = []
-    for i in range(sessions):
-        tasks.append(asyncio.create_task(one_session(url, token, f"session {i} {run}", tally)))
-        await asyncio.sleep(0.002)  # a two-second ramp
-    await asyncio.gather(*tasks)
-    return tally
+    return await ramp(sessions, lambda i, t: one_session(url, token, f"session {i} {run}", t))
 
 
 async def first_deltas(url: str, token: str, prompts: list[str]) -> list[int]:

@@ -18,7 +18,9 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from emulator import devtokens
 from shared.settings import LOCAL_HOST
@@ -85,14 +87,19 @@ async def one_stream(port: int, token: str, text: str, tally: Tally) -> None:
         writer.close()
 
 
-async def load(port: int, token: str, streams: int, run: str) -> Tally:
+async def ramp(count: int, client: Callable[[int, Tally], Coroutine[Any, Any, None]]) -> Tally:
+    """``count`` clients started 2 ms apart (a two-second ramp for 1,000), run to the end."""
     tally = Tally()
-    tasks = []
-    for i in range(streams):
-        tasks.append(asyncio.create_task(one_stream(port, token, f"capacity {i} {run}", tally)))
-        await asyncio.sleep(0.002)  # a two-second ramp
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(count):
+        tasks.append(asyncio.create_task(client(i, tally)))
+        await asyncio.sleep(0.002)
     await asyncio.gather(*tasks)
     return tally
+
+
+async def load(port: int, token: str, streams: int, run: str) -> Tally:
+    return await ramp(streams, lambda i, t: one_stream(port, token, f"capacity {i} {run}", t))
 
 
 class RssSampler(threading.Thread):
