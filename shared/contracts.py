@@ -30,7 +30,7 @@ def _not_reserved(value: str | None) -> str | None:
 
 
 class _Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
 
 TOOL_NAME = r"^[a-z][a-z0-9_]{0,63}$"
@@ -340,6 +340,9 @@ class FeedbackRequest(_Contract):
     """Body of `POST /v1/conversations/{id}/messages/{id}/feedback`: a rating of one answer,
     thumbs or stars (exactly one), optional reasons from a fixed list and a short comment."""
 
+    # One schema as a request and inside a message, where it is shown as the owner gave it.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=False)
+
     thumbs: Literal["up", "down"] | None = None
     stars: int | None = Field(None, ge=1, le=5)
     reasons: list[FeedbackReason] = Field(default_factory=list, max_length=5)
@@ -366,6 +369,8 @@ class FeedbackRequest(_Contract):
 
 class Feedback(FeedbackRequest):
     """A rating as stored on an answer (the last one given wins), and when it was given."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     conversation_id: str
     message_id: str
@@ -473,6 +478,23 @@ class JobView(_Contract):
         None, description="export, once succeeded: a short-lived link to the JSON archive"
     )
     download_expires_at: datetime | None = None
+
+
+class Liveness(_Contract):
+    """Body of `GET /healthz`: the process is up and serving (dependencies are not checked)."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(_Contract):
+    """Body of a 200 `GET /readyz`: each dependency answered within a second, or an optional one
+    (Redis) did not and the function serves without it (``degraded``: no cache, local limits)."""
+
+    status: Literal["ready", "degraded"]
+    checks: dict[str, Annotated[str, Field(pattern=r"^(ok|degraded \(.+\))$")]] = Field(
+        description="each dependency checked (redis, firestore, vertex): `ok`, or `degraded "
+        "(<error>)` for an optional one that failed"
+    )
 
 
 class ErrorBody(_Contract):

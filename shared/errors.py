@@ -35,22 +35,32 @@ class AppError(Exception):
 
 
 class InvalidJson(AppError):
+    """The body is not JSON: malformed, nested too deeply, or holding an unreadable number."""
+
     status, code = 400, "invalid_json"
 
 
 class BadRequest(AppError):
+    """A request the model rejected, or an option this deployment does not know."""
+
     status, code = 400, "bad_request"
 
 
 class Unauthenticated(AppError):
+    """Missing, malformed, expired or otherwise invalid credentials."""
+
     status, code = 401, "unauthenticated"
 
 
 class PermissionDenied(AppError):
+    """The credential lacks the scope the route needs, or names a tool not the caller's."""
+
     status, code = 403, "permission_denied"
 
 
 class NotFound(AppError):
+    """No such resource for this caller (someone else's is reported the same way)."""
+
     status, code = 404, "not_found"
 
 
@@ -61,10 +71,15 @@ class Gone(AppError):
 
 
 class MethodNotAllowed(AppError):
+    """The path exists, not with this method; ``details`` and ``Allow`` name those it has."""
+
     status, code = 405, "method_not_allowed"
 
 
 class Conflict(AppError):
+    """The state forbids it now: a request with this Idempotency-Key still runs, or the
+    confirmation was already decided."""
+
     status, code = 409, "conflict"
 
 
@@ -75,14 +90,21 @@ class FailedPrecondition(AppError):
 
 
 class PayloadTooLarge(AppError):
+    """The body, or the message in it, is over the size limit."""
+
     status, code = 413, "payload_too_large"
 
 
 class UnsupportedMediaType(AppError):
+    """The Content-Type is not one the route reads (``application/json``)."""
+
     status, code = 415, "unsupported_media_type"
 
 
 class ValidationFailed(AppError):
+    """Invalid fields, query parameters or state (an Idempotency-Key reused with another
+    body, a stale page token); ``details`` name each field."""
+
     status, code = 422, "validation_failed"
 
 
@@ -93,6 +115,8 @@ class UpgradeRequired(AppError):
 
 
 class RateLimited(AppError):
+    """Too many requests for the caller or its address; retry after ``Retry-After`` seconds."""
+
     status, code = 429, "rate_limited"
 
 
@@ -115,6 +139,8 @@ class ModelUnavailable(AppError):
 
 
 class UpstreamTimeout(AppError):
+    """The model did not answer in time."""
+
     status, code = 504, "upstream_timeout"
 
 
@@ -152,12 +178,21 @@ def failure_kind(error: AppError) -> str:
     return "service" if error.status >= 500 else "client"
 
 
-def from_code(code: str, message: str, retry_after: int | None = None) -> AppError:
-    """The error of a code (as carried between instances), or a plain internal error."""
+def catalogue() -> list[type[AppError]]:
+    """`AppError` and every subclass, by status then code: the complete table of error codes
+    (the OpenAPI document lists it for app developers)."""
+    found: list[type[AppError]] = []
     kinds: list[type[AppError]] = [AppError]
     while kinds:
         kind = kinds.pop()
+        found.append(kind)
+        kinds.extend(kind.__subclasses__())
+    return sorted(found, key=lambda kind: (kind.status, kind.code))
+
+
+def from_code(code: str, message: str, retry_after: int | None = None) -> AppError:
+    """The error of a code (as carried between instances), or a plain internal error."""
+    for kind in catalogue():
         if kind.code == code:
             return kind(message, retry_after=retry_after)
-        kinds.extend(kind.__subclasses__())
     return AppError(message, retry_after=retry_after)

@@ -1,4 +1,5 @@
-"""Liveness and readiness answers shared by every function."""
+"""Liveness and readiness answers shared by every function (bodies: `contracts.Liveness`,
+`contracts.Readiness`; not ready is 503 `unavailable` in the error envelope)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from shared import errors
+from shared.contracts import Liveness, Readiness
 
 CHECK_TIMEOUT_S = 1.0
 
 
 async def healthz(_: Request, __: dict[str, str]) -> Response:
     """Liveness: the process is up and serving; dependencies are checked by readiness."""
-    return JSONResponse({"status": "ok"})
+    return JSONResponse(Liveness().model_dump(mode="json"))
 
 
 async def readiness(
@@ -41,15 +43,10 @@ async def readiness(
     degraded = {name: error for name, error in failed.items() if name in set(optional)}
     failed = {name: error for name, error in failed.items() if name not in degraded}
     if degraded and not failed:  # serving without it: Redis down means no cache, local limits
-        return JSONResponse(
-            {
-                "status": "degraded",
-                "checks": {
-                    name: f"degraded ({degraded[name]})" if name in degraded else "ok"
-                    for name in names
-                },
-            }
-        )
+        states = {
+            name: f"degraded ({degraded[name]})" if name in degraded else "ok" for name in names
+        }
+        return JSONResponse(Readiness(status="degraded", checks=states).model_dump(mode="json"))
     if failed:
         raise errors.Unavailable(
             f"not ready: {', '.join(sorted(failed))}",
@@ -58,7 +55,8 @@ async def readiness(
             ],
             retry_after=5,
         )
-    return JSONResponse({"status": "ready", "checks": {name: "ok" for name in names}})
+    ready = Readiness(status="ready", checks=dict.fromkeys(names, "ok"))
+    return JSONResponse(ready.model_dump(mode="json"))
 
 
 def _dependency(name: str) -> Callable[[], Awaitable[Any]]:

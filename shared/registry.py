@@ -18,7 +18,8 @@ Access = Literal["public", "scheduler", "events", "push"]
 @dataclass(frozen=True)
 class RouteSpec:
     """One route: method, path template, the scope a caller needs (``None``: public) and the name
-    of the handler in the function's ``main.py`` (also the OpenAPI ``operationId``)."""
+    of the handler in the function's ``main.py`` (also the key of its OpenAPI documentation,
+    `shared.openapi.OPERATIONS`, which names its public ``operationId``)."""
 
     method: str
     path: str
