@@ -317,6 +317,10 @@ class Settings(BaseSettings):
 
     # Request limits.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Responses: a JSON body of at least this many bytes is gzip-compressed for a client that
+    # accepts it (`shared.compression`). Below about 1 kB the body fits one packet either way, so
+    # a mobile client would wait no less, and the gzip framing (18 bytes) and CPU are all cost.
+    gzip_min_bytes: int = Field(1024, ge=0, description="smallest JSON answer gzip-compressed")
     max_message_chars: int = Field(16_000, ge=1)
     history_messages: int = Field(20, ge=0, le=200)
     # 0 keeps conversations; N: Firestore's TTL deletes them N days after their last message.

@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
-from shared import errors, telemetry
+from shared import compression, errors, telemetry
 from shared.admission import current as admission_current
 from shared.auth.principal import Principal
 from shared.contracts import ErrorBody, ErrorEnvelope
 from shared.cors import Cors
 from shared.logs import parse_trace_headers, request_id_var, subject_var, trace_var
+from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared.chat import Caller
@@ -112,7 +113,8 @@ class Router:
     """Dispatches a request to its route, answering every failure in the error envelope.
 
     Non-public routes go through ``guard`` (authentication, scope, rate limits) first; the
-    caller is then available to the handler as `principal(request)`.
+    caller is then available to the handler as `principal(request)`. With ``gzip_min_bytes``, JSON
+    answers that large are gzip-compressed for clients that accept it (`shared.compression`).
     """
 
     def __init__(
@@ -122,12 +124,14 @@ class Router:
         cors: Cors | None = None,
         after_first: Callable[[], None] | None = None,
         sockets: Mapping[str, SocketHandler] | None = None,
+        gzip_min_bytes: int | None = None,
     ) -> None:
         self._routes = [(route, route.pattern) for route in routes]
         self.sockets: dict[str, SocketHandler] = dict(sockets or {})  # path → endpoint
         self._guard = guard
         self._cors = cors
         self._after_first = after_first  # run once, when the first response is ready
+        self._gzip_min_bytes = gzip_min_bytes  # None: never compress
 
     @classmethod
     def serve(
@@ -137,13 +141,15 @@ class Router:
         guard: Callable[[], Guard] | None = None,
         cors: Cors | None = None,
         after_first: Callable[[], None] | None = None,
+        gzip_min_bytes: int | None = None,
     ) -> Router:
         """A router for a registered function: its routes bound to ``handlers`` by operation name.
 
         A route without a handler, or a handler for no route, fails at import, so a function serves
         exactly the routes the registry (and so the OpenAPI document and the stack) lists. A
         WebSocket route's handler lands in `sockets` (the launcher mounts them); a plain HTTP
-        request to its path gets 426.
+        request to its path gets 426. JSON answers are compressed from ``gzip_min_bytes`` (default:
+        the `gzip_min_bytes` setting).
         """
         wanted = {route.operation for route in spec.routes}
         if wanted != set(handlers):
@@ -160,7 +166,16 @@ class Router:
         sockets = {
             r.path: cast(SocketHandler, handlers[r.operation]) for r in spec.routes if r.websocket
         }
-        return cls(routes, guard=guard, cors=cors, after_first=after_first, sockets=sockets)
+        if gzip_min_bytes is None:
+            gzip_min_bytes = get_settings().gzip_min_bytes
+        return cls(
+            routes,
+            guard=guard,
+            cors=cors,
+            after_first=after_first,
+            sockets=sockets,
+            gzip_min_bytes=gzip_min_bytes,
+        )
 
     def _methods(self, path: str) -> list[str]:
         return [route.method for route, pattern in self._routes if pattern.match(path)]
@@ -221,9 +236,12 @@ class Router:
         return response
 
     def _finish(self, request: Request, response: Response, started: float) -> Response:
-        """CORS headers and the request's log line."""
+        """CORS headers, compression and the request's log line."""
         if self._cors is not None:
             self._cors.decorate(request, response)
+        if self._gzip_min_bytes is not None:  # after CORS, which sets Vary: Origin outright
+            accepted = request.headers.getlist("accept-encoding")
+            compression.compress(response, accepted, self._gzip_min_bytes)
         log.info(
             "request",
             extra={

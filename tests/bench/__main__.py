@@ -19,6 +19,7 @@ BENCHMARKS = [
     "tests.bench.agent_overhead",
     "tests.bench.retrieval",
     "tests.bench.sessions",
+    "tests.bench.compression",
 ]
 
 

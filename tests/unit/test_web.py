@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from shared import errors, web
 from shared.contracts import ChatRequest
+from shared.cors import Cors
 from shared.guard import client_ip
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
@@ -152,3 +157,82 @@ def test_the_client_address_is_taken_where_the_trusted_proxies_wrote_it(
     forwarded: str | None, hops: int, expected: str
 ) -> None:
     assert client_ip(_request(forwarded), hops) == expected
+
+
+async def large(_: Request, __: dict[str, str]) -> Response:
+    return JSONResponse({"items": [{"title": f"conversation {i}"} for i in range(200)]})
+
+
+async def small(_: Request, __: dict[str, str]) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def events(_: Request, __: dict[str, str]) -> Response:
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(100):
+            yield f'id: s:{i}\nevent: delta\ndata: {{"text": "{"x" * 40}"}}\n\n'.encode()
+
+    return StreamingResponse(body(), media_type="text/event-stream")
+
+
+async def refuse(_: Request, __: dict[str, str]) -> Response:
+    details: list[dict[str, object]] = [{"field": f"f{i}", "issue": "bad"} for i in range(100)]
+    raise errors.ValidationFailed("invalid request", details=details)
+
+
+gzip_router = web.Router(
+    [
+        web.Route("GET", "/large", large),
+        web.Route("GET", "/small", small),
+        web.Route("GET", "/events", events),
+        web.Route("GET", "/refuse", refuse),
+    ],
+    cors=Cors(["https://app.example"]),
+    gzip_min_bytes=1024,
+)
+
+
+async def raw_get(path: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+    """The response and its body as sent (httpx would decode it)."""
+
+    async def serve(request: Request) -> Response:
+        return await gzip_router(request)
+
+    transport = httpx.ASGITransport(app=Starlette(routes=[Route("/{path:path}", serve)]))
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://t") as http,
+        http.stream("GET", path, headers=headers) as response,
+    ):
+        return response, b"".join([chunk async for chunk in response.aiter_raw()])
+
+
+async def test_large_json_answers_are_gzipped_for_clients_that_accept_it() -> None:
+    plain_response, plain = await raw_get("/large", {"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain_response.headers
+    assert plain_response.headers["vary"] == "Accept-Encoding"
+    response, packed = await raw_get("/large", {"Accept-Encoding": "br;q=1, gzip;q=0.8"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["vary"] == "Accept-Encoding"
+    assert int(response.headers["content-length"]) == len(packed) < len(plain)
+    assert gzip.decompress(packed) == plain
+    assert response.headers["x-request-id"]
+
+
+async def test_small_answers_and_streams_are_sent_as_they_are() -> None:
+    response, body = await raw_get("/small", {"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in response.headers
+    assert json.loads(body) == {"status": "ok"}
+    response, body = await raw_get("/events", {"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in response.headers
+    assert "vary" not in response.headers
+    assert body.count(b"event: delta") == 100
+
+
+async def test_large_error_envelopes_are_gzipped_and_cors_keeps_its_vary() -> None:
+    headers = {"Accept-Encoding": "gzip", "Origin": "https://app.example"}
+    response, packed = await raw_get("/refuse", headers)
+    assert response.status_code == 422
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["vary"] == "Origin, Accept-Encoding"
+    error = json.loads(gzip.decompress(packed))["error"]
+    assert error["code"] == "validation_failed" and len(error["details"]) == 100
