@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: dev test deps system-deps infra-tools lint typecheck pytest bench clean openapi infra-docs
+.PHONY: dev test deps system-deps browser-deps infra-tools lint typecheck pytest bench clean openapi infra-docs client playground
 
 $(STAMP): requirements.txt requirements-ops.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,24 @@ system-deps:
 	@command -v redis-server > /dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
 deps: system-deps $(STAMP)
+
+# The browser tests drive Debian's Chromium with its ChromeDriver (same version, no download).
+browser-deps:
+	@command -v chromium > /dev/null && command -v chromedriver > /dev/null || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
+# The TypeScript client (types generated from docs/openapi.json) and the playground page that
+# runs on it; Node.js 20+ and npm come with the machine.
+CLIENT := clients/typescript
+$(CLIENT)/node_modules/.installed: $(CLIENT)/package.json $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+client: $(CLIENT)/node_modules/.installed
+	cd $(CLIENT) && npm run build --silent
+
+playground: client
+	$(CLIENT)/node_modules/.bin/tsc -p playground/tsconfig.json
 
 # Offline Terraform checks (no registry is reachable): hclfmt built from Debian's Go sources, the
 # google provider schema read from the cdktf wheel on PyPI, checkov in a venv of its own.
@@ -44,10 +62,10 @@ $(CHECKOV):
 
 infra-tools: $(HCLFMT) $(SCHEMA) $(CHECKOV)
 
-dev: deps
+dev: deps playground
 	$(BIN)/agentctl stack up
 
-test: deps infra-tools lint typecheck pytest
+test: deps browser-deps infra-tools lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -65,7 +83,8 @@ bench: deps
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .stack
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .stack test-artifacts \
+		$(CLIENT)/node_modules $(CLIENT)/dist $(CLIENT)/src/generated playground/dist
 
 infra-docs: $(STAMP)
 	$(BIN)/python -m tests.infra.module_docs

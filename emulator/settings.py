@@ -36,6 +36,7 @@ class StackSettings(OpsSettings):
     stack_eventarc_port: int = _port(8795)
     stack_pubsub_port: int = _port(8796)
     stack_push_port: int = _port(8797)  # the push stand-in's readiness
+    stack_playground_port: int = _port(8788)  # the playground page (dev only)
     stack_chat_port: int = _port(registry.CHAT.local_port)
     stack_stream_port: int = _port(registry.STREAM.local_port)
     stack_cache_maintenance_port: int = _port(registry.CACHE_MAINTENANCE.local_port)

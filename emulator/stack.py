@@ -117,7 +117,8 @@ def function_env(settings: StackSettings) -> dict[str, str]:
         "NGX_REDIS_URL": f"redis://{LOCAL_HOST}:{settings.stack_redis_port}/0",
         "NGX_RATE_LIMIT_IP_PER_MINUTE": str(settings.rate_limit_ip_per_minute),
         "NGX_RATE_LIMIT_TIERS": json.dumps(settings.rate_limit_tiers),
-        "NGX_CORS_ORIGINS": json.dumps(settings.cors_origins),
+        # The playground page calls the functions from its own origin.
+        "NGX_CORS_ORIGINS": json.dumps([*settings.cors_origins, playground_origin(settings)]),
         "NGX_STREAM_HEARTBEAT_S": str(settings.stream_heartbeat_s),
         "NGX_CACHE_POLICY_RELOAD_S": str(settings.cache_policy_reload_s),
         # The scheduled functions' callers: Google-style OIDC tokens from the local issuer.
@@ -272,7 +273,38 @@ def components(settings: StackSettings) -> list[Component]:
         )
     items.append(eventarc(settings, python))
     items.append(pubsub_push(settings, python))
+    items.append(playground(settings, python))
     return items
+
+
+def playground_origin(settings: StackSettings) -> str:
+    """The playground page's origin (allowed by the functions' CORS and WebSocket checks)."""
+    return f"http://{LOCAL_HOST}:{settings.stack_playground_port}"
+
+
+def playground(settings: StackSettings, python: str) -> Component:
+    """The playground page: chat in a browser, and the emulator's calls and the cache's hits."""
+    upstreams = {
+        "chat_url": f"http://{LOCAL_HOST}:{settings.function_port(registry.CHAT)}",
+        "stream_url": f"http://{LOCAL_HOST}:{settings.function_port(registry.STREAM)}",
+        "vertex_admin": f"http://{LOCAL_HOST}:{settings.stack_vertex_admin_port}",
+        "redis_url": f"redis://{LOCAL_HOST}:{settings.stack_redis_port}/0",
+        "key_dir": str(devtokens.key_dir(settings)),
+        "issuer": devtokens.issuer(settings),
+        "audience": settings.project_id,
+    }
+    return Component(
+        "playground",
+        [
+            *(python, "-m", "emulator.playground", "--host", LOCAL_HOST),
+            *("--port", str(settings.stack_playground_port)),
+            *("--upstreams", json.dumps(upstreams)),
+        ],
+        settings.stack_playground_port,
+        ready_path="/healthz",
+        env={"PYTHONPATH": str(ROOT)},
+        url=f"{playground_origin(settings)} (chat in the browser; built by `make playground`)",
+    )
 
 
 def pubsub_push(settings: StackSettings, python: str) -> Component:
@@ -497,6 +529,7 @@ def banner(stack: Stack) -> str:
         f"  {curl_example(stack.settings, devtokens.local_token(stack.settings, 'alice', DAY_S))}",
         "A WebSocket session (the same answer, streamed; no message: one per line of stdin):",
         f"  .venv/bin/python -m emulator.session '{EXAMPLE_MESSAGE}'",
+        f"Or in a browser, the playground: {playground_origin(stack.settings)}",
         "",
         f"Logs: {stack.state_dir / 'logs'}/    Stop: Ctrl-C",
     ]

@@ -1,0 +1,48 @@
+/** The second view: the Vertex AI emulator's received calls and the answer cache's counters. */
+import { byId, describe, el } from "./dom.js";
+
+interface EmulatorView {
+  calls: { calls?: Record<string, Record<string, number>>; cancelled?: Record<string, Record<string, number>>; total?: number };
+  requests: { model?: string; tools?: string[]; called?: string[] }[];
+  cache: Record<string, { hits: number; misses: number; stores: number }>;
+}
+
+export async function refreshEmulator(): Promise<void> {
+  const status = byId("emulator-status");
+  try {
+    const response = await fetch("/api/emulator");
+    const view = (await response.json()) as EmulatorView & { error?: { message: string } };
+    if (!response.ok) throw new Error(view.error?.message ?? response.statusText);
+    renderCalls(view);
+    renderCache(view);
+    byId("requests").replaceChildren(
+      ...view.requests
+        .slice()
+        .reverse()
+        .map((r) => el("li", {}, `${r.model ?? "?"} — tools offered: ${(r.tools ?? []).join(", ") || "none"}; called: ${(r.called ?? []).join(", ") || "none"}`)),
+    );
+    status.textContent = `Updated ${new Date().toLocaleTimeString()}; ${view.calls.total ?? 0} calls in all`;
+  } catch (error) {
+    status.textContent = `Could not read the emulator: ${describe(error)}`;
+  }
+}
+
+function renderCalls(view: EmulatorView): void {
+  const rows: HTMLTableRowElement[] = [];
+  const calls = view.calls.calls ?? {};
+  const cancelled = view.calls.cancelled ?? {};
+  for (const model of Object.keys(calls).sort()) {
+    for (const [method, count] of Object.entries(calls[model])) {
+      rows.push(el("tr", {}, el("td", {}, model), el("td", {}, method), el("td", {}, String(count)), el("td", {}, String(cancelled[model]?.[method] ?? 0))));
+    }
+  }
+  byId("calls").replaceChildren(...rows);
+}
+
+function renderCache(view: EmulatorView): void {
+  byId("cache").replaceChildren(
+    ...Object.entries(view.cache).map(([name, c]) =>
+      el("tr", {}, el("td", {}, name), el("td", {}, String(c.hits)), el("td", {}, String(c.misses)), el("td", {}, String(c.stores))),
+    ),
+  );
+}
