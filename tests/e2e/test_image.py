@@ -62,7 +62,8 @@ def test_images_are_multi_stage_slim_and_unprivileged() -> None:
     assert 'ENTRYPOINT ["python", "-m", "ops.cli"]' in found["ops"]
     runtime_copies = " ".join(step for step in found["build"] if step.startswith("COPY "))
     assert "ops/" not in runtime_copies and "requirements-ops" not in runtime_copies
-    assert "emulator/" not in DOCKERFILE.replace("# ", "")
+    for development_only in ("emulator/", "playground/", "clients/"):
+        assert development_only not in DOCKERFILE.replace("# ", ""), development_only
 
 
 def test_dockerignore_keeps_out_everything_but_the_product() -> None:
@@ -83,7 +84,16 @@ def test_dockerignore_keeps_out_everything_but_the_product() -> None:
 
     for path in ("requirements.txt", "shared/chat.py", "functions/chat/main.py", "ops/cli.py"):
         assert sent(path), path
-    for path in (".venv", ".git", ".tools", "tests/conftest.py", "infra/envs", ".env", "emulator"):
+    development = ("emulator", "playground/index.html", "clients/typescript/src/client.ts")
+    for path in (
+        ".venv",
+        ".git",
+        ".tools",
+        "tests/conftest.py",
+        "infra/envs",
+        ".env",
+        *development,
+    ):
         assert not sent(path), path
 
 
