@@ -30,6 +30,8 @@ browser-deps:
 # runs on it; Node.js 20+ and npm come with the machine.
 CLIENT := clients/typescript
 $(CLIENT)/node_modules/.installed: $(CLIENT)/package.json $(CLIENT)/package-lock.json
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2> /dev/null || \
+		{ echo "Node.js 20 or newer (with npm) is needed for the client and the playground: https://nodejs.org" >&2; exit 1; }
 	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -65,7 +67,7 @@ infra-tools: $(HCLFMT) $(SCHEMA) $(CHECKOV)
 dev: deps playground
 	$(BIN)/agentctl stack up
 
-test: deps browser-deps infra-tools lint typecheck pytest
+test: deps browser-deps playground infra-tools lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,27 +2,33 @@
 
 Serves the page (``playground/``, built by ``make playground``), the TypeScript client it runs on
 (``clients/typescript/dist``), ID tokens for a fixed set of development users, and a view of the
-Vertex AI emulator's received calls and the answer cache's hits. It binds to loopback, holds no
-state, and ships in no image: the functions never import it.
+Vertex AI emulator's received calls and the answer cache's hits. It binds to loopback only,
+answers only requests addressed to a loopback name (no DNS rebinding), mints tokens only for a
+page of its own origin, holds no state, and ships in no image: the functions never import it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from emulator import devtokens
 from shared.cache_maintenance.analysis import ClassCounters, stats_pattern
@@ -32,6 +38,7 @@ PAGE = ROOT / "playground"
 BUILT = PAGE / "dist"
 CLIENT = ROOT / "clients" / "typescript" / "dist" / "src"
 TOKEN_TTL_S = 3600
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]"]
 RECENT_REQUESTS = 20
 
 # The users a developer may pick: a name, what the token's scopes claim adds, and why to pick it.
@@ -76,6 +83,9 @@ def app(upstreams: Upstreams) -> Starlette:
         )
 
     async def token(request: Request) -> JSONResponse:
+        origin = request.headers.get("origin")
+        if origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
+            return _error(403, "permission_denied", "tokens are for the playground's own page")
         name = request.path_params["user"]
         if name not in USERS:
             return _error(404, "not_found", f"no development user {name[:40]!r}")
@@ -119,14 +129,13 @@ def app(upstreams: Upstreams) -> Starlette:
             Route("/api/users/{user}/token", token, methods=["POST"]),
             Route("/api/emulator", emulator),
             Route("/healthz", lambda _: JSONResponse({"status": "ok"})),
-            Mount("/app", StaticFiles(directory=BUILT, check_dir=False), name="app"),
-            Mount("/client", StaticFiles(directory=CLIENT, check_dir=False), name="client"),
-            Mount(
-                "/static", StaticFiles(directory=PAGE / "static", check_dir=False), name="static"
-            ),
+            Mount("/app", _BuildOutput(directory=BUILT, check_dir=False), name="app"),
+            Mount("/client", _BuildOutput(directory=CLIENT, check_dir=False), name="client"),
+            Mount("/static", StaticFiles(directory=PAGE / "static"), name="static"),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)],
     )
 
 
@@ -135,6 +144,18 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "bad_request")
     return _error(status, code, str(getattr(exc, "detail", "error"))[:200])
+
+
+class _BuildOutput(StaticFiles):
+    """The files of a build that may not have run yet: until it has, 503 saying how to build
+    (the server may start before `make playground`, and serves the files once they exist)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.directory is None or not await anyio.Path(self.directory).is_dir():
+            missing = _error(503, "unavailable", "not built: run `make playground`")
+            await missing(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 async def cache_counters(redis_url: str) -> dict[str, dict[str, int]]:
@@ -173,6 +194,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstreams", required=True, help="JSON of Upstreams' fields")
     args = parser.parse_args()
+    if not ipaddress.ip_address(args.host).is_loopback:
+        parser.error(f"--host must be a loopback address (the page mints tokens), not {args.host}")
     fields = json.loads(args.upstreams)
     upstreams = Upstreams(**{**fields, "key_dir": Path(fields["key_dir"])})
     uvicorn.run(app(upstreams), host=args.host, port=args.port, log_level="warning")

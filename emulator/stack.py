@@ -117,8 +117,14 @@ def function_env(settings: StackSettings) -> dict[str, str]:
         "NGX_REDIS_URL": f"redis://{LOCAL_HOST}:{settings.stack_redis_port}/0",
         "NGX_RATE_LIMIT_IP_PER_MINUTE": str(settings.rate_limit_ip_per_minute),
         "NGX_RATE_LIMIT_TIERS": json.dumps(settings.rate_limit_tiers),
-        # The playground page calls the functions from its own origin.
-        "NGX_CORS_ORIGINS": json.dumps([*settings.cors_origins, playground_origin(settings)]),
+        # The playground page calls the functions from its own origin (either loopback name).
+        "NGX_CORS_ORIGINS": json.dumps(
+            [
+                *settings.cors_origins,
+                playground_origin(settings),
+                f"http://localhost:{settings.stack_playground_port}",
+            ]
+        ),
         "NGX_STREAM_HEARTBEAT_S": str(settings.stream_heartbeat_s),
         "NGX_CACHE_POLICY_RELOAD_S": str(settings.cache_policy_reload_s),
         # The scheduled functions' callers: Google-style OIDC tokens from the local issuer.

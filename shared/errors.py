@@ -180,12 +180,14 @@ def failure_kind(error: AppError) -> str:
 
 def catalogue() -> list[type[AppError]]:
     """`AppError` and every subclass, by status then code: the complete table of error codes
-    (the OpenAPI document lists it for app developers)."""
+    (the OpenAPI document lists it for app developers). Subclasses elsewhere (operations code
+    refining `Conflict`, say) reuse these codes and are left out, whatever is imported."""
     found: list[type[AppError]] = []
     kinds: list[type[AppError]] = [AppError]
     while kinds:
         kind = kinds.pop()
-        found.append(kind)
+        if kind.__module__ == __name__:
+            found.append(kind)
         kinds.extend(kind.__subclasses__())
     return sorted(found, key=lambda kind: (kind.status, kind.code))
 

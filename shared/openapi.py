@@ -52,6 +52,7 @@ from shared.contracts import (
     ModelUsage,
     OperatorMessage,
     OperatorReply,
+    PageQuery,
     Readiness,
     Source,
     ToolCall,
@@ -107,6 +108,21 @@ PATH_PARAMETERS: dict[str, tuple[str, str, str]] = {  # template name → compon
     ),
     "job_id": ("JobId", r"^job_[a-z0-9]{20}$", "A job of the caller's."),
 }
+
+
+def _query(name: str) -> dict[str, Any]:
+    """A query parameter of the paginated reads, its schema taken from `PageQuery` (one source)."""
+    field = PageQuery.model_json_schema()["properties"][name]
+    schema = {
+        key: field[key]
+        for key in ("type", "minimum", "maximum", "default", "pattern")
+        if key in field
+    }
+    if "anyOf" in field:  # optional: the non-null branch
+        schema = next(branch for branch in field["anyOf"] if branch.get("type") != "null")
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
 PARAMETERS: dict[str, dict[str, Any]] = {
     "RequestId": {
         "name": "X-Request-Id",
@@ -118,18 +134,10 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         ),
         "schema": {"type": "string"},
     },
-    "PageSize": {
-        "name": "page_size",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-    },
+    "PageSize": _query("page_size"),
     "PageToken": {
-        "name": "page_token",
-        "in": "query",
-        "required": False,
+        **_query("page_token"),
         "description": "The `next_page_token` of the previous page.",
-        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,80}$"},
     },
     **{
         component: {

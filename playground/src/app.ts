@@ -44,7 +44,7 @@ function tabs(): void {
       pairs[next][0].focus();
     });
   });
-  byId("refresh").addEventListener("click", () => void refreshEmulator());
+  byId("refresh").addEventListener("click", () => void refreshEmulator(true));
 }
 
 async function main(): Promise<void> {
@@ -62,6 +62,7 @@ async function main(): Promise<void> {
       return cached.token;
     };
     await chat.use(new NgxClient({ baseUrl: config.chat_url, streamUrl: config.stream_url, token }));
+    document.body.dataset.user = user;
   };
   users.addEventListener("change", () => void switchUser().catch((e) => chat.status(describe(e), true)));
   await switchUser();

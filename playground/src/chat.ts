@@ -37,9 +37,10 @@ export class Chat {
     });
     const message = byId<HTMLTextAreaElement>("message");
     message.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey) {
+      // Enter sends (through the form, so its checks run), unless an input method is composing.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
-        void this.send();
+        byId<HTMLFormElement>("composer").requestSubmit();
       }
     });
     document.addEventListener("keydown", (event) => {
@@ -221,7 +222,7 @@ export class Chat {
   private feedbackButtons(conversationId: string, messageId: string, given?: string): HTMLElement {
     const group = el("div", { class: "feedback", role: "group", "aria-label": "Rate this answer" });
     for (const [thumbs, label] of [["up", "Good"], ["down", "Bad"]] as const) {
-      const button = el("button", { type: "button", "aria-label": `Thumbs ${thumbs}`, "aria-pressed": String(given === thumbs) }, label);
+      const button = el("button", { type: "button", "aria-label": `${label} (thumbs ${thumbs})`, "aria-pressed": String(given === thumbs) }, label);
       button.addEventListener("click", async () => {
         try {
           await this.client!.rateAnswer(conversationId, messageId, { thumbs });
@@ -282,9 +283,13 @@ export class Chat {
       this.status(error instanceof ApiError ? error.message : describe(error), true);
     }
     await this.refreshList();
+    // The focused button went with its item: continue from the list's first, or a new one.
+    const next = byId("conversations").querySelector<HTMLButtonElement>("button.open");
+    (next ?? byId<HTMLButtonElement>("new-conversation")).focus();
   }
 
   private busy(running: boolean): void {
+    byId("log").setAttribute("aria-busy", String(running)); // announce the answer once, whole
     byId<HTMLButtonElement>("send").disabled = running;
     byId<HTMLButtonElement>("stop").disabled = !running;
   }

@@ -7,7 +7,8 @@ interface EmulatorView {
   cache: Record<string, { hits: number; misses: number; stores: number }>;
 }
 
-export async function refreshEmulator(): Promise<void> {
+/** Read the view again; `announce` (a manual refresh) also tells screen readers, the timer does not. */
+export async function refreshEmulator(announce = false): Promise<void> {
   const status = byId("emulator-status");
   try {
     const response = await fetch("/api/emulator");
@@ -21,7 +22,9 @@ export async function refreshEmulator(): Promise<void> {
         .reverse()
         .map((r) => el("li", {}, `${r.model ?? "?"} — tools offered: ${(r.tools ?? []).join(", ") || "none"}; called: ${(r.called ?? []).join(", ") || "none"}`)),
     );
-    status.textContent = `Updated ${new Date().toLocaleTimeString()}; ${view.calls.total ?? 0} calls in all`;
+    const summary = `Updated ${new Date().toLocaleTimeString()}; ${view.calls.total ?? 0} calls in all`;
+    byId("emulator-updated").textContent = summary;
+    status.textContent = announce ? summary : "";
   } catch (error) {
     status.textContent = `Could not read the emulator: ${describe(error)}`;
   }

@@ -20,13 +20,14 @@ def npm() -> str:
 
 def install_client() -> None:
     """The client's locked development dependencies (openapi-typescript, typescript)."""
-    subprocess.run(
+    done = subprocess.run(
         [npm(), "ci", "--no-audit", "--no-fund"],
         cwd=CLIENT,
-        check=True,
         timeout=300,
         capture_output=True,
+        text=True,
     )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
 
 def build_playground() -> None:

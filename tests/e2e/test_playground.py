@@ -78,7 +78,10 @@ def page(browser: WebDriver, stack: LocalStack, user: str = "alice") -> WebDrive
     wait_for(lambda: browser.execute_script("return document.body.dataset.ready"), "the page")
     if user != "alice":
         Select(browser.find_element(By.ID, "user")).select_by_value(user)
-        time.sleep(0.3)
+        wait_for(
+            lambda: browser.execute_script("return document.body.dataset.user") == user,
+            f"the switch to {user}",
+        )
     return browser
 
 
@@ -164,7 +167,7 @@ def test_tool_calls_and_sources_are_shown(browser: WebDriver, stack: LocalStack)
     finished(answer)
     tool = answer.find_element(By.CSS_SELECTOR, "[data-testid=tools] li")
     assert tool.get_attribute("data-tool") == "order_status"
-    assert "A-1234" in tool.text and "ok" in tool.text, tool.text
+    assert 'order_status({"order_id":"A-1234"}) → ok' in tool.text, tool.text
 
     show_options(browser)
     Select(browser.find_element(By.ID, "retrieval")).select_by_value("auto")
@@ -220,3 +223,29 @@ def test_a_websocket_session_answers_and_the_emulator_view_counts_it(
     hits = sum(int(row.find_elements(By.TAG_NAME, "td")[1].text) for row in cache)
     assert hits >= 1
     screenshot(browser, "emulator-view")
+
+
+def test_another_user_approves_a_proposed_action(browser: WebDriver, stack: LocalStack) -> None:
+    """olivia may cancel orders: the agent proposes it, she approves, the demo API is called."""
+    page(browser, stack, user="olivia")
+    answer = send(browser, "Please cancel order A-1234 now")
+    finished(answer)
+    assert answer.get_attribute("data-finish") == "confirmation_required"
+    assert [r for r in stack.demo_requests() if r["path"].endswith("/cancel")] == []
+    group = answer.find_element(By.CSS_SELECTOR, "[role=group][aria-label='Confirm cancel_order']")
+    before = len(browser.find_elements(By.CSS_SELECTOR, "#messages > li"))
+    group.find_element(By.XPATH, ".//button[text()='Approve']").click()
+    wait_for(
+        lambda: [r for r in stack.demo_requests() if r["path"].endswith("/cancel")],
+        "the approved cancellation to reach the demo API",
+    )
+    after = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#messages > li")[before:],
+        "the agent's answer after the approval",
+    )
+    assert "cancel_order" in after[0].text, after[0].text
+    stored = httpx.get(
+        f"{stack.url('chat')}/v1/conversations", headers=stack.auth("olivia"), timeout=10
+    ).json()["conversations"]
+    assert len(stored) == 1  # olivia's own list, not alice's
+    screenshot(browser, "approved-action")

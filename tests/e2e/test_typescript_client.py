@@ -1,28 +1,17 @@
 """The TypeScript client: types generated from docs/openapi.json, built, and tested with node's own
-test runner — the SSE parser and retry suites, then every route against the local stack."""
+test runner: the SSE parser, retry, session and stream suites, then every route on the stack."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 from tests.conftest import LocalStack
-
-CLIENT = Path(__file__).resolve().parents[2] / "clients" / "typescript"
+from tests.e2e.frontend import CLIENT, install_client, npm
 
 
 def test_typescript_client_against_the_stack(stack: LocalStack) -> None:
-    npm = shutil.which("npm")
-    assert npm is not None, "npm is required (Node.js 20+)"
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=CLIENT,
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
+    install_client()
     stack.fault("gemini-2.5-flash", slow_stream_ms=40)  # streams long enough to cut and abort
     env = {
         **os.environ,
@@ -37,7 +26,7 @@ def test_typescript_client_against_the_stack(stack: LocalStack) -> None:
         "NGX_TOKEN_ERASE": stack.token("ts-erase", ttl_s=600),
     }
     result = subprocess.run(
-        [npm, "test"], cwd=CLIENT, env=env, capture_output=True, text=True, timeout=300
+        [npm(), "test"], cwd=CLIENT, env=env, capture_output=True, text=True, timeout=300
     )
     failures = result.stdout.split("\nnot ok ")[1:]
     assert result.returncode == 0, "\n".join(f[:3000] for f in failures) or result.stderr[-4000:]
@@ -45,4 +34,6 @@ def test_typescript_client_against_the_stack(stack: LocalStack) -> None:
     counts = {
         name: int(result.stdout.rsplit(f"# {name} ", 1)[1].split()[0]) for name in ("tests", "pass")
     }
-    assert counts["pass"] == counts["tests"] >= 38, counts  # the SSE, retry and stack suites ran
+    assert counts["pass"] == counts["tests"] >= 48, (
+        counts
+    )  # every suite ran: SSE, retry, session, stream, stack

@@ -256,3 +256,16 @@ def test_routes_answer_the_errors_of_their_kind(doc: dict[str, Any]) -> None:
     assert set(doc["paths"]["/healthz"]["get"]["responses"]) == {"200", "500"}
     assert set(doc["paths"]["/readyz"]["get"]["responses"]) == {"200", "500", "503"}
     assert set(doc["paths"]["/v1/sessions"]["get"]["responses"]) == {"101", "403", "426", "500"}
+
+
+def test_a_subclass_defined_elsewhere_changes_neither_the_codes_nor_the_document() -> None:
+    """Operations code refines `Conflict` (the canary's `Stale`); importing it, as a whole test
+    run does, must not add a code or change the committed document."""
+    import ops.canary.state  # noqa: F401
+
+    class Refined(errors.Conflict):
+        """A test's own refinement."""
+
+    before = [kind.code for kind in errors.catalogue()]
+    assert "conflict" in before and len(before) == len(set(before))
+    assert COMMITTED.read_text() == openapi.render()

@@ -5,7 +5,8 @@
  * makes a second answer), reads and deletes are idempotent, and an operator's reply (not
  * idempotent) is retried only on answers that say it was not taken (429, 503).
  */
-import { ApiError, toApiError } from "./errors.js";
+import { ApiError, statusOf, toApiError } from "./errors.js";
+import { newId } from "./ids.js";
 import { DEFAULT_RETRY, isAbort, retryDelayMs, sleep, type RetryPolicy } from "./retry.js";
 import { Session, type SessionOptions } from "./session.js";
 import { EventStreamParser, readEventStream } from "./sse.js";
@@ -74,8 +75,9 @@ export interface PageOptions extends CallOptions {
 
 type Retry = "always" | "not-taken" | "never";
 
-// 409: the first request with this Idempotency-Key is still running; the same key is safe to send
-// again after Retry-After. 429, 502, 503, 504: try later.
+// 429, 502, 503, 504: try later. 409 only with Retry-After: the first request with this
+// Idempotency-Key is still running, and the same key is safe to send again after it; other 409s
+// (a confirmation already decided, a full session) will not change by waiting.
 const RETRYABLE = new Set([409, 429, 502, 503, 504]);
 const NOT_TAKEN = new Set([429, 503]);
 const EVENT_NAMES = new Set<string>(STREAM_EVENT_NAMES);
@@ -138,6 +140,7 @@ export class NgxClient {
         continue;
       }
       if (!retryOn.has(response.status) || last) return response;
+      if (response.status === 409 && !response.headers.has("Retry-After")) return response;
       const error = await toApiError(response);
       if (error.retryAfterMs !== null && error.retryAfterMs > this.retry.maxRetryAfterMs) throw error;
       lastError = error;
@@ -148,7 +151,7 @@ export class NgxClient {
 
   /** Answer one message as JSON. Retries carry the same Idempotency-Key: one answer, ever. */
   chat(request: ChatRequest, options: ChatOptions = {}): Promise<ChatResponse> {
-    const key = options.idempotencyKey ?? request.request_id ?? crypto.randomUUID();
+    const key = options.idempotencyKey ?? request.request_id ?? newId();
     return this.call("POST", "/v1/chat", { ...options, body: request, headers: { "Idempotency-Key": key } });
   }
 
@@ -158,7 +161,7 @@ export class NgxClient {
    * called once. Ends after `done`; an `error` event throws an ApiError.
    */
   async *stream(request: ChatRequest, options: StreamOptions = {}): AsyncGenerator<StreamEvent> {
-    const key = options.idempotencyKey ?? request.request_id ?? crypto.randomUUID();
+    const key = options.idempotencyKey ?? request.request_id ?? newId();
     const parser = new EventStreamParser();
     parser.lastEventId = options.lastEventId ?? "";
     const base = this.options.streamUrl ?? this.options.baseUrl;
@@ -173,7 +176,9 @@ export class NgxClient {
           if (!EVENT_NAMES.has(raw.type)) continue; // an event this version does not know
           const event = { event: raw.type as StreamEventName, id: raw.lastEventId, data: JSON.parse(raw.data) } as StreamEvent;
           failures = 0;
-          if (event.event === "error") throw new ApiError(502, event.data.error, parser.retryMs);
+          if (event.event === "error") {
+            throw new ApiError(statusOf(event.data.error.code), event.data.error, parser.retryMs);
+          }
           yield event;
           if (event.event === "done") return;
         }
@@ -181,6 +186,7 @@ export class NgxClient {
       } catch (error) {
         if (error instanceof ApiError || isAbort(error) || options.signal?.aborted) throw error;
         if (!parser.lastEventId || ++failures >= this.retry.attempts) throw error;
+        parser.reset(); // the cut connection's unfinished event is sent again after the id
         await sleep(parser.retryMs ?? retryDelayMs(failures - 1, null, this.retry), options.signal);
       }
     }

@@ -2,6 +2,41 @@
 import { parseRetryAfter } from "./retry.js";
 import type { ErrorBody } from "./types.js";
 
+/**
+ * The HTTP status of each error code (`components.x-error-codes` of docs/openapi.json; a test
+ * holds them equal): errors inside a stream or a session carry a code but no status of their own.
+ */
+export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  bad_request: 400,
+  circuit_open: 503,
+  conflict: 409,
+  failed_precondition: 409,
+  gone: 410,
+  internal: 500,
+  invalid_json: 400,
+  invalid_model_output: 502,
+  method_not_allowed: 405,
+  model_not_found: 502,
+  model_unavailable: 503,
+  not_found: 404,
+  payload_too_large: 413,
+  permission_denied: 403,
+  rate_limited: 429,
+  token_budget_exceeded: 429,
+  unauthenticated: 401,
+  unavailable: 503,
+  unsupported_media_type: 415,
+  upgrade_required: 426,
+  upstream_error: 502,
+  upstream_timeout: 504,
+  validation_failed: 422,
+};
+
+/** The status an error code stands for (500 for a code this version does not know). */
+export function statusOf(code: string): number {
+  return STATUS_BY_CODE[code] ?? 500;
+}
+
 /** An error answered by the API: HTTP status, the envelope's body, and Retry-After if any. */
 export class ApiError extends Error {
   constructor(

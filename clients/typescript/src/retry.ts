@@ -52,10 +52,10 @@ export function retryDelayMs(
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
+    if (signal?.aborted) return reject(abortReason(signal));
     const onAbort = () => {
       clearTimeout(timer);
-      reject(signal?.reason);
+      reject(signal ? abortReason(signal) : abortError());
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
@@ -68,4 +68,17 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Whether an error is the caller's abort or a timeout signal, never worth a retry. */
 export function isAbort(error: unknown): boolean {
   return error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError");
+}
+
+/** The error an aborted call rejects with: named "AbortError" like fetch's, built without
+ * DOMException, which React Native lacks. */
+export function abortError(message = "the operation was aborted"): Error {
+  const error = new Error(message);
+  error.name = "AbortError";
+  return error;
+}
+
+/** Why a signal aborted (`signal.reason`, missing from some polyfills), as an Error. */
+export function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? abortError();
 }

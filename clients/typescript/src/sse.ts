@@ -5,6 +5,8 @@
  * are one line end); a leading BOM is dropped; `data` lines join with LF; lines starting with `:`
  * are comments; an `id` holding NUL is ignored and otherwise persists to later events; `retry`
  * of ASCII digits sets the reconnection time; an event without a closing blank line is dropped.
+ * The id a reconnect sends (`lastEventId`) changes only when an event is dispatched, so a
+ * connection cut in the middle of an event resumes before that event, not after it.
  */
 
 /** One dispatched event: `type` is "message" when the stream named none. */
@@ -15,19 +17,30 @@ export interface ServerSentEvent {
 }
 
 export class EventStreamParser {
-  /** The last event ID buffer: what a reconnect sends as Last-Event-ID. */
+  /** The last event ID string, set at each dispatch: what a reconnect sends as Last-Event-ID. */
   lastEventId = "";
   /** The reconnection time the stream asked for with `retry:`, in milliseconds. */
   retryMs: number | null = null;
   /** Comment lines seen (heartbeats), for callers that watch liveness. */
   comments = 0;
 
+  private idBuffer: string | null = null; // an `id:` of the event being read (null: none yet)
   private pending = "";
   private skipLeadingLF = false;
   private started = false;
   private data = "";
   private hasData = false;
   private eventType = "";
+
+  /**
+   * Forget a connection's unfinished line and event before reading the next connection; the
+   * last event id and the reconnection time are kept.
+   */
+  reset(): void {
+    this.end();
+    this.started = false;
+    this.skipLeadingLF = false;
+  }
 
   /** Feed decoded text; returns the events it completed. */
   feed(text: string): ServerSentEvent[] {
@@ -75,6 +88,7 @@ export class EventStreamParser {
     this.data = "";
     this.hasData = false;
     this.eventType = "";
+    this.idBuffer = null;
   }
 
   private line(line: string): ServerSentEvent | null {
@@ -96,7 +110,7 @@ export class EventStreamParser {
         this.hasData = true;
         break;
       case "id":
-        if (!value.includes("\u0000")) this.lastEventId = value;
+        if (!value.includes("\u0000")) this.idBuffer = value;
         break;
       case "retry":
         if (/^[0-9]+$/.test(value)) this.retryMs = Number(value);
@@ -108,6 +122,10 @@ export class EventStreamParser {
   }
 
   private dispatch(): ServerSentEvent | null {
+    if (this.idBuffer !== null) {
+      this.lastEventId = this.idBuffer;
+      this.idBuffer = null;
+    }
     if (!this.hasData) {
       this.eventType = "";
       return null;
@@ -129,7 +147,7 @@ export async function* readEventStream(
   body: ReadableStream<Uint8Array>,
   parser: EventStreamParser = new EventStreamParser(),
 ): AsyncGenerator<ServerSentEvent> {
-  const decoder = new TextDecoder("utf-8");
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // the parser drops one BOM
   const reader = body.getReader();
   try {
     for (;;) {
