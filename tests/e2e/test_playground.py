@@ -141,6 +141,17 @@ def test_a_message_streams_into_the_page(browser: WebDriver, stack: LocalStack) 
         f"{stack.url('chat')}/v1/conversations", headers=stack.auth("alice"), timeout=10
     ).json()["conversations"]
     assert len(stored) == 1
+
+    good = answer.find_element(By.CSS_SELECTOR, "button[aria-label='Good (thumbs up)']")
+    good.click()
+    wait_for(lambda: good.get_attribute("aria-pressed") == "true", "the rating to be kept")
+    detail = httpx.get(
+        f"{stack.url('chat')}/v1/conversations/{stored[0]['conversation_id']}",
+        headers=stack.auth("alice"),
+        timeout=10,
+    ).json()
+    rated = [m for m in detail["messages"] if m["role"] == "model"]
+    assert rated[0]["feedback"]["thumbs"] == "up"
     screenshot(browser, "streamed-answer")
 
 

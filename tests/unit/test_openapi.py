@@ -226,7 +226,7 @@ def test_every_error_code_is_listed_with_its_status(doc: dict[str, Any]) -> None
         assert table[kind.code]["status"] == kind.status, kind
         assert table[kind.code]["description"], kind
         assert f"| `{kind.code}` | {kind.status} |" in code_text, kind
-    assert len(table) == len(kinds)
+    assert set(table) == {kind.code for kind in kinds}  # a refinement elsewhere reuses its code
 
 
 def test_each_error_response_lists_the_codes_of_its_status(doc: dict[str, Any]) -> None:
