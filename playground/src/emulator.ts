@@ -22,7 +22,8 @@ export async function refreshEmulator(announce = false): Promise<void> {
         .reverse()
         .map((r) => el("li", {}, `${r.model ?? "?"} — tools offered: ${(r.tools ?? []).join(", ") || "none"}; called: ${(r.called ?? []).join(", ") || "none"}`)),
     );
-    const summary = `Updated ${new Date().toLocaleTimeString()}; ${view.calls.total ?? 0} calls in all`;
+    const total = view.calls.total ?? 0;
+    const summary = `Updated ${new Date().toLocaleTimeString()}; ${total} model call${total === 1 ? "" : "s"} in all`;
     byId("emulator-updated").textContent = summary;
     status.textContent = announce ? summary : "";
   } catch (error) {
