@@ -3,6 +3,7 @@ playground` builds them): the client's types are generated from docs/openapi.jso
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ def npm() -> str:
     return found
 
 
+@functools.cache  # once per test session: the lock file does not change during it
 def install_client() -> None:
     """The client's locked development dependencies (openapi-typescript, typescript)."""
     done = subprocess.run(
@@ -30,6 +32,7 @@ def install_client() -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
 
+@functools.cache  # once per test session, for every test that needs the page or the client
 def build_playground() -> None:
     """The client (types generated, compiled), then the page that imports it."""
     install_client()
